@@ -1,0 +1,1 @@
+"""ebs: durable rebuild service for Fedora ELN on Temporal."""

@@ -1,0 +1,5 @@
+"""`python -m ebs` is the `ebs` command."""
+
+from ebs.cli import main
+
+main()

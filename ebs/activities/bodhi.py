@@ -1,0 +1,22 @@
+"""Bodhi activities: one-line adapters over ebs.bodhiclient.BodhiAdapter."""
+
+from __future__ import annotations
+
+from temporalio import activity
+
+from ebs.activities.errors import permanent_faults_fail_fast as fail_fast
+from ebs.activities.types import UpdateInfo, UpdateRequest
+from ebs.bodhiclient import BodhiAdapter
+
+
+class BodhiActivities:
+    def __init__(self, bodhi: BodhiAdapter) -> None:
+        self._bodhi = bodhi
+
+    @activity.defn(name="file_update")
+    @fail_fast
+    def file_update(self, req: UpdateRequest) -> UpdateInfo:
+        return self._bodhi.file_update(req)
+
+    def all(self) -> list:
+        return [self.file_update]

@@ -1,0 +1,1 @@
+"""Configuration: schema, loading, package lists and the rules derived from them."""

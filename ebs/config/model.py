@@ -1,0 +1,290 @@
+"""The configuration schema: the original ELNBuildSync YAML, plus ebs's own sections.
+
+Field names here are the contract other modules use; validation details and
+semantics live beside them in this package.  The original's format is read
+unchanged: its ``db`` block, the dynamic config's ``control.trigger_tag`` and an
+inline ``open_id_connect.client_secret`` are handled by ``ebs.config.loader``
+before validation.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+PRODUCTION_BODHI_URL = "https://bodhi.fedoraproject.org/"
+STAGING_BODHI_URL = "https://bodhi.stg.fedoraproject.org/"
+DEFAULT_CONTENT_RESOLVER = "https://tiny.distro.builders"
+DEFAULT_ORDERING = 1000
+
+
+def _check_regex(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as e:
+        raise ValueError(f"invalid regex {pattern!r}: {e.msg}") from None
+    return pattern
+
+
+def _check_http_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http(s) URL, got {url!r}")
+    return url
+
+
+def _none_as_empty_list(value: Any) -> Any:
+    # `exclude:` with every entry commented out is YAML null; mean "none".
+    return [] if value is None else value
+
+
+def _none_as_empty_dict(value: Any) -> Any:
+    return {} if value is None else value
+
+
+def _scalar_as_list(value: Any) -> Any:
+    # The original accepted `view: eln` as well as `view: [eln]`.
+    return [value] if isinstance(value, str) else value
+
+
+Regex = Annotated[str, AfterValidator(_check_regex)]
+HttpUrl = Annotated[str, AfterValidator(_check_http_url)]
+RegexList = Annotated[list[Regex], BeforeValidator(_none_as_empty_list)]
+NameList = Annotated[list[str], BeforeValidator(_scalar_as_list)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+
+
+def _auth_shorthand(value: Any) -> Any:
+    # `auth: none` / `auth: kerberos` as well as `auth: {method: kerberos, ...}`.
+    return {"method": value} if isinstance(value, str) else value
+
+
+class KojiAuth(_Strict):
+    method: Literal["kerberos", "none"] = "none"
+    principal: str | None = None
+    keytab: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return _auth_shorthand(value)
+
+    @model_validator(mode="after")
+    def _principal_with_keytab(self) -> KojiAuth:
+        if self.method == "kerberos" and bool(self.principal) != bool(self.keytab):
+            raise ValueError(
+                "kerberos auth takes both principal and keytab (or neither, to use the "
+                "existing credential cache)"
+            )
+        return self
+
+
+class KojiConfig(_Strict):
+    profile: str = "koji"
+    trigger_tag: str
+    build_target: str
+    stable_tag: str
+    scratch_build: bool = False
+    fail_fast: bool = False
+    wait_repo: bool = True
+    draft_builds: bool = True
+    username: str | None = None  # the Koji user ebs acts as (task/side-tag owner)
+    server: HttpUrl | None = None  # hub URL; overrides the profile's
+    weburl: HttpUrl | None = None
+    topurl: HttpUrl | None = None
+    auth: KojiAuth = KojiAuth()
+    multicall_chunk: int = Field(default=500, ge=1, le=5000)
+
+    @model_validator(mode="after")
+    def _production_waits_for_repos(self) -> KojiConfig:
+        if self.profile == "koji" and self.server is None and not self.wait_repo:
+            raise ValueError("wait_repo cannot be false with the production Koji profile 'koji'")
+        return self
+
+
+class BodhiAuth(_Strict):
+    method: Literal["kerberos", "none"] = "kerberos"
+    client_id: str | None = None
+    id_provider: HttpUrl | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, value: Any) -> Any:
+        return _auth_shorthand(value)
+
+
+class BodhiConfig(_Strict):
+    batch_size: int = Field(default=0, ge=0)  # 0: one update, no split
+    max_single_batch_size: int = Field(default=0, ge=0)
+    warn_timeout: float = Field(default=7 * 24 * 3600.0, gt=0)  # seconds
+    stable_timeout: float = Field(default=14 * 24 * 3600.0, gt=0)  # seconds
+    staging: bool | None = None
+    url: HttpUrl | None = None
+    auth: BodhiAuth = BodhiAuth()
+
+    def base_url(self) -> str:
+        """The Bodhi server: `url`, else staging or production Fedora Bodhi."""
+        if self.url:
+            return self.url
+        return STAGING_BODHI_URL if self.staging else PRODUCTION_BODHI_URL
+
+    @model_validator(mode="after")
+    def _anonymous_only_off_production(self) -> BodhiConfig:
+        if self.auth.method == "none":
+            host = urlsplit(self.base_url()).hostname
+            if host == urlsplit(PRODUCTION_BODHI_URL).hostname:
+                raise ValueError(
+                    "auth 'none' is for staging or sandbox Bodhi only; set bodhi.url "
+                    "or bodhi.staging: true"
+                )
+        return self
+
+
+class ControlConfig(_Strict):
+    skip_tag: RegexList = []
+    exclude: RegexList = []
+    ordering: Annotated[dict[Regex, int], BeforeValidator(_none_as_empty_dict)] = {}
+    pause: bool = False
+    status_interval: int = Field(default=600, gt=0)
+
+
+class EmailConfig(_Strict):
+    smtp_host: str
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_username: str = ""
+    from_: str = Field(alias="from")
+    recipients: list[str] = Field(min_length=1)
+    password_file: str | None = None
+    starttls: bool = True
+
+    @field_validator("recipients")
+    @classmethod
+    def _non_empty_addresses(cls, recipients: list[str]) -> list[str]:
+        for address in recipients:
+            if not address.strip():
+                raise ValueError("recipients must be non-empty addresses")
+        return recipients
+
+
+class OpenIdConnectConfig(_Strict):
+    auth_url: HttpUrl
+    client_id: str
+    token_endpoint: HttpUrl
+    userinfo_endpoint: str = ""
+    scopes: list[str] = ["openid", "profile", "https://id.fedoraproject.org/scope/groups"]
+    admin_groups: list[str]
+    issuer: str | None = None
+    audience: str | None = None
+    jwks_uri: str | None = None
+    client_secret_file: str | None = None  # --openid-client-secret-file overrides
+    # Accepted for the original's configs (with a warning); never printed.
+    client_secret: SecretStr | None = Field(default=None, repr=False)
+
+
+def _false_disables(value: Any) -> Any:
+    if value is False:
+        return None
+    if value is True:
+        raise ValueError("expected a mapping, or false to disable")
+    return value
+
+
+class Configuration(_Strict):
+    koji: KojiConfig
+    bodhi: BodhiConfig = BodhiConfig()
+    control: ControlConfig = ControlConfig()
+    email: EmailConfig | None = None  # `email: false` disables
+    open_id_connect: OpenIdConnectConfig | None = None  # `false` disables
+
+    _disabled_sections = field_validator("email", "open_id_connect", mode="before")(_false_disables)
+    _empty_sections = field_validator("bodhi", "control", mode="before")(_none_as_empty_dict)
+
+    @model_validator(mode="after")
+    def _koji_and_bodhi_agree(self) -> Configuration:
+        profile, staging = self.koji.profile, self.bodhi.staging
+        if profile == "koji" and staging is True and self.koji.server is None:
+            raise ValueError(
+                "koji.profile is 'koji' (production) but bodhi.staging is true; "
+                "production Koji needs production Bodhi"
+            )
+        if profile == "stg" and staging is False:
+            raise ValueError(
+                "koji.profile is 'stg' (staging) but bodhi.staging is false; "
+                "staging Koji needs staging Bodhi"
+            )
+        return self
+
+
+class AutoPackageList(_Strict):
+    view: NameList = Field(default=["eln"], min_length=1)
+    source: NameList = Field(default=["source", "buildroot-source"], min_length=1)
+    content_resolver: HttpUrl = DEFAULT_CONTENT_RESOLVER
+
+
+class Override(_Strict):
+    upstream_name: str | None = None
+
+
+class Components(_Strict):
+    autopackagelist: AutoPackageList | None = None
+    overrides: Annotated[
+        dict[str, Annotated[Override, BeforeValidator(_none_as_empty_dict)]],
+        BeforeValidator(_none_as_empty_dict),
+    ] = {}
+
+
+class TemporalConfig(_Strict):
+    address: str = "localhost:7233"
+    namespace: str = "default"
+    task_queue: str = "ebs"
+    tls: bool = False
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    api_key_file: str | None = None
+    profile: str | None = None  # a temporalio envconfig profile name
+    ui_url: str = "http://localhost:8233"
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> TemporalConfig:
+        if bool(self.tls_cert_file) != bool(self.tls_key_file):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        return self
+
+
+class Timers(_Strict):
+    lull: float = Field(default=60.0, gt=0)
+    task_poll: float = Field(default=300.0, gt=0)
+    repo_poll: float = Field(default=60.0, gt=0)
+    task_timeout: float = Field(default=24 * 3600.0, gt=0)
+    tag_timeout: float = Field(default=3600.0, gt=0)
+    stable_poll: float = Field(default=600.0, gt=0)
+    config_refresh: float = Field(default=900.0, gt=0)
+    sidetag_sweep: float = Field(default=12 * 3600.0, gt=0)
+    sidetag_grace: float = Field(default=48 * 3600.0, gt=0)
+
+
+class EbsConfig(_Strict):
+    configuration: Configuration
+    components: Components = Components()
+    temporal: TemporalConfig = TemporalConfig()
+    timers: Timers = Timers()
+
+    _empty_sections = field_validator("components", "temporal", "timers", mode="before")(
+        _none_as_empty_dict
+    )

@@ -1,0 +1,224 @@
+"""The Temporal side of the bridge: deliver a decision as a signal.
+
+`Forwarder.forward(decision)` returns once Temporal has durably accepted the
+signal (`SIGNALLED`), or says why not:
+
+* `NOT_FOUND`: the workflow is gone or closed; the message is stale;
+* `UNROUTED`: a repo event for a side tag no running batch waits on;
+* `REJECTED`: Temporal refused the request itself (invalid argument): retrying
+  the same message cannot help;
+* `UNAVAILABLE`: Temporal could not be reached or did not answer: the message
+  must go back to the queue.
+
+Repo events need to know which batch owns a side tag: the collector's routing
+query answers, cached for `routing_ttl` seconds. A tag missing from the cache
+re-queries at most every `routing_min_refresh` seconds, so a side tag created
+a moment ago is found while other people's side tags cost almost nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.service import RPCError, RPCStatusCode
+
+from ebs.ingest.decide import Decision, Drop, SignalRepo, SignalTag, SignalTask
+from ebs.workflows import types as t
+
+log = logging.getLogger(__name__)
+
+COLLECTOR_TYPE = "BatchCollector"
+
+# Answers that mean "this request is wrong", not "Temporal is not there".
+_REJECTED = frozenset(
+    {RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.OUT_OF_RANGE, RPCStatusCode.UNIMPLEMENTED}
+)
+
+
+class Outcome(enum.Enum):
+    SIGNALLED = "signalled"
+    NOT_FOUND = "not_found"
+    UNROUTED = "unrouted"
+    REJECTED = "rejected"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    detail: str = ""
+    workflow_id: str = ""
+
+
+class Unavailable(Exception):
+    """Temporal could not be reached (or did not answer in time)."""
+
+
+def _rpc_detail(err: RPCError) -> str:
+    return f"{err.status.name}: {err.message}"
+
+
+class Forwarder:
+    """Sends bridge decisions to Temporal. Runs on one asyncio loop."""
+
+    def __init__(
+        self,
+        connect: Callable[[], Awaitable[Client]],
+        task_queue: str,
+        *,
+        rpc_timeout: float = 10.0,
+        routing_ttl: float = 5.0,
+        routing_min_refresh: float = 1.0,
+        routing_failure_ttl: float = 30.0,
+        query_timeout: float = 3.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._connect = connect
+        self.task_queue = task_queue
+        self.rpc_timeout = timedelta(seconds=rpc_timeout)
+        self.routing_ttl = routing_ttl
+        self.routing_min_refresh = routing_min_refresh
+        self.routing_failure_ttl = routing_failure_ttl
+        self.query_timeout = timedelta(seconds=min(query_timeout, rpc_timeout))
+        self._clock = clock
+        self._client: Client | None = None
+        self._connect_lock: asyncio.Lock | None = None
+        self._routing: t.Routing | None = None
+        self._routing_at = float("-inf")
+        self._routing_failed = False
+        self._routing_lock: asyncio.Lock | None = None
+
+    async def client(self) -> Client:
+        """The Temporal client, connected on first use (and retried after a
+        failed first connect); raises Unavailable."""
+        if self._client is not None:
+            return self._client
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            if self._client is None:
+                try:
+                    self._client = await self._connect()
+                except (RuntimeError, RPCError, OSError) as err:
+                    raise Unavailable(f"cannot connect to Temporal: {err}") from err
+                log.info("connected to Temporal")
+            return self._client
+
+    async def forward(self, decision: Decision) -> Result:
+        try:
+            if isinstance(decision, SignalTag):
+                return await self._signal_tag(decision)
+            if isinstance(decision, SignalTask):
+                return await self._signal(
+                    decision.workflow_id, t.SIGNAL_TASK_STATE, decision.event
+                )
+            if isinstance(decision, SignalRepo):
+                return await self._signal_repo(decision)
+            if isinstance(decision, Drop):
+                raise TypeError("a Drop has nothing to forward")
+            raise TypeError(f"not a decision: {decision!r}")
+        except Unavailable as err:
+            return Result(Outcome.UNAVAILABLE, str(err))
+
+    async def _signal_tag(self, decision: SignalTag) -> Result:
+        client = await self.client()
+        try:
+            await client.start_workflow(
+                COLLECTOR_TYPE,
+                t.CollectorState(),
+                id=t.COLLECTOR_WORKFLOW_ID,
+                task_queue=self.task_queue,
+                start_signal=t.SIGNAL_TAG,
+                start_signal_args=[decision.event],
+                rpc_timeout=self.rpc_timeout,
+            )
+        except RPCError as err:
+            return self._failed(err, t.COLLECTOR_WORKFLOW_ID)
+        return Result(Outcome.SIGNALLED, workflow_id=t.COLLECTOR_WORKFLOW_ID)
+
+    async def _signal(self, workflow_id: str, signal: str, arg: object) -> Result:
+        client = await self.client()
+        try:
+            await client.get_workflow_handle(workflow_id).signal(
+                signal, arg, rpc_timeout=self.rpc_timeout
+            )
+        except RPCError as err:
+            return self._failed(err, workflow_id)
+        return Result(Outcome.SIGNALLED, workflow_id=workflow_id)
+
+    def _failed(self, err: RPCError, workflow_id: str) -> Result:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return Result(Outcome.NOT_FOUND, _rpc_detail(err), workflow_id)
+        if err.status in _REJECTED:
+            return Result(Outcome.REJECTED, _rpc_detail(err), workflow_id)
+        raise Unavailable(_rpc_detail(err)) from err
+
+    async def _signal_repo(self, decision: SignalRepo) -> Result:
+        tag = decision.event.tag
+        routing = await self.routing(tag)
+        if not routing.batch_workflow_id or tag not in routing.side_tags:
+            return Result(Outcome.UNROUTED, f"no running batch waits on {tag}")
+        result = await self._signal(routing.batch_workflow_id, t.SIGNAL_REPO_EVENT, decision.event)
+        if result.outcome is Outcome.NOT_FOUND:
+            self._routing_at = float("-inf")  # that batch has finished: ask again next time
+        return result
+
+    async def routing(self, tag: str) -> t.Routing:
+        """The collector's routing, from cache when fresh enough for `tag`."""
+        if self._fresh(tag):
+            assert self._routing is not None
+            return self._routing
+        if self._routing_lock is None:
+            self._routing_lock = asyncio.Lock()
+        async with self._routing_lock:
+            if self._fresh(tag):  # another message refreshed it meanwhile
+                assert self._routing is not None
+                return self._routing
+            routing = await self._query_routing()
+            self._routing_failed = routing is None
+            self._routing = routing or t.Routing()
+            self._routing_at = self._clock()
+            return self._routing
+
+    def _fresh(self, tag: str) -> bool:
+        if self._routing is None:
+            return False
+        age = self._clock() - self._routing_at
+        if self._routing_failed:
+            return age < self.routing_failure_ttl
+        if tag in self._routing.side_tags:
+            return age < self.routing_ttl
+        return age < self.routing_min_refresh
+
+    async def _query_routing(self) -> t.Routing | None:
+        """The routing; an empty one when there is no collector; None when the
+        collector cannot answer (no worker): repo events are a fast path only
+        (batches also poll their repos), so they go unrouted for
+        `routing_failure_ttl` rather than block the queue."""
+        client = await self.client()
+        handle = client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
+        try:
+            return await handle.query(
+                t.QUERY_ROUTING, result_type=t.Routing, rpc_timeout=self.query_timeout
+            )
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return t.Routing()
+            if err.status == RPCStatusCode.UNAVAILABLE:
+                raise Unavailable(_rpc_detail(err)) from err
+            detail = _rpc_detail(err)
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            detail = str(err)
+        log.warning(
+            "routing query to the collector failed (%s); repo events go unrouted for %.0f s",
+            detail,
+            self.routing_failure_ttl,
+        )
+        return None

@@ -1,0 +1,186 @@
+"""`ebs ingest`: run the bridge until SIGTERM/SIGINT.
+
+Configuration: the ebs config (trigger tag, eligibility, Koji user, Temporal)
+and fedora-messaging's standard TOML (broker, queue, bindings, QoS, logging),
+from --messaging-config, else $FEDORA_MESSAGING_CONF, else
+/etc/fedora-messaging/config.toml. Examples: ebs/ingest/conf/.
+
+On SIGTERM the bridge stops consuming, lets in-flight messages settle (their
+signals finish, or they go back to the queue) and exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from ebs.bus import load_messaging_config
+from ebs.config.holder import ConfigHolder
+from ebs.ingest.bridge import DEFAULT_CONSUMERS, Bridge
+from ebs.ingest.forward import Forwarder, Unavailable
+from ebs.ingest.rules import rules_of
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_CONFIG = 2
+
+
+def consumer_count(explicit: int | None) -> int:
+    """--consumers, else `consumers` in the TOML's [consumer_config], else 4."""
+    if explicit is not None:
+        return explicit
+    from fedora_messaging import config as fm_config
+
+    value = (fm_config.conf.get("consumer_config") or {}).get("consumers", DEFAULT_CONSUMERS)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"consumer_config.consumers must be a positive integer, not {value!r}")
+    return value
+
+
+async def serve(
+    holder: ConfigHolder,
+    *,
+    consumers: int = DEFAULT_CONSUMERS,
+    stop: asyncio.Event | None = None,
+    refresh_config: bool = True,
+    on_started: Callable[[Bridge], None] | None = None,
+) -> int:
+    """Run the bridge on the running loop until `stop` is set; the exit status.
+
+    fedora-messaging's configuration must be loaded (ebs.bus.load_messaging_config).
+    """
+    from ebs.temporal_client import connect
+
+    cfg = holder.current().config
+    stop = stop or asyncio.Event()
+    fatal: list[BaseException] = []
+    loop = asyncio.get_running_loop()
+
+    def on_fatal(err: BaseException) -> None:
+        fatal.append(err)
+        loop.call_soon_threadsafe(stop.set)
+
+    forwarder = Forwarder(lambda: connect(cfg.temporal), cfg.temporal.task_queue)
+    try:
+        await forwarder.client()
+    except Unavailable as err:
+        log.warning("%s; messages wait in the queue until it answers", err)
+    bridge = Bridge(rules_of(holder), forwarder, loop, consumers=consumers, on_fatal=on_fatal)
+    await asyncio.to_thread(bridge.start)
+    if on_started is not None:
+        on_started(bridge)
+    refresher = asyncio.create_task(holder.refresh_forever()) if refresh_config else None
+    try:
+        await stop.wait()
+    finally:
+        log.info("stopping: finishing in-flight messages")
+        await asyncio.to_thread(bridge.stop)
+        if refresher is not None:
+            refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await refresher
+    if fatal:
+        log.error("the bridge stopped because a consumer failed: %r", fatal[0])
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ebs ingest", description="The bus bridge: Koji messages to the ebs workflows."
+    )
+    parser.add_argument("--config", "-c", dest="config_path", help="the ebs configuration")
+    parser.add_argument(
+        "--messaging-config",
+        metavar="TOML",
+        help="fedora-messaging configuration (default: $FEDORA_MESSAGING_CONF, "
+        "else /etc/fedora-messaging/config.toml)",
+    )
+    parser.add_argument(
+        "--consumers",
+        type=int,
+        help=f"parallel consumers on the queue (default: consumer_config.consumers, "
+        f"else {DEFAULT_CONSUMERS})",
+    )
+    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
+    parser.add_argument("--metrics-addr", default="127.0.0.1", help="address for --metrics-port")
+    parser.add_argument(
+        "--no-logging-config",
+        action="store_true",
+        help="leave logging alone instead of applying the TOML's [log_config]",
+    )
+    return parser
+
+
+def _rawhide_resolver(config_path: str) -> Callable[[], str] | None:
+    """Bodhi's Rawhide stable tag, for trigger_tag: rawhide (ebs.bodhiclient)."""
+    try:
+        from ebs.bodhiclient import rawhide_resolver  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return rawhide_resolver(config_path)  # type: ignore[no-any-return]
+
+
+def run(
+    config_path: str | None = None,
+    *args: str | None,
+    messaging_config: str | None = None,
+    consumers: int | None = None,
+    metrics_port: int | None = None,
+) -> int:
+    """`ebs ingest`: blocks until SIGTERM/SIGINT; the exit status.
+
+    `args` are further command-line options (--messaging-config, --consumers,
+    --metrics-port, ...); a lone non-option argument is the messaging config.
+    """
+    argv = [a for a in args if a is not None]
+    if len(argv) == 1 and not argv[0].startswith("-"):
+        argv = ["--messaging-config", argv[0]]
+    opts = _parser().parse_args(argv)
+    config_path = config_path or opts.config_path
+    if not config_path:
+        print("ebs ingest: --config is required", file=sys.stderr)
+        return EXIT_CONFIG
+    messaging_config = messaging_config or opts.messaging_config
+    try:
+        load_messaging_config(messaging_config)
+        n = consumer_count(consumers if consumers is not None else opts.consumers)
+    except Exception as err:  # ConfigurationException, ValueError
+        print(f"ebs ingest: fedora-messaging configuration: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    if not opts.no_logging_config:
+        from fedora_messaging import config as fm_config
+
+        fm_config.conf.setup_logging()
+    port = metrics_port if metrics_port is not None else opts.metrics_port
+    if port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(port, addr=opts.metrics_addr)
+    holder = ConfigHolder(config_path, resolve_rawhide=_rawhide_resolver(config_path))
+    try:
+        holder.load()
+    except Exception as err:
+        print(f"ebs ingest: {err}", file=sys.stderr)
+        return EXIT_CONFIG
+    return asyncio.run(_main(holder, n))
+
+
+async def _main(holder: ConfigHolder, consumers: int) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(ValueError, NotImplementedError):  # not the main thread
+            loop.add_signal_handler(sig, stop.set)
+    return await serve(holder, consumers=consumers, stop=stop)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(None, *(sys.argv[1:] if argv is None else argv))

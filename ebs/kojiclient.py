@@ -1,0 +1,617 @@
+"""The one module through which ebs talks to Koji.
+
+`KojiAdapter` wraps an unmodified ``koji.ClientSession`` (one per thread, as
+sessions are not thread-safe) and returns the dataclasses of
+ebs.activities.types, so an activity is a one-line call. Calls about many items
+go out as multicalls of ``multicall_chunk`` calls; ``on_progress`` runs after
+each chunk so a long activity can heartbeat.
+
+Errors. Retrying is Temporal's job, so the adapter never retries; it sorts
+failures into two kinds:
+
+* ``KojiPermanentError``: retrying cannot help. Authentication failures
+  (AuthError, AuthLockError, GSSAPIAuthError: a bad keytab/principal is the
+  usual cause), permission/policy denials (ActionNotAllowed), calls Koji
+  rejects as malformed (ParameterError, FunctionDeprecated, "Invalid method"),
+  unknown build targets or tags, SCM URLs Koji refuses, a missing client
+  profile, and HTTP 400/401/403/404 from the hub.
+* anything else propagates as itself and is transient: connection errors,
+  timeouts, HTTP 5xx/408/429, LockError, ServerOffline, AuthExpired,
+  Sequence/RetryError and faults whose text names no permanent cause.
+
+Per-item faults inside a multicall are reported in the result where the result
+type has room for them (SubmitFailure, TagFailure, Promotion.reason,
+KojiBuild.reason); a transient per-item fault raises after the whole batch
+was sent, and the idempotent operations find their earlier work on the retry.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import koji
+import requests
+
+from ebs.activities.types import (
+    BuildLookupRequest,
+    BuildLookupResult,
+    BuildTarget,
+    CancelRequest,
+    KojiBuild,
+    LatestBuildsRequest,
+    LatestBuildsResult,
+    PromoteRequest,
+    PromoteResult,
+    Promotion,
+    RemoveSideTagRequest,
+    RepoState,
+    RepoStateRequest,
+    SideTag,
+    SideTagRequest,
+    StableCheckRequest,
+    StableCheckResult,
+    SubmitFailure,
+    SubmitRequest,
+    SubmitResult,
+    SubmittedTask,
+    TagBuildsRequest,
+    TagBuildsResult,
+    TagFailure,
+    TaskBuild,
+    TaskBuildsResult,
+    TaskPollRequest,
+    TaskPollResult,
+    TaskStatus,
+)
+from ebs.config.model import KojiConfig
+from ebs.metrics import KOJI_CALLS, KOJI_LATENCY
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[], None] | None
+
+# The key under which a side tag remembers which request made it.
+SIDE_TAG_KEY = "ebs_request_key"
+# build opts key carrying the workflow id (the bridge routes task events by it).
+WORKFLOW_ID_KEY = "ebs_workflow_id"
+
+PERMANENT_FAULT_CODES = frozenset({
+    koji.AuthError.faultCode, koji.ActionNotAllowed.faultCode, koji.AuthLockError.faultCode,
+    koji.FunctionDeprecated.faultCode, koji.ParameterError.faultCode,
+    koji.ConfigurationError.faultCode, koji.GSSAPIAuthError.faultCode,
+    koji.NameValidationError.faultCode,
+})
+TRANSIENT_FAULT_CODES = frozenset({
+    koji.LockError.faultCode, koji.AuthExpired.faultCode, koji.SequenceError.faultCode,
+    koji.RetryError.faultCode, koji.ServerOffline.faultCode,
+})
+# Fault texts (any code) that name a cause a retry cannot fix.
+PERMANENT_FAULT_TEXT = re.compile(
+    r"no such build target|no such tag|no such taginfo|not in the list of allowed scms|"
+    r"invalid scm url|not logged-in|permission|not allowed|policy violation|invalid method|"
+    r"parameter error|not your sidetag|not a sidetag", re.IGNORECASE)
+# Faults about the whole session rather than one item of a multicall.
+GLOBAL_FAULT_TEXT = re.compile(r"not logged-in|no such build target|permission", re.IGNORECASE)
+PERMANENT_HTTP = frozenset({400, 401, 403, 404, 405})
+
+
+class KojiPermanentError(Exception):
+    """A Koji failure that retrying cannot fix (see the module docstring)."""
+
+    def __init__(self, message: str, fault_code: int | None = None) -> None:
+        super().__init__(message)
+        self.fault_code = fault_code
+
+
+def is_permanent_fault(exc: BaseException) -> bool:
+    code = getattr(exc, "faultCode", None)
+    if code in TRANSIENT_FAULT_CODES:
+        return False
+    if code in PERMANENT_FAULT_CODES:
+        return True
+    return bool(PERMANENT_FAULT_TEXT.search(str(exc)))
+
+
+def _is_global_fault(exc: BaseException) -> bool:
+    code = getattr(exc, "faultCode", None)
+    return code in (koji.AuthError.faultCode, koji.AuthLockError.faultCode,
+                    koji.GSSAPIAuthError.faultCode) or bool(GLOBAL_FAULT_TEXT.search(str(exc)))
+
+
+def _permanent_from(exc: BaseException) -> KojiPermanentError:
+    return KojiPermanentError(f"{type(exc).__name__}: {exc}", getattr(exc, "faultCode", None))
+
+
+class _MeteredSession(koji.ClientSession):  # type: ignore[misc]
+    """ClientSession that counts every HTTP request it makes, by hub method."""
+
+    _ebs_method = "unknown"
+
+    def _callMethod(self, name: str, args: Any, kwargs: Any = None, retry: bool = True) -> Any:
+        if not self.multicall:
+            self._ebs_method = name
+        return super()._callMethod(name, args, kwargs, retry)
+
+    def _sendOneCall(self, handler: str, headers: Any, request: Any) -> Any:
+        label = self._ebs_method
+        KOJI_CALLS.labels(label).inc()
+        start = time.monotonic()
+        try:
+            return super()._sendOneCall(handler, headers, request)
+        finally:
+            KOJI_LATENCY.labels(label).observe(time.monotonic() - start)
+
+
+class KojiAdapter:
+    def __init__(self, cfg: KojiConfig, *, timeout: float = 300.0, tag_wait: float = 120.0,
+                 session_factory: Callable[[], koji.ClientSession] | None = None) -> None:
+        """timeout: per HTTP request; tag_wait: how long tag_builds waits for its
+        tagBuild tasks before reporting the rest as requested."""
+        self.cfg = cfg
+        self.timeout = timeout
+        self.tag_wait = tag_wait
+        self._session_factory = session_factory
+        self._local = threading.local()
+        self._sessions: list[koji.ClientSession] = []
+        self._sessions_lock = threading.Lock()
+        self._username: str | None = cfg.username
+        self._user_id: int | None = None
+        self.server, self.weburl, self._profile_opts = self._resolve_endpoints(cfg)
+
+    # ------------------------------------------------------------ sessions
+    @staticmethod
+    def _resolve_endpoints(cfg: KojiConfig) -> tuple[str, str, dict[str, Any]]:
+        if cfg.server:
+            weburl = cfg.weburl or re.sub(r"/kojihub/?$", "/koji", cfg.server)
+            return cfg.server, weburl, {}
+        try:
+            profile = koji.read_config(cfg.profile)
+        except (koji.ConfigurationError, koji.GenericError) as exc:
+            raise KojiPermanentError(f"Koji profile {cfg.profile!r}: {exc}") from exc
+        weburl = cfg.weburl or str(profile.get("weburl") or "")
+        return str(profile["server"]), weburl, koji.grab_session_options(profile)
+
+    def _session(self) -> koji.ClientSession:
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._new_session()
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
+
+    def _new_session(self) -> koji.ClientSession:
+        if self._session_factory is not None:
+            return self._session_factory()
+        opts = dict(self._profile_opts)
+        # No retries inside the client: Temporal retries, with backoff and a budget.
+        opts.update({"anon_retry": False, "max_retries": 0, "retry_interval": 1,
+                     "timeout": self.timeout})
+        session = _MeteredSession(self.server, opts=opts)
+        auth = self.cfg.auth
+        if auth.method == "kerberos":
+            try:
+                session.gssapi_login(principal=auth.principal, keytab=auth.keytab)
+            except koji.GenericError as exc:
+                raise _permanent_from(exc) from exc
+        return session
+
+    def close(self) -> None:
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            try:
+                if session.logged_in:
+                    session.logout()
+            except Exception:  # closing: nothing useful to do about it
+                log.debug("koji logout failed", exc_info=True)
+        self._local = threading.local()
+
+    def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return getattr(self._session(), method)(*args, **kwargs)
+        except koji.GenericError as exc:
+            if is_permanent_fault(exc):
+                raise _permanent_from(exc) from exc
+            raise
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else 0
+            if status in PERMANENT_HTTP:
+                raise KojiPermanentError(f"Koji hub answered HTTP {status} to {method}") from exc
+            raise
+
+    def _multicall(self, calls: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]],
+                   on_progress: Progress = None) -> list[Any]:
+        """Results in call order; a faulted call's entry is the koji exception."""
+        out: list[Any] = []
+        chunk = self.cfg.multicall_chunk
+        for start in range(0, len(calls), chunk):
+            batch = calls[start:start + chunk]
+            try:
+                mc = self._session().multicall(strict=False)
+                for method, args, kwargs in batch:
+                    getattr(mc, method)(*args, **kwargs)
+                results = mc.call_all()
+            except koji.GenericError as exc:
+                if is_permanent_fault(exc):
+                    raise _permanent_from(exc) from exc
+                raise
+            except requests.HTTPError as exc:
+                status = exc.response.status_code if exc.response is not None else 0
+                if status in PERMANENT_HTTP:
+                    raise KojiPermanentError(f"Koji hub answered HTTP {status} to multiCall") \
+                        from exc
+                raise
+            for entry in results:
+                if isinstance(entry, dict) and "faultCode" in entry:
+                    err = koji.convertFault(koji.Fault(entry["faultCode"], entry["faultString"]))
+                    out.append(err if isinstance(err, koji.GenericError)
+                               else koji.GenericError(entry["faultString"]))
+                else:
+                    out.append(entry[0])
+            if on_progress is not None:
+                on_progress()
+        return out
+
+    @staticmethod
+    def _raise_if_transient(results: Sequence[Any]) -> None:
+        for r in results:
+            if isinstance(r, koji.GenericError) and not is_permanent_fault(r):
+                raise r
+
+    @staticmethod
+    def _raise_if_global(results: Sequence[Any]) -> None:
+        for r in results:
+            if isinstance(r, koji.GenericError) and is_permanent_fault(r) and _is_global_fault(r):
+                raise _permanent_from(r) from r
+
+    # ------------------------------------------------------------- identity
+    @property
+    def username(self) -> str:
+        if self._username is None:
+            info = self._call("getLoggedInUser")
+            if not info:
+                raise KojiPermanentError(
+                    "cannot tell which Koji user ebs acts as: not logged in and no "
+                    "koji.username configured")
+            self._username = str(info["name"])
+        return self._username
+
+    @property
+    def user_id(self) -> int:
+        if self._user_id is None:
+            info = self._call("getUser", self.username)
+            if not info:
+                raise KojiPermanentError(f"no such Koji user: {self.username}")
+            self._user_id = int(info["id"])
+        return self._user_id
+
+    def task_url(self, task_id: int) -> str:
+        return f"{self.weburl.rstrip('/')}/taskinfo?taskID={task_id}"
+
+    # --------------------------------------------------------------- lookups
+    def get_build_target(self, name: str) -> BuildTarget:
+        info = self._call("getBuildTarget", name)
+        if not info:
+            raise KojiPermanentError(f"No such build target: {name}")
+        return BuildTarget(info["name"], info["build_tag_name"], info["dest_tag_name"])
+
+    @staticmethod
+    def _koji_build(info: dict[str, Any], nvr: str | None = None) -> KojiBuild:
+        state = info.get("state")
+        reason = "" if state == koji.BUILD_STATES["COMPLETE"] else \
+            f"build is {koji.BUILD_STATES.get(state) or state}"
+        return KojiBuild(nvr=nvr or info["nvr"], found=True, build_id=int(info["id"]),
+                         component=info.get("name") or info.get("package_name") or "",
+                         source=info.get("source") or "", task_id=int(info.get("task_id") or 0),
+                         draft=bool(info.get("draft")),
+                         creation_ts=float(info.get("creation_ts") or 0.0), reason=reason)
+
+    def get_builds(self, req: BuildLookupRequest, on_progress: Progress = None
+                   ) -> BuildLookupResult:
+        results = self._multicall([("getBuild", (nvr,), {}) for nvr in req.nvrs], on_progress)
+        self._raise_if_transient(results)
+        builds = []
+        for nvr, r in zip(req.nvrs, results, strict=True):
+            if isinstance(r, koji.GenericError):
+                builds.append(KojiBuild(nvr=nvr, found=False, reason=str(r)))
+            elif not r:
+                builds.append(KojiBuild(nvr=nvr, found=False, reason="no such build"))
+            else:
+                builds.append(self._koji_build(r, nvr))
+        return BuildLookupResult(builds)
+
+    def latest_builds(self, req: LatestBuildsRequest, on_progress: Progress = None
+                      ) -> LatestBuildsResult:
+        results = self._multicall(
+            [("getLatestBuilds", (req.tag,), {"package": c}) for c in req.components],
+            on_progress)
+        self._raise_if_global(results)
+        self._raise_if_transient(results)
+        builds = []
+        for component, r in zip(req.components, results, strict=True):
+            if isinstance(r, koji.GenericError):
+                builds.append(KojiBuild(nvr="", found=False, component=component, reason=str(r)))
+            elif not r:
+                builds.append(KojiBuild(nvr="", found=False, component=component,
+                                        reason=f"no build of {component} in {req.tag}"))
+            else:
+                builds.append(self._koji_build(r[0]))
+        return LatestBuildsResult(builds)
+
+    # -------------------------------------------------------------- side tags
+    def create_side_tag(self, req: SideTagRequest) -> SideTag:
+        """Create a side tag of base_tag, or find the one an earlier try made.
+
+        The request key is stored in the tag's extra (editSideTag needs the
+        sidetag_admin permission for that; without it the tag is still made,
+        but a retry cannot recognise it and the sweeper removes the orphan).
+        """
+        ours = self._call("listSideTags", basetag=req.base_tag, user=self.username)
+        if ours:
+            infos = self._multicall([("getTag", (t["id"],), {}) for t in ours])
+            for info in infos:
+                if isinstance(info, dict) and (info.get("extra") or {}).get(SIDE_TAG_KEY) \
+                        == req.key:
+                    return SideTag(info["name"], int(info["id"]), reused=True)
+        created = self._call("createSideTag", req.base_tag)
+        try:
+            self._call("editSideTag", created["name"], extra={SIDE_TAG_KEY: req.key})
+        except (KojiPermanentError, koji.GenericError) as exc:
+            log.warning("side tag %s: cannot record request key %s (%s); a retry of this "
+                        "request will not find it", created["name"], req.key, exc)
+        return SideTag(created["name"], int(created["id"]))
+
+    def list_side_tags(self) -> list[SideTag]:
+        return [SideTag(t["name"], int(t["id"]))
+                for t in self._call("listSideTags", user=self.username)]
+
+    def side_tag_key(self, name: str) -> str | None:
+        """The request key recorded on a side tag (None if none or gone)."""
+        info = self._call("getTag", name)
+        return None if not info else (info.get("extra") or {}).get(SIDE_TAG_KEY)
+
+    def remove_side_tag(self, req: RemoveSideTagRequest) -> None:
+        try:
+            self._call("removeSideTag", req.name)
+        except KojiPermanentError as exc:
+            if re.search(r"no such tag", str(exc), re.IGNORECASE):
+                return  # already gone: what we wanted
+            raise
+
+    # ---------------------------------------------------------------- tagging
+    def tag_builds(self, req: TagBuildsRequest, on_progress: Progress = None) -> TagBuildsResult:
+        """Tag builds (tagBuild tasks) and wait up to tag_wait for those tasks.
+
+        Builds already in the tag count as tagged; tasks still running after
+        tag_wait are reported as tagged too (RepoState.missing tells the truth).
+        """
+        present = {b["nvr"] for b in self._call("listTagged", req.tag)}
+        todo = [nvr for nvr in dict.fromkeys(req.nvrs) if nvr not in present]
+        results = self._multicall([("tagBuild", (req.tag, nvr), {}) for nvr in todo],
+                                  on_progress)
+        self._raise_if_global(results)
+        self._raise_if_transient(results)
+        tagged = [nvr for nvr in req.nvrs if nvr in present]
+        failed: list[TagFailure] = []
+        tasks: dict[int, str] = {}
+        for nvr, r in zip(todo, results, strict=True):
+            if isinstance(r, koji.GenericError):
+                if "already tagged" in str(r):
+                    tagged.append(nvr)
+                else:
+                    failed.append(TagFailure(nvr, str(r)))
+            else:
+                tasks[int(r)] = nvr
+        for task_id, state, reason in self._wait_tasks(list(tasks), self.tag_wait, on_progress):
+            nvr = tasks[task_id]
+            if state in ("FAILED", "CANCELED") and "already tagged" not in reason:
+                failed.append(TagFailure(nvr, reason or f"tagBuild task {task_id} {state}"))
+            else:
+                tagged.append(nvr)
+        last_event = int(self._call("getLastEvent")["id"])
+        return TagBuildsResult(tagged=tagged, failed=failed, last_event=last_event)
+
+    def _wait_tasks(self, task_ids: list[int], wait: float, on_progress: Progress
+                    ) -> list[tuple[int, str, str]]:
+        """Poll tasks until finished or `wait` seconds pass: (id, state, reason)."""
+        deadline = time.monotonic() + wait
+        pause = 0.05
+        pending = list(task_ids)
+        done: list[tuple[int, str, str]] = []
+        while pending:
+            polled = self.poll_tasks(TaskPollRequest(pending), on_progress).tasks
+            finished = [t for t in polled if t.state in ("CLOSED", "FAILED", "CANCELED")]
+            done += [(t.task_id, t.state, t.reason) for t in finished]
+            pending = [t.task_id for t in polled if t not in finished]
+            if not pending or time.monotonic() + pause > deadline:
+                break
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
+        return done + [(tid, "OPEN", "") for tid in pending]
+
+    def repo_state(self, req: RepoStateRequest) -> RepoState:
+        repo, listing = self._multicall([("getRepo", (req.tag,), {}),
+                                         ("listTagged", (req.tag,), {})])
+        for r in (repo, listing):
+            if isinstance(r, koji.GenericError):
+                raise _permanent_from(r) if is_permanent_fault(r) else r
+        events = {b["nvr"]: int(b.get("create_event") or 0) for b in listing}
+        missing = [nvr for nvr in req.nvrs if nvr not in events]
+        # The repo must postdate the tagging of every build we wait for.
+        need = max([req.min_event] + [events[n] for n in req.nvrs if n in events])
+        if not repo:
+            return RepoState(req.tag, False, missing=missing)
+        create_event = int(repo["create_event"])
+        ready = (repo.get("state") == koji.REPO_STATES["READY"] and not missing
+                 and create_event >= need)
+        return RepoState(req.tag, ready, repo_id=int(repo["id"]), create_event=create_event,
+                         missing=missing)
+
+    # ---------------------------------------------------------------- builds
+    def _build_opts(self, req: SubmitRequest) -> dict[str, Any]:
+        opts: dict[str, Any] = {"scratch": True} if req.scratch else (
+            {"draft": True} if req.draft else {})
+        if req.fail_fast:
+            opts["fail_fast"] = True
+        if req.wait_repo:
+            opts["wait_repo"] = True
+        if req.workflow_id:
+            opts["custom_user_metadata"] = {WORKFLOW_ID_KEY: req.workflow_id}
+        return opts
+
+    def _earlier_tasks(self, req: SubmitRequest) -> dict[tuple[str, str], int]:
+        """Our build tasks since not_before, by (src, target), newest winning."""
+        rows = self._call("listTasks", opts={
+            "owner": self.user_id, "method": "build", "createdAfter": req.not_before,
+            "decode": True}, queryOpts={"order": "id"})
+        found: dict[tuple[str, str], int] = {}
+        for row in rows:
+            request = row.get("request") or []
+            if len(request) < 2 or row.get("parent") is not None:
+                continue
+            if row.get("state") == koji.TASK_STATES["CANCELED"]:
+                continue
+            opts = request[2] if len(request) > 2 and isinstance(request[2], dict) else {}
+            meta = (opts.get("custom_user_metadata") or {}).get(WORKFLOW_ID_KEY)
+            if req.workflow_id and meta is not None and meta != req.workflow_id:
+                continue
+            if bool(opts.get("scratch")) != req.scratch:
+                continue
+            found[(str(request[0]), str(request[1]))] = int(row["id"])
+        return found
+
+    def submit_builds(self, req: SubmitRequest, on_progress: Progress = None) -> SubmitResult:
+        """Submit build tasks; tasks of ours for the same src+target created since
+        not_before (an earlier try whose answer was lost) are reused."""
+        earlier = self._earlier_tasks(req)
+        result = SubmitResult()
+        todo = []
+        for spec in req.builds:
+            task_id = earlier.get((spec.scm_url, req.target))
+            if task_id is not None:
+                result.submitted.append(SubmittedTask(spec.component, task_id, reused=True))
+            else:
+                todo.append(spec)
+        opts = self._build_opts(req)
+        results = self._multicall(
+            [("build", (spec.scm_url, req.target, opts), {"priority": req.priority})
+             for spec in todo], on_progress)
+        self._raise_if_global(results)
+        transient: koji.GenericError | None = None
+        for spec, r in zip(todo, results, strict=True):
+            if isinstance(r, koji.GenericError):
+                if is_permanent_fault(r):
+                    result.failed.append(SubmitFailure(spec.component, str(r)))
+                else:
+                    transient = transient or r
+            else:
+                result.submitted.append(SubmittedTask(spec.component, int(r)))
+        if transient is not None:
+            raise transient
+        log.info("koji: %s: submitted %d, reused %d, failed %d", req.label or req.target,
+                 sum(not t.reused for t in result.submitted),
+                 sum(t.reused for t in result.submitted), len(result.failed))
+        return result
+
+    def poll_tasks(self, req: TaskPollRequest, on_progress: Progress = None) -> TaskPollResult:
+        infos = self._multicall([("getTaskInfo", (tid,), {}) for tid in req.task_ids],
+                                on_progress)
+        self._raise_if_transient(infos)
+        statuses: list[TaskStatus] = []
+        failed: list[int] = []
+        for tid, info in zip(req.task_ids, infos, strict=True):
+            if isinstance(info, koji.GenericError) or not info:
+                statuses.append(TaskStatus(tid, "FAILED", reason=f"no such task: {tid}"))
+                continue
+            state = koji.TASK_STATES[info["state"]]
+            statuses.append(TaskStatus(tid, state,
+                                       reason="canceled" if state == "CANCELED" else ""))
+            if state == "FAILED":
+                failed.append(tid)
+        if failed:
+            reasons = self._multicall([("getTaskResult", (tid,), {}) for tid in failed],
+                                      on_progress)
+            by_id = {tid: r for tid, r in zip(failed, reasons, strict=True)}
+            for status in statuses:
+                if status.task_id in by_id:
+                    r = by_id[status.task_id]
+                    status.reason = str(r) if isinstance(r, Exception) else \
+                        f"task failed: {r!r}"
+        return TaskPollResult(statuses)
+
+    def cancel_tasks(self, req: CancelRequest, on_progress: Progress = None) -> None:
+        results = self._multicall([("cancelTask", (tid,), {}) for tid in req.task_ids],
+                                  on_progress)
+        self._raise_if_transient(results)
+        errors = [f"{tid}: {r}" for tid, r in zip(req.task_ids, results, strict=True)
+                  if isinstance(r, koji.GenericError) and "no such task" not in str(r).lower()]
+        if errors:
+            raise KojiPermanentError("cannot cancel tasks: " + "; ".join(errors))
+
+    def task_builds(self, req: TaskPollRequest, on_progress: Progress = None
+                    ) -> TaskBuildsResult:
+        results = self._multicall([("listBuilds", (), {"taskID": tid}) for tid in req.task_ids],
+                                  on_progress)
+        self._raise_if_transient(results)
+        out = []
+        for tid, r in zip(req.task_ids, results, strict=True):
+            if isinstance(r, koji.GenericError) or not r:
+                out.append(TaskBuild(tid, found=False))
+            else:
+                b = max(r, key=lambda b: b["id"])
+                out.append(TaskBuild(tid, int(b["id"]), b["nvr"], bool(b.get("draft"))))
+        return TaskBuildsResult(out)
+
+    def promote_builds(self, req: PromoteRequest, on_progress: Progress = None) -> PromoteResult:
+        """Promote draft builds. One already promoted (an earlier try) counts as
+        promoted; one whose final NVR exists already is promoted=False."""
+        results = self._multicall([("promoteBuild", (bid,), {}) for bid in req.build_ids],
+                                  on_progress)
+        self._raise_if_global(results)
+        # "Cannot promote build X. Reason: ..." is about that build: not retryable.
+        self._raise_if_transient(
+            [r for r in results if "cannot promote build" not in str(r).lower()])
+        promotions: list[Promotion] = []
+        recheck: list[int] = []
+        for bid, r in zip(req.build_ids, results, strict=True):
+            if isinstance(r, koji.GenericError):
+                if "not a draft" in str(r).lower():
+                    recheck.append(bid)
+                promotions.append(Promotion(bid, False, reason=str(r)))
+            else:
+                promotions.append(Promotion(bid, True, nvr=r["nvr"]))
+        if recheck:
+            infos = self._multicall([("getBuild", (bid,), {}) for bid in recheck])
+            by_id = {bid: info for bid, info in zip(recheck, infos, strict=True)}
+            for p in promotions:
+                info = by_id.get(p.build_id)
+                if isinstance(info, dict) and not info.get("draft") and \
+                        info.get("promoter_id") is not None:
+                    p.promoted, p.nvr, p.reason = True, info["nvr"], ""
+        return PromoteResult(promotions)
+
+    def check_stable(self, req: StableCheckRequest, on_progress: Progress = None
+                     ) -> StableCheckResult:
+        """Which NVRs are tagged in the stable tag."""
+        names: dict[str, str] = {}
+        for nvr in req.nvrs:
+            try:
+                names[nvr] = str(koji.parse_NVR(nvr)["name"])
+            except koji.GenericError as exc:
+                raise KojiPermanentError(f"not an NVR: {nvr!r}") from exc
+        packages = list(dict.fromkeys(names.values()))
+        results = self._multicall(
+            [("listTagged", (req.tag,), {"package": p}) for p in packages], on_progress)
+        self._raise_if_global(results)
+        for r in results:
+            if isinstance(r, koji.GenericError):
+                raise _permanent_from(r) if is_permanent_fault(r) else r
+        present = {b["nvr"] for rows in results for b in rows}
+        return StableCheckResult(stable=[n for n in req.nvrs if n in present],
+                                 pending=[n for n in req.nvrs if n not in present])

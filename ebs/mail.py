@@ -1,0 +1,364 @@
+"""Email notifications: the one module through which ebs talks SMTP.
+
+What is sent follows the original ELNBuildSync (subjects and the filterable
+``elnbuildsync-*`` headers), with ebs's additions marked below:
+
+=======================  ===============================  ==================================
+kind                     Subject                          headers
+=======================  ===============================  ==================================
+build_failures           ELNBuildSync build failures      elnbuildsync-packages (original)
+stable_failure           ELNBuildSync update failure      elnbuildsync-updates (original)
+stable_warning (ebs)     ELNBuildSync update warning      elnbuildsync-updates
+permanent_failure (ebs)  ELNBuildSync batch failure       elnbuildsync-batch
+=======================  ===============================  ==================================
+
+Every message also carries ``elnbuildsync-batch`` (the batch id) and
+``elnbuildsync-kind`` (the kind above, also the metrics label), and the update
+and batch mails carry ``elnbuildsync-packages`` too, so one mail filter on package names catches
+every mail about a package. Header values are comma-separated lists
+("bash, zsh"). Like the original, one summary message per batch is sent, not
+one per package.
+
+Composing is pure (ebs types in, :class:`~email.message.EmailMessage` out);
+:func:`send` adds From/To/Date/Message-ID and talks SMTP; :func:`send_quietly`
+is what activities call: a mail problem is logged and counted, never raised,
+so it can never fail a batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import smtplib
+import ssl
+from collections.abc import Iterable
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid, parseaddr
+
+from ebs import metrics
+from ebs.config.model import EmailConfig
+from ebs.workflows.types import BatchResult, BatchSettings, PackageResult, PackageState
+
+logger = logging.getLogger(__name__)
+
+SUBJECT_BUILD_FAILURES = "ELNBuildSync build failures"
+SUBJECT_UPDATE_FAILURE = "ELNBuildSync update failure"
+SUBJECT_UPDATE_WARNING = "ELNBuildSync update warning"
+SUBJECT_BATCH_FAILURE = "ELNBuildSync batch failure"
+
+HEADER_PACKAGES = "elnbuildsync-packages"
+HEADER_UPDATES = "elnbuildsync-updates"
+HEADER_BATCH = "elnbuildsync-batch"
+HEADER_KIND = "elnbuildsync-kind"
+
+KIND_BUILD_FAILURES = "build_failures"
+KIND_STABLE_FAILURE = "stable_failure"
+KIND_STABLE_WARNING = "stable_warning"
+KIND_PERMANENT_FAILURE = "permanent_failure"
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class MailError(Exception):
+    """A message could not be sent; the text says what and why (never a password)."""
+
+
+# --------------------------------------------------------------------------- composing
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(i for i in items if i))
+
+
+def _header_list(items: Iterable[str]) -> str:
+    """A comma-separated header value; line breaks (never in real package names)
+    would make the header invalid, so they become spaces."""
+    return ", ".join(" ".join(i.split()) for i in _unique(items))
+
+
+def _human_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    parts = []
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        n, seconds = divmod(seconds, size)
+        if n:
+            parts.append(f"{n} {unit}{'s' if n != 1 else ''}")
+    if seconds or not parts:
+        parts.append(f"{seconds} second{'s' if seconds != 1 else ''}")
+    return " ".join(parts)
+
+
+def task_links(pkg: PackageResult, koji_weburl: str = "") -> list[str]:
+    """The Koji task pages of a package: its recorded URLs, else built from the ids."""
+    if pkg.task_urls:
+        return list(pkg.task_urls)
+    if koji_weburl:
+        base = koji_weburl.rstrip("/")
+        return [f"{base}/taskinfo?taskID={task_id}" for task_id in pkg.task_ids]
+    return [f"Koji task {task_id}" for task_id in pkg.task_ids]
+
+
+def _message(subject: str, kind: str, batch_id: str, body: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["Subject"] = subject
+    msg[HEADER_KIND] = kind
+    if batch_id:
+        msg[HEADER_BATCH] = _header_list([batch_id])
+    msg.set_content(body)
+    return msg
+
+
+def _footer(batch_id: str, settings: BatchSettings | None, extra: Iterable[str] = ()) -> str:
+    lines = [f"Batch: {batch_id}"]
+    lines.extend(extra)
+    if settings is not None:
+        if settings.build_target:
+            lines.append(f"Build target: {settings.build_target}")
+        if settings.config_version:
+            lines.append(f"Config version: {settings.config_version}")
+        if settings.temporal_ui_url:
+            lines.append(f"Temporal UI (search for the batch id): {settings.temporal_ui_url}")
+    return "\n".join(lines)
+
+
+def compose_build_failures(result: BatchResult, settings: BatchSettings) -> list[EmailMessage]:
+    """One summary message for the packages of a batch whose rebuild failed
+    (none when nothing failed), as the original sends at the end of a batch."""
+    failed = [p for p in result.packages if p.state == PackageState.FAILED.value]
+    if not failed:
+        return []
+    blocks = []
+    for pkg in failed:
+        head = f"* {pkg.component}"
+        if pkg.rawhide_nvr:
+            head += f" (from {pkg.rawhide_nvr})"
+        if pkg.attempts:
+            head += f", {pkg.attempts} attempt{'s' if pkg.attempts != 1 else ''}"
+        reason = (pkg.reason or "not recorded; see the Koji task").strip().replace("\n", "\n    ")
+        lines = [head, f"  reason: {reason}"]
+        links = task_links(pkg, settings.koji_weburl)
+        lines.extend(f"  {link}" for link in links)
+        if not links:
+            lines.append("  no Koji task was created")
+        blocks.append("\n".join(lines))
+    side_tags = [f"Side tags: {', '.join(result.side_tags)}"] if result.side_tags else []
+    body = (
+        "The ELNBuildSync build failed for the following requests:\n\n"
+        + "\n\n".join(blocks)
+        + "\n\n"
+        + _footer(result.batch_id, settings, side_tags)
+        + "\n"
+    )
+    msg = _message(SUBJECT_BUILD_FAILURES, KIND_BUILD_FAILURES, result.batch_id, body)
+    msg[HEADER_PACKAGES] = _header_list(p.component for p in failed)
+    return [msg]
+
+
+def not_yet_stable(result: BatchResult) -> list[PackageResult]:
+    """Packages filed in a Bodhi update whose build is not (yet) in the stable tag:
+    built and filed (``succeeded`` with an update alias), not marked ``stable``."""
+    return [
+        p for p in result.packages if p.state == PackageState.SUCCEEDED.value and p.update_alias
+    ]
+
+
+def _compose_stable(
+    subject: str, kind: str, intro: str, result: BatchResult, settings: BatchSettings
+) -> list[EmailMessage]:
+    pending = not_yet_stable(result)
+    if not pending:
+        return []
+    nvrs = _unique(p.nvr or p.rawhide_nvr for p in pending)
+    by_update: dict[str, list[PackageResult]] = {}
+    for pkg in pending:
+        by_update.setdefault(pkg.update_alias, []).append(pkg)
+    blocks = []
+    for alias, pkgs in by_update.items():
+        url = next((p.update_url for p in pkgs if p.update_url), "")
+        title = f"Bodhi update {alias}" + (f" ({url})" if url else "")
+        blocks.append("\n".join([title] + [f"  {p.nvr or p.rawhide_nvr}" for p in pkgs]))
+    body = (
+        f"{intro}\n"
+        + "\n".join(nvrs)
+        + "\n\n"
+        + "\n\n".join(blocks)
+        + "\n\n"
+        + _footer(result.batch_id, settings, [f"Stable tag: {settings.stable_tag}"])
+        + "\n"
+    )
+    msg = _message(subject, kind, result.batch_id, body)
+    msg[HEADER_UPDATES] = _header_list(nvrs)
+    msg[HEADER_PACKAGES] = _header_list(p.component for p in pending)
+    return [msg]
+
+
+def compose_stable_warning(result: BatchResult, settings: BatchSettings) -> list[EmailMessage]:
+    """The builds of :func:`not_yet_stable` after ``bodhi.warn_timeout`` (ebs
+    addition; ebs keeps waiting until ``bodhi.stable_timeout``). One message,
+    or none when every build is stable."""
+    intro = (
+        f"The ELNBuildSync Bodhi update has not reached {settings.stable_tag} after "
+        f"{_human_duration(settings.bodhi_warn_timeout)} for the following requests "
+        f"(still waiting, up to {_human_duration(settings.bodhi_stable_timeout)}):"
+    )
+    return _compose_stable(SUBJECT_UPDATE_WARNING, KIND_STABLE_WARNING, intro, result, settings)
+
+
+def compose_stable_failure(result: BatchResult, settings: BatchSettings) -> list[EmailMessage]:
+    """The builds of :func:`not_yet_stable` after ``bodhi.stable_timeout``: the
+    original's update-timeout mail. One message, or none when every build is stable."""
+    intro = (
+        "The ELNBuildSync Bodhi update timed out for the following requests "
+        f"(not in {settings.stable_tag} after "
+        f"{_human_duration(settings.bodhi_stable_timeout)}):"
+    )
+    return _compose_stable(SUBJECT_UPDATE_FAILURE, KIND_STABLE_FAILURE, intro, result, settings)
+
+
+def compose_permanent_failure(
+    batch_id: str,
+    reason: str,
+    *,
+    components: list[str] | None = None,
+    settings: BatchSettings | None = None,
+) -> EmailMessage:
+    """A batch that stopped early and will not be retried (auth failure, unknown
+    target...); ebs addition, the original only logged these."""
+    lines = [
+        f"The ELNBuildSync batch {batch_id} failed and will not be retried:",
+        "",
+        "  " + reason.strip().replace("\n", "\n  "),
+        "",
+    ]
+    names = _unique(components or [])
+    if names:
+        lines += ["Packages of the batch (not rebuilt):", ", ".join(names), ""]
+    body = "\n".join(lines) + _footer(batch_id, settings) + "\n"
+    msg = _message(SUBJECT_BATCH_FAILURE, KIND_PERMANENT_FAILURE, batch_id, body)
+    if names:
+        msg[HEADER_PACKAGES] = _header_list(names)
+    return msg
+
+
+# --------------------------------------------------------------------------- sending
+
+
+def read_password(path: str) -> str:
+    """The SMTP password: the first line of the file, without its newline."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return f.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as e:
+        raise MailError(f"cannot read the SMTP password file {path}: {e.__class__.__name__}") from e
+
+
+def _prepare(msg: EmailMessage, cfg: EmailConfig) -> EmailMessage:
+    out = copy.deepcopy(msg)
+    for name in ("From", "To"):
+        del out[name]
+    out["From"] = cfg.from_
+    out["To"] = ", ".join(cfg.recipients)
+    if "Date" not in out:
+        out["Date"] = formatdate(localtime=False, usegmt=True)
+    if "Message-ID" not in out:
+        domain = parseaddr(cfg.from_)[1].rpartition("@")[2] or "ebs.localdomain"
+        out["Message-ID"] = make_msgid(idstring="ebs", domain=domain)
+    return out
+
+
+def send(
+    msg: EmailMessage,
+    cfg: EmailConfig,
+    password: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    ssl_context: ssl.SSLContext | None = None,
+) -> None:
+    """Send ``msg`` to ``cfg.recipients`` from ``cfg.from_``.
+
+    STARTTLS is used when ``cfg.starttls`` and the server offers it; the
+    password (argument, else read from ``cfg.password_file``) is only sent over
+    TLS unless ``cfg.starttls`` is false. ``ssl_context`` defaults to the system
+    trust store. Raises :class:`MailError` on any failure.
+    """
+    subject = msg.get("Subject", "")
+    where = f"{cfg.smtp_host}:{cfg.smtp_port}"
+    if not cfg.recipients:
+        raise MailError(f"not sending {subject!r}: email.recipients is empty")
+    if password is None and cfg.password_file:
+        password = read_password(cfg.password_file)
+    out = _prepare(msg, cfg)
+    try:
+        with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=timeout) as smtp:
+            smtp.ehlo()
+            tls = False
+            if cfg.starttls and smtp.has_extn("starttls"):
+                smtp.starttls(context=ssl_context or ssl.create_default_context())
+                smtp.ehlo()
+                tls = True
+            if cfg.smtp_username and password:
+                if cfg.starttls and not tls:
+                    raise MailError(
+                        f"sending {subject!r} via {where} failed: the server does not offer "
+                        "STARTTLS, refusing to send the password in clear "
+                        "(set email.starttls: false to allow it)"
+                    )
+                smtp.login(cfg.smtp_username, password)
+            refused = smtp.send_message(out, from_addr=cfg.from_, to_addrs=list(cfg.recipients))
+    except MailError:
+        raise
+    except smtplib.SMTPAuthenticationError as e:
+        raise MailError(
+            f"sending {subject!r} via {where} failed: login as {cfg.smtp_username!r} "
+            f"rejected ({e.smtp_code})"
+        ) from e
+    except (smtplib.SMTPException, OSError) as e:
+        raise MailError(
+            f"sending {subject!r} via {where} failed: {e.__class__.__name__}: {e}"
+        ) from e
+    if refused:
+        logger.warning("Email %r: recipients refused: %s", subject, ", ".join(sorted(refused)))
+    logger.info("Sent email %r to %s via %s", subject, ", ".join(cfg.recipients), where)
+
+
+def send_quietly(
+    msg: EmailMessage,
+    cfg: EmailConfig,
+    password: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+    *,
+    kind: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> bool:
+    """:func:`send`, logging and counting instead of raising; True when sent.
+
+    ``kind`` (the metrics label) defaults to the message's ``elnbuildsync-kind``.
+    """
+    label = kind or msg.get(HEADER_KIND) or "other"
+    try:
+        send(msg, cfg, password, timeout, ssl_context)
+    except MailError as e:
+        metrics.EMAILS_FAILED.labels(kind=label).inc()
+        logger.warning("Email not sent (%s): %s", label, e)
+        return False
+    except Exception:  # a bug must not fail the batch either
+        metrics.EMAILS_FAILED.labels(kind=label).inc()
+        logger.exception("Email not sent (%s): unexpected error", label)
+        return False
+    metrics.EMAILS_SENT.labels(kind=label).inc()
+    return True
+
+
+async def send_quietly_async(
+    msg: EmailMessage,
+    cfg: EmailConfig,
+    password: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - the SMTP socket timeout
+    *,
+    kind: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> bool:
+    """:func:`send_quietly` in a thread, for async activities."""
+    return await asyncio.to_thread(
+        send_quietly, msg, cfg, password, timeout, kind=kind, ssl_context=ssl_context
+    )

@@ -1,0 +1,346 @@
+"""A Koji (and Bodhi) simulator speaking the real wire protocols.
+
+One HTTP server process: the unmodified ``koji.ClientSession`` talks to
+``/kojihub`` (XML-RPC, multicall, Koji's fault codes), the Bodhi simulator sits
+under ``/bodhi``, content-resolver package lists under ``/content-resolver``,
+and ``/_sim`` scripts it. It is the test double for ebs and the sandbox of
+``ebs dev``.
+
+    with Simulator(seed=1, sink=ListSink()) as sim:
+        session = koji.ClientSession(sim.hub_url)
+        sim.script.outcomes["bash"] = ["FAILED", "CLOSED"]
+        ...
+
+Fidelity notes (where the simulator follows Koji/Fedora on purpose):
+- buildsys.task.state.change is published only for scratch parent tasks, as
+  Fedora's koji-fedoramessaging plugin does; real (draft) builds announce
+  themselves with buildsys.build.state.change (carrying task_id). Pass
+  ``task_messages="all"`` to also get task messages for every build task.
+- tagBuild creates a tagBuild task (returns its id); the tag happens when the
+  task runs. "already tagged" is that task failing with a TagError.
+- createSideTag copies the base tag's ready repo (repo.init only, READY at once).
+- Anonymous sessions act as the default user ("elnbuildsync"); Kerberos is not
+  simulated.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import koji
+
+from .hub import CallRecord, Hub
+from .model import Build
+from .script import FaultRule, Script
+from .seed import WorldLayout, seed_world
+from .server import SimApp, serve
+from .sinks import FanoutSink, ListSink, MessageSink, NullSink, Published
+from .world import World
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "Simulator", "MessageSink", "ListSink", "NullSink", "FanoutSink", "Published", "FaultRule",
+    "Script", "SimKojiView", "WorldLayout", "main",
+]
+
+
+class SimKojiView:
+    """The Bodhi simulator's window on Koji (ebs.simulator.bodhi.KojiView)."""
+
+    def __init__(self, sim: Simulator) -> None:
+        self._sim = sim
+
+    def tagged_nvrs(self, tag: str) -> list[str]:
+        w = self._sim.world
+        with w.lock:
+            t = w.get_tag(tag)
+            if t is None:
+                return []
+            return [b["nvr"] for b in w.read_tagged(t, latest=True)]
+
+    def tag_nvr(self, tag: str, nvr: str) -> None:
+        self._sim.world.tag_build_now(tag, nvr, self._sim.world.bodhi_user)
+
+    def untag_nvr(self, tag: str, nvr: str) -> None:
+        self._sim.world.untag_build_now(tag, nvr, self._sim.world.bodhi_user)
+
+    def tag_exists(self, tag: str) -> bool:
+        w = self._sim.world
+        with w.lock:
+            return w.get_tag(tag) is not None
+
+    def remove_side_tag(self, tag: str) -> None:
+        w = self._sim.world
+        with w.lock:
+            w.remove_side_tag(w.get_tag(tag, strict=True))
+
+
+class Simulator:
+    def __init__(self, seed: int | str = 0, sink: MessageSink | None = None, *,
+                 layout: WorldLayout | None = None, task_messages: str = "scratch",
+                 default_user: str = "elnbuildsync",
+                 default_user_perms: Iterable[str] = ("sidetag_admin",),
+                 bodhi: bool = True) -> None:
+        self.seed = seed
+        self.sink: MessageSink = sink if sink is not None else NullSink()
+        self._layout_template = layout
+        self._task_messages = task_messages
+        self._default_user = default_user
+        self._default_user_perms = tuple(default_user_perms)
+        self._want_bodhi = bodhi
+        self.app = SimApp(self)
+        self._server: Any = None
+        self._thread: Any = None
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.bodhi_app: Any = None
+        self.world: World
+        self.hub: Hub
+        self.layout: WorldLayout
+        self._build_world()
+
+    # ------------------------------------------------------------- lifecycle
+    def _build_world(self) -> None:
+        self.world = World(self.seed, self.sink, base_url=self.url if self.port else "",
+                           default_user=self._default_user,
+                           default_user_perms=self._default_user_perms,
+                           task_messages=self._task_messages)
+        template = self._layout_template or WorldLayout()
+        self.layout = seed_world(self.world, WorldLayout(template.rawhide, template.eln,
+                                                         template.packages))
+        self.hub = Hub(self.world, stall=self.app.stopping.wait)
+
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
+        import threading
+
+        self._server = serve(self.app, host, port)
+        self.host, self.port = host, int(self._server.server_port)
+        self.world.base_url = self.url
+        self.world.start()
+        self._mount_bodhi()
+        self._thread = threading.Thread(target=self._server.serve_forever,
+                                        kwargs={"poll_interval": 0.05},
+                                        name="ebs-sim-http", daemon=True)
+        self._thread.start()
+        log.info("simulator listening on %s", self.url)
+        return self
+
+    def stop(self) -> None:
+        self.app.stopping.set()
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        self.world.stop()
+        self._close_bodhi()
+
+    def __enter__(self) -> Simulator:
+        if self._server is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset(self, seed: int | str | None = None) -> None:
+        """A fresh world on the same server (same seed unless given)."""
+        if seed is not None:
+            self.seed = seed
+        self.world.stop()
+        self._close_bodhi()
+        self._build_world()
+        if self._server is not None:
+            self.world.base_url = self.url
+            self.world.start()
+            self._mount_bodhi()
+
+    def _mount_bodhi(self) -> None:
+        if not self._want_bodhi:
+            return
+        try:
+            from .bodhi import BodhiSim
+        except ImportError:
+            log.info("ebs.simulator.bodhi is not available; /bodhi is not served")
+            return
+        params = inspect.signature(BodhiSim).parameters
+        kwargs: dict[str, Any] = {"seed": self.seed} if "seed" in params else {}
+        if isinstance(self.seed, str) and "seed" in kwargs:
+            kwargs["seed"] = sum(self.seed.encode())
+        self.bodhi_app = BodhiSim(SimKojiView(self), **kwargs)
+
+    def _close_bodhi(self) -> None:
+        if self.bodhi_app is not None and hasattr(self.bodhi_app, "close"):
+            self.bodhi_app.close()
+        self.bodhi_app = None
+
+    # ------------------------------------------------------------------ urls
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def hub_url(self) -> str:
+        return f"{self.url}/kojihub"
+
+    @property
+    def weburl(self) -> str:
+        return f"{self.url}/koji"
+
+    @property
+    def bodhi_url(self) -> str:
+        return f"{self.url}/bodhi"
+
+    @property
+    def content_resolver_url(self) -> str:
+        return f"{self.url}/content-resolver"
+
+    # ------------------------------------------------------------ scripting
+    @property
+    def script(self) -> Script:
+        return self.world.script
+
+    def script_update(self, data: dict[str, Any]) -> None:
+        with self.world.lock:
+            self.world.script.update(data)
+
+    def set_outcomes(self, package: str, outcomes: list[str] | str) -> None:
+        self.script_update({"outcomes": {package: outcomes}})
+
+    def set_duration(self, package: str | None, seconds: float) -> None:
+        if package is None:
+            self.script_update({"default_duration": seconds})
+        else:
+            self.script_update({"durations": {package: seconds}})
+
+    def add_fault(self, rule: FaultRule) -> FaultRule:
+        with self.world.lock:
+            self.world.script.faults.append(rule)
+        return rule
+
+    def set_chaos(self, drop: float = 0.0, duplicate: float = 0.0, reorder: float = 0.0) -> None:
+        self.script_update({"drop": drop, "duplicate": duplicate, "reorder": reorder})
+
+    def set_repo_delay(self, seconds: float) -> None:
+        self.script_update({"repo_delay": seconds})
+
+    def finish_task(self, task_id: int, outcome: str = "CLOSED") -> None:
+        """End a task now (e.g. one scripted to HANG)."""
+        w = self.world
+        with w.lock:
+            t = w.get_task(task_id, strict=True)
+            assert t is not None
+            if t.state == koji.TASK_STATES["FREE"]:
+                w._start_build(task_id)
+        w._finish_build(task_id, outcome)
+
+    # ---------------------------------------------------------------- world
+    def add_rawhide_build(self, name: str, version: str, release: str, *,
+                          owner: str | None = None, commit: str | None = None,
+                          tag: str | None = None) -> Build:
+        """A new Rawhide build tagged into the trigger tag (buildsys.tag goes out)."""
+        if "." not in release:
+            release = f"{release}.fc{self.layout.rawhide}"
+        return self.world.add_rawhide_build(name, version, release, owner=owner, commit=commit,
+                                            tag=tag)
+
+    def koji_view(self) -> SimKojiView:
+        return SimKojiView(self)
+
+    def session(self, **opts: Any) -> koji.ClientSession:
+        """An anonymous koji.ClientSession on this hub (what the sandbox uses)."""
+        return koji.ClientSession(self.hub_url, opts=opts or None)
+
+    def koji_config(self, **overrides: Any) -> Any:
+        """An ebs KojiConfig pointing at this simulator."""
+        from ebs.config.model import KojiConfig
+
+        fields: dict[str, Any] = {
+            "trigger_tag": self.layout.trigger_tag, "build_target": "eln",
+            "stable_tag": "eln", "server": self.hub_url, "weburl": self.weburl,
+            "topurl": f"{self.url}/kojifiles",
+        }
+        fields.update(overrides)
+        return KojiConfig(**fields)
+
+    # --------------------------------------------------------- observation
+    @property
+    def calls(self) -> list[CallRecord]:
+        with self.world.lock:
+            return list(self.hub.calls)
+
+    def calls_named(self, method: str) -> list[CallRecord]:
+        return [c for c in self.calls if c.method == method]
+
+    @property
+    def http_requests(self) -> int:
+        return self.app.http_requests
+
+    def hub_requests(self) -> int:
+        return self.app.requests_by_path.get("/kojihub", 0)
+
+    @property
+    def side_tags_created(self) -> list[str]:
+        return list(self.world.side_tags_created)
+
+    @property
+    def side_tags_removed(self) -> list[str]:
+        return list(self.world.side_tags_removed)
+
+    @property
+    def builds_submitted(self) -> list[dict[str, Any]]:
+        return list(self.world.builds_submitted)
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until queued bus messages have reached the sink."""
+        return self.world.outbox.flush(timeout)
+
+    def settle(self, timeout: float = 10.0) -> bool:
+        """Wait until no timed action is pending and the outbox is drained.
+
+        Tasks scripted to HANG schedule nothing, so they do not block this.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.world.scheduler.pending() == 0 and \
+                    self.flush(max(0.0, deadline - time.monotonic())):
+                if self.world.scheduler.pending() == 0:
+                    return True
+            time.sleep(0.005)
+        return False
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0,
+                 interval: float = 0.01) -> Any:
+        """Poll predicate until truthy (returned) or raise TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError("simulator condition not reached in time")
+            time.sleep(interval)
+
+    def summary(self) -> dict[str, Any]:
+        w = self.world
+        with w.lock:
+            return {
+                "url": self.url, "hub_url": self.hub_url, "bodhi_url": self.bodhi_url,
+                "content_resolver": self.content_resolver_url, "seed": self.seed,
+                "last_event": w.last_event, "builds": len(w.builds), "tasks": len(w.tasks),
+                "side_tags": [t.name for t in w.tags.values()
+                              if t.is_side_tag and t.deleted_event is None],
+                "http_requests": self.http_requests, "hub_calls": len(self.hub.calls),
+                "trigger_tag": self.layout.trigger_tag,
+                "bodhi": self.bodhi_app is not None,
+            }
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .cli import main as cli_main
+
+    return cli_main(argv)

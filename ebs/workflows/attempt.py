@@ -1,0 +1,262 @@
+"""BuildAttempt: one attempt at building one chunk of a slice.
+
+Submits every package of the chunk at once and waits for all of their Koji
+tasks: `task_state` signals from the bus bridge are the fast path, a poll of
+the open tasks every `task_poll` the fallback for messages that never come.
+Each attempt is a child workflow of RebuildBatch so that a mass rebuild's
+signals and polls spread over many small histories.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from ebs.activities.types import (
+        BuildSpec,
+        CancelRequest,
+        SubmitRequest,
+        SubmitResult,
+        TaskPollRequest,
+        TaskPollResult,
+    )
+    from ebs.temporal_client import PACKAGES_KEY
+    from ebs.workflows import types as t
+
+TERMINAL_STATES = {"CLOSED", "FAILED", "CANCELED"}
+
+# Koji and Bodhi calls: transient faults are retried with backoff; permanent
+# ones (ApplicationError non_retryable, raised by the activities) are not.
+KOJI_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=5),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5),
+    maximum_attempts=10,
+)
+
+
+class Outcome:
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # the Koji task failed: worth another attempt
+    TIMED_OUT = "timed_out"  # ran past task_timeout, cancelled: not retried
+    SUBMIT_FAILED = "submit_failed"  # Koji would not take the build
+
+
+@dataclass
+class AttemptRequest:
+    batch_id: str
+    ordering: int
+    attempt: int
+    chunk: int
+    target: str
+    builds: list[BuildSpec]
+    scratch: bool = False
+    draft: bool = True
+    fail_fast: bool = False
+    wait_repo: bool = True
+    priority: int = 5
+    task_poll: float = 300.0
+    task_timeout: float = 24 * 3600.0
+
+
+@dataclass
+class BuildOutcome:
+    component: str
+    outcome: str
+    task_id: int = 0
+    reason: str = ""
+    retryable: bool = True
+
+
+@dataclass
+class AttemptResult:
+    outcomes: list[BuildOutcome] = field(default_factory=list)
+    permanent_error: str = ""  # Koji refused for good (auth, unknown target)
+
+
+def attempt_workflow_id(batch_id: str, ordering: int, attempt: int, chunk: int) -> str:
+    return f"{batch_id}-slice{ordering}-attempt{attempt}-chunk{chunk}"
+
+
+def submit_activity_id(req: AttemptRequest) -> str:
+    if len(req.builds) == 1:
+        return f"build:{req.builds[0].component}:attempt{req.attempt}"
+    return f"build:slice{req.ordering}:attempt{req.attempt}:chunk{req.chunk}"
+
+
+def failure_text(err: BaseException) -> tuple[str, bool]:
+    """The message and retryability of an activity failure."""
+    cause: BaseException | None = err
+    while isinstance(cause, ActivityError) and cause.cause is not None:
+        cause = cause.cause
+    if isinstance(cause, ApplicationError):
+        return cause.message, not cause.non_retryable
+    return str(cause or err), True
+
+
+@workflow.defn(name="BuildAttempt")
+class BuildAttempt:
+    @workflow.init
+    def __init__(self, req: AttemptRequest) -> None:
+        self._req = req
+        self._states: dict[int, str] = {}  # task id -> latest known state
+        self._signalled: int = 0
+
+    @workflow.signal(name=t.SIGNAL_TASK_STATE)
+    def task_state(self, event: t.TaskStateEvent) -> None:
+        # Signals can arrive before the submit activity has returned: keep all.
+        if self._states.get(event.task_id) not in TERMINAL_STATES:
+            self._states[event.task_id] = event.state
+            self._signalled += 1
+
+    @workflow.query(name=t.QUERY_STATUS)
+    def status(self) -> dict[int, str]:
+        return dict(self._states)
+
+    @workflow.run
+    async def run(self, req: AttemptRequest) -> AttemptResult:
+        workflow.upsert_search_attributes(
+            [PACKAGES_KEY.value_set([b.component for b in req.builds][:500])]
+        )
+        result = AttemptResult()
+        submitted = await self._submit(req, result)
+        if not submitted:
+            return result
+        tasks = {s.task_id: s.component for s in submitted.submitted}
+        for task_id in tasks:
+            self._states.setdefault(task_id, "FREE")
+        await self._wait_for_tasks(req, tasks)
+        reasons = await self._failure_reasons(req, tasks)
+        for task_id, component in tasks.items():
+            state = self._states[task_id]
+            if state == "CLOSED":
+                result.outcomes.append(BuildOutcome(component, Outcome.SUCCEEDED, task_id))
+            elif state == "TIMEOUT":
+                result.outcomes.append(
+                    BuildOutcome(
+                        component,
+                        Outcome.TIMED_OUT,
+                        task_id,
+                        f"task ran longer than {req.task_timeout:.0f} s and was cancelled",
+                        retryable=False,
+                    )
+                )
+            else:
+                reason = reasons.get(task_id) or f"task {state.lower()}"
+                result.outcomes.append(BuildOutcome(component, Outcome.FAILED, task_id, reason))
+        return result
+
+    async def _submit(self, req: AttemptRequest, result: AttemptResult) -> SubmitResult | None:
+        workflow.set_current_details(f"Submitting {len(req.builds)} builds to `{req.target}`")
+        try:
+            submitted = await workflow.execute_activity(
+                "submit_builds",
+                SubmitRequest(
+                    target=req.target,
+                    builds=req.builds,
+                    # A task of ours for this workflow created since it started is
+                    # ours to reuse; the margin covers clock skew with the hub.
+                    not_before=workflow.info().start_time.timestamp() - 600,
+                    scratch=req.scratch,
+                    draft=req.draft,
+                    fail_fast=req.fail_fast,
+                    wait_repo=req.wait_repo,
+                    priority=req.priority,
+                    workflow_id=workflow.info().workflow_id,
+                    label=f"slice {req.ordering} attempt {req.attempt}",
+                ),
+                result_type=SubmitResult,
+                activity_id=submit_activity_id(req),
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(minutes=2),
+                retry_policy=KOJI_RETRY,
+            )
+        except ActivityError as err:
+            reason, retryable = failure_text(err)
+            if not retryable:
+                result.permanent_error = reason
+            for b in req.builds:
+                result.outcomes.append(
+                    BuildOutcome(
+                        b.component,
+                        Outcome.SUBMIT_FAILED,
+                        reason=f"build submission failed: {reason}",
+                        retryable=retryable,
+                    )
+                )
+            return None
+        for f in submitted.failed:
+            result.outcomes.append(
+                BuildOutcome(
+                    f.component, Outcome.SUBMIT_FAILED, reason=f"build submission failed: {f.reason}"
+                )
+            )
+        return submitted
+
+    def _open(self, tasks: dict[int, str]) -> list[int]:
+        return [tid for tid in tasks if self._states.get(tid) not in TERMINAL_STATES | {"TIMEOUT"}]
+
+    async def _wait_for_tasks(self, req: AttemptRequest, tasks: dict[int, str]) -> None:
+        deadline = workflow.now() + timedelta(seconds=req.task_timeout)
+        polls = 0
+        while open_tasks := self._open(tasks):
+            workflow.set_current_details(
+                f"Waiting for {len(open_tasks)} of {len(tasks)} Koji tasks in `{req.target}`"
+            )
+            remaining = (deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                await self._cancel(req, open_tasks)
+                return
+            try:
+                await workflow.wait_condition(
+                    lambda: not self._open(tasks), timeout=min(req.task_poll, remaining)
+                )
+                return
+            except asyncio.TimeoutError:
+                pass
+            polls += 1
+            polled = await workflow.execute_activity(
+                "poll_tasks",
+                TaskPollRequest(self._open(tasks)),
+                result_type=TaskPollResult,
+                activity_id=f"poll:slice{req.ordering}:attempt{req.attempt}:chunk{req.chunk}:{polls}",
+                start_to_close_timeout=timedelta(minutes=5),
+                heartbeat_timeout=timedelta(minutes=2),
+                retry_policy=KOJI_RETRY,
+            )
+            for status in polled.tasks:
+                if self._states.get(status.task_id) not in TERMINAL_STATES:
+                    self._states[status.task_id] = status.state
+
+    async def _cancel(self, req: AttemptRequest, task_ids: list[int]) -> None:
+        await workflow.execute_activity(
+            "cancel_tasks",
+            CancelRequest(task_ids),
+            activity_id=f"cancel:slice{req.ordering}:attempt{req.attempt}:chunk{req.chunk}",
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=KOJI_RETRY,
+        )
+        for task_id in task_ids:
+            self._states[task_id] = "TIMEOUT"
+
+    async def _failure_reasons(self, req: AttemptRequest, tasks: dict[int, str]) -> dict[int, str]:
+        """Koji's fault text for each failed task (signals carry only the state)."""
+        failed = [tid for tid in tasks if self._states[tid] in ("FAILED", "CANCELED")]
+        if not failed:
+            return {}
+        polled = await workflow.execute_activity(
+            "poll_tasks",
+            TaskPollRequest(failed),
+            result_type=TaskPollResult,
+            activity_id=f"failures:slice{req.ordering}:attempt{req.attempt}:chunk{req.chunk}",
+            start_to_close_timeout=timedelta(minutes=5),
+            heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=KOJI_RETRY,
+        )
+        return {s.task_id: s.reason for s in polled.tasks if s.reason}

@@ -1,0 +1,541 @@
+"""RebuildBatch: the whole batch algorithm, step by step.
+
+1. Create a build side tag from the ELN build tag, tag in the Rawhide builds
+   (except skip_tag packages) and wait for Koji to regenerate its repo.
+2. Build the packages in slices by ordering value, lowest first; every
+   package of a slice at once, as Koji draft builds from the exact SCM URL of
+   the Rawhide build; retry the failures in new attempts while the failure
+   set keeps shrinking.
+3. For real builds: promote the drafts, tag them into errata side tags (one
+   per Bodhi chunk), file the Bodhi updates and wait for the stable tag.
+Whatever happens, the build side tag is removed at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from ebs.activities.types import (
+        BuildLookupRequest,
+        BuildLookupResult,
+        BuildSpec,
+        BuildTarget,
+        EmailRequest,
+        EmailResult,
+        PromoteRequest,
+        PromoteResult,
+        RemoveSideTagRequest,
+        RepoState,
+        RepoStateRequest,
+        SideTag,
+        SideTagRequest,
+        StableCheckRequest,
+        StableCheckResult,
+        TagBuildsRequest,
+        TagBuildsResult,
+        TaskBuildsResult,
+        TaskPollRequest,
+        UpdateInfo,
+        UpdateRequest,
+    )
+    from ebs.config.rules import is_skip_tag, ordering_for
+    from ebs.temporal_client import CONFIG_VERSION_KEY, OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
+    from ebs.workflows import types as t
+    from ebs.workflows.attempt import (
+        KOJI_RETRY,
+        AttemptRequest,
+        AttemptResult,
+        BuildAttempt,
+        Outcome,
+        attempt_workflow_id,
+        failure_text,
+    )
+
+State = t.PackageState
+
+# A side tag whose repo never regenerates is replaced this many times at most.
+MAX_SIDE_TAGS = 3
+
+
+class BatchAbort(Exception):
+    """Koji refused for good (authentication, unknown target): fail fast."""
+
+
+def bodhi_chunks(nvrs: list[str], batch_size: int, max_single: int) -> list[list[str]]:
+    """Split NVRs into Bodhi updates: `batch_size` each (0 = no split), but a
+    batch no larger than `max_single_batch_size` stays one update."""
+    if not nvrs:
+        return []
+    if batch_size <= 0 or len(nvrs) <= max(batch_size, max_single):
+        return [list(nvrs)]
+    return [nvrs[i : i + batch_size] for i in range(0, len(nvrs), batch_size)]
+
+
+@workflow.defn(name="RebuildBatch")
+class RebuildBatch:
+    @workflow.init
+    def __init__(self, req: t.BatchRequest) -> None:
+        self._req = req
+        self._settings = req.settings
+        self._started = workflow.now()
+        self._packages: dict[str, t.PackageResult] = {
+            ev.component: t.PackageResult(
+                component=ev.component,
+                rawhide_nvr=ev.nvr,
+                ordering=ordering_for(
+                    req.settings.ordering, ev.component, req.settings.default_ordering
+                ),
+                skip_tag=is_skip_tag(req.settings.skip_tag, ev.component),
+            )
+            for ev in req.packages
+        }
+        self._sources: dict[str, str] = {}  # component -> SCM URL of the Rawhide build
+        self._side_tags: list[str] = []
+        self._errata_tags: list[str] = []
+        self._updates: list[str] = []
+        self._repo_events: set[str] = set()
+        self._phase = "starting"
+        self._error = ""
+
+    # ---- messages -------------------------------------------------------
+
+    @workflow.signal(name=t.SIGNAL_REPO_EVENT)
+    def repo_event(self, event: t.RepoEvent) -> None:
+        if event.kind == "done":
+            self._repo_events.add(event.tag)
+
+    @workflow.query(name=t.QUERY_STATUS)
+    def status(self) -> t.BatchResult:
+        return self._result(outcome=self._phase)
+
+    # ---- the algorithm --------------------------------------------------
+
+    @workflow.run
+    async def run(self, req: t.BatchRequest) -> t.BatchResult:
+        s = self._settings
+        workflow.upsert_search_attributes(
+            [
+                PACKAGES_KEY.value_set(sorted(self._packages)[:1000]),
+                CONFIG_VERSION_KEY.value_set(s.config_version or "unknown"),
+            ]
+        )
+        outcome = "error"
+        try:
+            target = await self._koji("get_build_target", s.build_target, BuildTarget, "target")
+            await self._look_up_rawhide_builds()
+            side_tag = await self._prepare_side_tag(target.build_tag)
+            for ordering in sorted({p.ordering for p in self._packages.values()}):
+                await self._build_slice(ordering, side_tag)
+            if not s.scratch:
+                await self._release(target)
+            outcome = self._outcome()
+        except BatchAbort as err:
+            self._error = str(err)
+            self._fail_unfinished(str(err))
+            await self._email("permanent_failure", str(err))
+        except asyncio.CancelledError:
+            outcome = "cancelled"
+            self._fail_unfinished("the batch was cancelled")
+            raise
+        finally:
+            await self._cleanup_build_side_tags()
+            self._set_phase("finished")
+            workflow.upsert_search_attributes([OUTCOME_KEY.value_set(outcome)])
+        if outcome != "error" and any(
+            p.state == State.FAILED.value for p in self._packages.values()
+        ):
+            await self._email("build_failures")
+        return self._result(outcome, finished=True)
+
+    async def _look_up_rawhide_builds(self) -> None:
+        """The SCM URL of each Rawhide build: the exact source to rebuild."""
+        self._set_phase("resolving")
+        found = await self._koji(
+            "get_builds",
+            BuildLookupRequest([p.rawhide_nvr for p in self._packages.values()]),
+            BuildLookupResult,
+            "lookup:rawhide-builds",
+        )
+        by_nvr = {b.nvr: b for b in found.builds}
+        for pkg in self._packages.values():
+            build = by_nvr.get(pkg.rawhide_nvr)
+            if build is None or not build.found or not build.source:
+                why = build.reason if build and build.reason else "no SCM source recorded"
+                self._fail(pkg, f"Rawhide build {pkg.rawhide_nvr} unusable: {why}")
+            else:
+                self._sources[pkg.component] = build.source
+
+    async def _prepare_side_tag(self, build_tag: str) -> str:
+        """Step 1: a side tag holding the batch's Rawhide builds, repo regenerated.
+
+        If tagging has not completed within `tag_timeout`, the side tag is
+        removed and the step starts over with a new one.
+        """
+        s = self._settings
+        nvrs = [
+            p.rawhide_nvr
+            for p in self._packages.values()
+            if not p.skip_tag and p.state != State.FAILED.value
+        ]
+        for n in range(1, MAX_SIDE_TAGS + 1):
+            self._set_phase("tagging")
+            side_tag = await self._koji(
+                "create_side_tag",
+                SideTagRequest(base_tag=build_tag, key=f"{self._req.batch_id}:build:{n}"),
+                SideTag,
+                f"sidetag:build:{n}",
+            )
+            self._side_tags.append(side_tag.name)
+            await self._tell_collector()
+            tagged = TagBuildsResult()
+            if nvrs:
+                tagged = await self._koji(
+                    "tag_builds", TagBuildsRequest(side_tag.name, nvrs), TagBuildsResult,
+                    f"tag:{side_tag.name}",
+                )
+                for failure in tagged.failed:
+                    for pkg in self._packages.values():
+                        if pkg.rawhide_nvr == failure.nvr:
+                            self._fail(pkg, f"could not tag {failure.nvr} into {side_tag.name}: "
+                                       f"{failure.reason}")
+            wanted = [nvr for nvr in nvrs if nvr in tagged.tagged]
+            self._set_phase("waiting-for-repo")
+            if await self._wait_for_repo(side_tag.name, tagged.last_event, wanted, s.tag_timeout):
+                return side_tag.name
+            workflow.logger.warning(
+                "side tag %s not ready after %ss; replacing it", side_tag.name, s.tag_timeout
+            )
+            await self._remove_side_tag(side_tag.name)
+        raise BatchAbort(
+            f"Koji did not regenerate the repo of {MAX_SIDE_TAGS} side tags "
+            f"within {s.tag_timeout:.0f} s each"
+        )
+
+    async def _wait_for_repo(
+        self, tag: str, min_event: int, nvrs: list[str], timeout: float
+    ) -> bool:
+        """True once the tag has the builds and a repo newer than the tagging.
+
+        buildsys.repo.done signals wake us early; otherwise we look every
+        `repo_poll` seconds.
+        """
+        deadline = workflow.now() + timedelta(seconds=timeout)
+        check = 0
+        while True:
+            check += 1
+            state = await self._koji(
+                "repo_state", RepoStateRequest(tag, min_event, nvrs), RepoState,
+                f"repo:{tag}:{check}",
+            )
+            if state.ready:
+                return True
+            remaining = (deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                return False
+            self._repo_events.discard(tag)
+            try:
+                await workflow.wait_condition(
+                    lambda: tag in self._repo_events,
+                    timeout=min(self._settings.repo_poll, remaining),
+                )
+            except asyncio.TimeoutError:
+                pass
+
+    async def _build_slice(self, ordering: int, side_tag: str) -> None:
+        """Step 2 for one slice: attempts until nothing fails or failures stop shrinking."""
+        pending = [
+            p for p in self._packages.values()
+            if p.ordering == ordering and p.state != State.FAILED.value
+        ]
+        previous_failures: int | None = None
+        attempt = 0
+        while pending:
+            attempt += 1
+            self._set_phase(f"building:slice{ordering}:attempt{attempt}")
+            retry = await self._run_attempt(ordering, attempt, side_tag, pending)
+            if previous_failures is not None and len(retry) >= previous_failures:
+                break  # the same failures again: real breakage, not flakiness
+            previous_failures = len(retry)
+            pending = retry
+
+    async def _run_attempt(
+        self, ordering: int, attempt: int, side_tag: str, packages: list[t.PackageResult]
+    ) -> list[t.PackageResult]:
+        """Build all packages at once; returns those worth another attempt."""
+        s = self._settings
+        size = max(1, s.attempt_chunk_size)
+        chunks = [packages[i : i + size] for i in range(0, len(packages), size)]
+        for pkg in packages:
+            pkg.state = State.BUILDING.value
+            pkg.attempts = attempt
+        results: list[AttemptResult] = await asyncio.gather(
+            *(
+                workflow.execute_child_workflow(
+                    BuildAttempt.run,
+                    AttemptRequest(
+                        batch_id=self._req.batch_id,
+                        ordering=ordering,
+                        attempt=attempt,
+                        chunk=n,
+                        target=side_tag,
+                        builds=[BuildSpec(p.component, self._sources[p.component]) for p in chunk],
+                        scratch=s.scratch,
+                        draft=s.draft_builds and not s.scratch,
+                        fail_fast=s.fail_fast,
+                        wait_repo=True,
+                        priority=s.priority,
+                        task_poll=s.task_poll,
+                        task_timeout=s.task_timeout,
+                    ),
+                    id=attempt_workflow_id(self._req.batch_id, ordering, attempt, n),
+                    static_summary=f"slice {ordering}, attempt {attempt}: "
+                    + _names(p.component for p in chunk),
+                )
+                for n, chunk in enumerate(chunks)
+            )
+        )
+        retry: list[t.PackageResult] = []
+        for result in results:
+            if result.permanent_error:
+                raise BatchAbort(f"Koji refused the builds: {result.permanent_error}")
+            for out in result.outcomes:
+                pkg = self._packages[out.component]
+                if out.task_id:
+                    pkg.task_ids.append(out.task_id)
+                    pkg.task_urls.append(self._task_url(out.task_id))
+                if out.outcome == Outcome.SUCCEEDED:
+                    pkg.state = State.SUCCEEDED.value
+                    pkg.reason = ""
+                else:
+                    self._fail(pkg, out.reason)
+                    if out.retryable:
+                        retry.append(pkg)
+        return retry
+
+    async def _release(self, target: BuildTarget) -> None:
+        """Step 3: promote drafts, errata side tags, Bodhi updates, stable tag."""
+        s = self._settings
+        built = [p for p in self._packages.values() if p.state == State.SUCCEEDED.value]
+        if not built:
+            return
+        self._set_phase("promoting")
+        task_builds = await self._koji(
+            "task_builds", TaskPollRequest([p.task_ids[-1] for p in built]), TaskBuildsResult,
+            "builds:of-tasks",
+        )
+        by_task = {b.task_id: b for b in task_builds.builds if b.found}
+        for pkg in built:
+            tb = by_task.get(pkg.task_ids[-1])
+            if tb is None:
+                self._fail(pkg, f"no build found for task {pkg.task_ids[-1]}")
+                continue
+            pkg.build_id, pkg.nvr = tb.build_id, tb.nvr
+        built = [p for p in built if p.build_id]
+        if s.draft_builds and built:
+            promoted = await self._koji(
+                "promote_builds", PromoteRequest([p.build_id for p in built]), PromoteResult,
+                "promote",
+            )
+            by_build = {pr.build_id: pr for pr in promoted.promotions}
+            for pkg in built:
+                pr = by_build.get(pkg.build_id)
+                if pr is not None and pr.promoted:
+                    pkg.nvr = pr.nvr
+                else:
+                    # Not fatal: reported, left out of Bodhi.
+                    pkg.reason = f"draft not promoted: {pr.reason if pr else 'no answer'}"
+            built = [p for p in built if by_build.get(p.build_id) and by_build[p.build_id].promoted]
+
+        self._set_phase("bodhi")
+        nvr_to_pkg = {p.nvr: p for p in built}
+        chunks = bodhi_chunks(
+            sorted(nvr_to_pkg), s.bodhi_batch_size, s.bodhi_max_single_batch_size
+        )
+        for n, chunk in enumerate(chunks, start=1):
+            errata = await self._koji(
+                "create_side_tag",
+                SideTagRequest(base_tag=target.build_tag, key=f"{self._req.batch_id}:errata:{n}"),
+                SideTag,
+                f"sidetag:errata:{n}",
+            )
+            self._errata_tags.append(errata.name)
+            await self._koji(
+                "tag_builds", TagBuildsRequest(errata.name, chunk), TagBuildsResult,
+                f"tag:{errata.name}",
+            )
+            update = await self._bodhi(
+                "file_update",
+                UpdateRequest(
+                    from_tag=errata.name,
+                    notes=self._update_notes(n, len(chunks), chunk),
+                    key=f"{self._req.batch_id}:update:{n}",
+                    builds=chunk,
+                ),
+                UpdateInfo,
+                f"bodhi:update:{n}",
+            )
+            self._updates.append(update.alias)
+            for nvr in chunk:
+                nvr_to_pkg[nvr].update_alias = update.alias
+                nvr_to_pkg[nvr].update_url = update.url
+        await self._wait_for_stable(nvr_to_pkg)
+
+    async def _wait_for_stable(self, nvr_to_pkg: dict[str, t.PackageResult]) -> None:
+        s = self._settings
+        self._set_phase("waiting-for-stable")
+        started = workflow.now()
+        warned = False
+        check = 0
+        pending = sorted(nvr_to_pkg)
+        while pending:
+            check += 1
+            state = await self._koji(
+                "check_stable", StableCheckRequest(s.stable_tag, pending), StableCheckResult,
+                f"stable:{check}",
+            )
+            for nvr in state.stable:
+                nvr_to_pkg[nvr].state = State.STABLE.value
+            pending = state.pending
+            if not pending:
+                break
+            waited = (workflow.now() - started).total_seconds()
+            if waited >= s.bodhi_stable_timeout:
+                for nvr in pending:
+                    nvr_to_pkg[nvr].reason = (
+                        f"not in {s.stable_tag} after {s.bodhi_stable_timeout:.0f} s"
+                    )
+                await self._email("stable_failure")
+                return  # errata tags stay for a human to look at
+            if waited >= s.bodhi_warn_timeout and not warned:
+                warned = True
+                await self._email("stable_warning")
+            next_check = min(s.stable_poll, s.bodhi_stable_timeout - waited)
+            if not warned:
+                next_check = min(next_check, max(1.0, s.bodhi_warn_timeout - waited))
+            await workflow.sleep(next_check)
+        for tag in list(self._errata_tags):
+            await self._remove_side_tag(tag)
+
+    # ---- cleanup ----------------------------------------------------------
+
+    async def _cleanup_build_side_tags(self) -> None:
+        """Runs on success, failure and cancellation alike."""
+        for tag in list(self._side_tags):
+            try:
+                await self._remove_side_tag(tag)
+            except BatchAbort as err:
+                workflow.logger.error("could not remove side tag %s: %s", tag, err)
+
+    async def _remove_side_tag(self, tag: str) -> None:
+        await self._koji("remove_side_tag", RemoveSideTagRequest(tag), None, f"untag:{tag}")
+        for tags in (self._side_tags, self._errata_tags):
+            if tag in tags:
+                tags.remove(tag)
+        await self._tell_collector()
+
+    # ---- helpers ----------------------------------------------------------
+
+    async def _koji(self, name: str, arg: Any, result_type: Any, activity_id: str) -> Any:
+        try:
+            return await workflow.execute_activity(
+                name,
+                arg,
+                result_type=result_type,
+                activity_id=activity_id,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=timedelta(minutes=2),
+                retry_policy=KOJI_RETRY,
+            )
+        except ActivityError as err:
+            reason, _ = failure_text(err)
+            raise BatchAbort(f"{name} failed: {reason}") from err
+
+    async def _bodhi(self, name: str, arg: Any, result_type: Any, activity_id: str) -> Any:
+        return await self._koji(name, arg, result_type, activity_id)
+
+    async def _email(self, kind: str, reason: str = "") -> None:
+        if not self._settings.email_enabled:
+            return
+        await workflow.execute_activity(
+            "send_email",
+            EmailRequest(kind, self._result(self._phase), self._settings, reason),
+            result_type=EmailResult,
+            activity_id=f"email:{kind}",
+            start_to_close_timeout=timedelta(minutes=2),
+        )
+
+    async def _tell_collector(self) -> None:
+        """The collector answers the bridge's routing query for repo messages."""
+        parent = workflow.info().parent
+        if parent is None:
+            return
+        await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+            t.SIGNAL_SIDE_TAGS,
+            t.SideTagsEvent(self._req.batch_id, self._side_tags + self._errata_tags),
+        )
+
+    def _set_phase(self, phase: str) -> None:
+        self._phase = phase
+        workflow.upsert_search_attributes([PHASE_KEY.value_set(phase.split(":")[0])])
+        counts: dict[str, int] = {}
+        for p in self._packages.values():
+            counts[p.state] = counts.get(p.state, 0) + 1
+        workflow.set_current_details(
+            f"**{phase}** — "
+            + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+            + (f"; side tag `{self._side_tags[-1]}`" if self._side_tags else "")
+        )
+
+    def _fail(self, pkg: t.PackageResult, reason: str) -> None:
+        pkg.state = State.FAILED.value
+        pkg.reason = reason
+
+    def _fail_unfinished(self, reason: str) -> None:
+        for pkg in self._packages.values():
+            if pkg.state in (State.PENDING.value, State.BUILDING.value):
+                self._fail(pkg, reason)
+
+    def _outcome(self) -> str:
+        states = [p.state for p in self._packages.values()]
+        failed = states.count(State.FAILED.value)
+        if failed == 0:
+            return "succeeded"
+        return "failed" if failed == len(states) else "partial"
+
+    def _task_url(self, task_id: int) -> str:
+        base = self._settings.koji_weburl.rstrip("/")
+        return f"{base}/taskinfo?taskID={task_id}" if base else ""
+
+    def _update_notes(self, n: int, total: int, nvrs: Sequence[str]) -> str:
+        part = f" (part {n} of {total})" if total > 1 else ""
+        return (
+            f"Automatic rebuild of {len(nvrs)} package(s) for ELN by ebs, "
+            f"batch {self._req.batch_id}{part}."
+        )
+
+    def _result(self, outcome: str, finished: bool = False) -> t.BatchResult:
+        return t.BatchResult(
+            batch_id=self._req.batch_id,
+            outcome=outcome,
+            packages=sorted(self._packages.values(), key=lambda p: (p.ordering, p.component)),
+            side_tags=list(self._side_tags),
+            errata_tags=list(self._errata_tags),
+            updates=list(self._updates),
+            started_at=self._started.isoformat(),
+            finished_at=workflow.now().isoformat() if finished else "",
+            error=self._error,
+            config_version=self._settings.config_version,
+        )
+
+
+def _names(names: Any, limit: int = 8) -> str:
+    items = sorted(names)
+    more = f" … (+{len(items) - limit})" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more

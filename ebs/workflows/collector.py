@@ -1,0 +1,268 @@
+"""BatchCollector: the singleton that turns tag events into batches.
+
+Events queue up until `timers.lull` passes with no new one; then the queue
+becomes one RebuildBatch child. Batches never overlap: events arriving during
+a batch wait, durably, for the next one. All state lives in one
+CollectorState, carried across continue-as-new.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from ebs.activities.types import ResolveRequest, ResolveResult
+    from ebs.rebuild_choice import choose_build
+    from ebs.workflows import types as t
+    from ebs.workflows.batch import RebuildBatch
+
+# Bounds on what the state carries across continue-as-new.
+SEEN_EVENT_IDS = 5000
+RECENT_BATCHES = 20
+MAX_ENQUEUE = 5000
+# Continue-as-new well before Temporal's history limits.
+HISTORY_EVENTS_LIMIT = 10_000
+
+COMPONENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+
+SETTINGS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=2)
+)
+
+
+@workflow.defn(name="BatchCollector")
+class BatchCollector:
+    @workflow.init
+    def __init__(self, state: t.CollectorState) -> None:
+        self._s = state
+        self._seen = set(state.seen_event_ids)
+        self._changes = 0  # bumps on every queue change, to restart the lull
+        self._settings = t.CollectorSettings()
+        self._lull_deadline: datetime | None = None
+
+    # ---- messages -------------------------------------------------------
+
+    @workflow.signal(name=t.SIGNAL_TAG)
+    def tag(self, event: t.TagEvent) -> None:
+        self._queue(event)
+
+    @workflow.signal(name=t.SIGNAL_PAUSE)
+    def pause(self) -> None:
+        self._s.paused = True
+
+    @workflow.signal(name=t.SIGNAL_RESUME)
+    def resume(self) -> None:
+        self._s.paused = False
+
+    @workflow.signal(name=t.SIGNAL_SIDE_TAGS)
+    def side_tags(self, event: t.SideTagsEvent) -> None:
+        if event.batch_id == self._s.current_batch_id:
+            self._s.current_side_tags = list(event.side_tags)
+
+    @workflow.update(name=t.UPDATE_ENQUEUE)
+    async def enqueue(self, req: t.EnqueueRequest) -> t.EnqueueResult:
+        """Queue components by hand, choosing the build as the original's manual
+        rebuild does (latest Rawhide vs latest ELN build)."""
+        resolved = await workflow.execute_activity(
+            "resolve_components",
+            ResolveRequest(sorted(set(req.components))),
+            result_type=ResolveResult,
+            start_to_close_timeout=timedelta(minutes=5),
+            retry_policy=RetryPolicy(maximum_attempts=5),
+        )
+        result = t.EnqueueResult()
+        for cand in resolved.candidates:
+            if not cand.eligible:
+                result.rejected.append(t.Rejection(cand.requested, cand.reason))
+                continue
+            choice = choose_build(cand.rawhide, cand.eln)
+            if choice.build is None:
+                result.rejected.append(t.Rejection(cand.requested, choice.reason))
+                continue
+            event = t.TagEvent(
+                component=cand.component,
+                nvr=choice.build.nvr,
+                build_id=choice.build.build_id,
+                tag=resolved.trigger_tag,
+                source=req.source,
+                event_id=f"{req.source}:{workflow.uuid4()}",
+                tagged_at=workflow.now().timestamp(),
+                requested_by=req.requested_by,
+            )
+            self._queue(event)
+            result.queued.append(event)
+        return result
+
+    @enqueue.validator
+    def _validate_enqueue(self, req: t.EnqueueRequest) -> None:
+        if not req.components:
+            raise ValueError("no components given")
+        if len(req.components) > MAX_ENQUEUE:
+            raise ValueError(f"at most {MAX_ENQUEUE} components at once")
+        bad = [c for c in req.components if not COMPONENT_NAME.match(c)]
+        if bad:
+            raise ValueError(f"not a package name: {', '.join(repr(b) for b in bad[:10])}")
+
+    @workflow.query(name=t.QUERY_STATUS)
+    def status(self) -> t.CollectorStatus:
+        return t.CollectorStatus(
+            queued=sorted(self._s.queue.values(), key=lambda e: e.component),
+            paused=self._s.paused,
+            paused_by_config=self._settings.paused_by_config,
+            lull_deadline=self._lull_deadline.isoformat() if self._lull_deadline else "",
+            current_batch_id=self._s.current_batch_id,
+            current_batch_packages=list(self._s.current_batch_packages),
+            recent_batches=list(self._s.recent_batches),
+        )
+
+    @workflow.query(name=t.QUERY_ROUTING)
+    def routing(self) -> t.Routing:
+        return t.Routing(self._s.current_batch_id, list(self._s.current_side_tags))
+
+    # ---- the loop -------------------------------------------------------
+
+    @workflow.run
+    async def run(self, state: t.CollectorState) -> None:
+        while True:
+            await self._wait(lambda: self._ready())
+            self._settings = await self._load_collector_settings()
+            if self._settings.paused_by_config:
+                # control.pause in the config: look again after a while.
+                await self._wait(lambda: False, timeout=max(self._settings.lull, 60.0))
+                continue
+            if not await self._lull_passed():
+                continue
+            await self._run_batch()
+            if self._should_continue_as_new():
+                break
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(self._s)
+
+    def _ready(self) -> bool:
+        return bool(self._s.queue) and not self._s.paused
+
+    async def _wait(self, condition: object, timeout: float | None = None) -> bool:
+        """wait_condition that also wakes to continue-as-new when idle."""
+
+        def done() -> bool:
+            return bool(condition()) or self._should_continue_as_new()  # type: ignore[operator]
+
+        try:
+            await workflow.wait_condition(done, timeout=timeout)
+        except asyncio.TimeoutError:
+            return False
+        if self._should_continue_as_new() and not self._s.current_batch_id:
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            workflow.continue_as_new(self._s)
+        return True
+
+    async def _lull_passed(self) -> bool:
+        """Wait for `lull` seconds without a new event; False if paused meanwhile."""
+        while True:
+            last = datetime.fromisoformat(self._s.last_event_at) if self._s.last_event_at else None
+            deadline = (last or workflow.now()) + timedelta(seconds=self._settings.lull)
+            self._lull_deadline = deadline
+            remaining = (deadline - workflow.now()).total_seconds()
+            if remaining <= 0:
+                break
+            changes = self._changes
+            woke = await self._wait(
+                lambda: self._changes != changes or self._s.paused, timeout=remaining
+            )
+            if woke and self._s.paused:
+                self._lull_deadline = None
+                return False
+        self._lull_deadline = None
+        return self._ready()
+
+    async def _run_batch(self) -> None:
+        settings = await workflow.execute_activity(
+            "batch_settings",
+            result_type=t.BatchSettings,
+            start_to_close_timeout=timedelta(minutes=2),
+            retry_policy=SETTINGS_RETRY,
+        )
+        events = sorted(self._s.queue.values(), key=lambda e: e.component)
+        self._s.queue = {}
+        self._s.batch_seq += 1
+        now = workflow.now()
+        batch_id = f"ebs-batch-{now:%Y%m%d-%H%M%S}-{self._s.batch_seq}"
+        self._s.current_batch_id = batch_id
+        self._s.current_batch_packages = [e.component for e in events]
+        self._s.current_side_tags = []
+        summary = t.BatchSummary(
+            batch_id=batch_id,
+            started_at=now.isoformat(),
+            packages=len(events),
+            config_version=settings.config_version,
+        )
+        try:
+            result: t.BatchResult = await workflow.execute_child_workflow(
+                RebuildBatch.run,
+                t.BatchRequest(batch_id, events, settings),
+                id=batch_id,
+                static_summary=f"{len(events)} package(s): "
+                + ", ".join(e.component for e in events[:10])
+                + (" …" if len(events) > 10 else ""),
+            )
+            summary.outcome = result.outcome
+            failed = [p.component for p in result.packages if p.state == "failed"]
+            summary.failed = len(failed)
+            summary.succeeded = len(result.packages) - len(failed)
+            summary.failed_components = failed[:200]
+        except ChildWorkflowError as err:
+            # A batch that crashed or was cancelled still reports every package.
+            summary.outcome = "cancelled" if "cancel" in str(err.cause).lower() else "error"
+            summary.failed = len(events)
+            summary.failed_components = [e.component for e in events][:200]
+            workflow.logger.error("batch %s ended without a result: %s", batch_id, err.cause)
+        summary.finished_at = workflow.now().isoformat()
+        self._s.recent_batches = (self._s.recent_batches + [summary])[-RECENT_BATCHES:]
+        self._s.current_batch_id = ""
+        self._s.current_batch_packages = []
+        self._s.current_side_tags = []
+
+    async def _load_collector_settings(self) -> t.CollectorSettings:
+        return await workflow.execute_activity(
+            "collector_settings",
+            result_type=t.CollectorSettings,
+            start_to_close_timeout=timedelta(minutes=1),
+            retry_policy=SETTINGS_RETRY,
+        )
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        return (
+            info.is_continue_as_new_suggested()
+            or info.get_current_history_length() > HISTORY_EVENTS_LIMIT
+        )
+
+    # ---- state ----------------------------------------------------------
+
+    def _queue(self, event: t.TagEvent) -> None:
+        if event.event_id:
+            if event.event_id in self._seen:
+                return  # redelivery of a message already queued
+            self._seen.add(event.event_id)
+            self._s.seen_event_ids.append(event.event_id)
+            if len(self._s.seen_event_ids) > SEEN_EVENT_IDS:
+                drop = self._s.seen_event_ids[: -SEEN_EVENT_IDS]
+                self._s.seen_event_ids = self._s.seen_event_ids[-SEEN_EVENT_IDS:]
+                self._seen.difference_update(drop)
+        current = self._s.queue.get(event.component)
+        if (
+            current is not None
+            and current.tagged_at is not None
+            and event.tagged_at is not None
+            and event.tagged_at < current.tagged_at
+        ):
+            return  # an older tag arriving late: the build tagged last wins
+        self._s.queue[event.component] = event
+        self._s.last_event_at = workflow.now().isoformat()
+        self._changes += 1

@@ -1,0 +1,229 @@
+"""Inputs, results, signals and queries of the ebs workflows.
+
+Every message crossing a workflow boundary is a dataclass with defaults for all
+but its identifying fields, so fields can be added later without breaking
+running histories (an old payload simply lacks the new key).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+COLLECTOR_WORKFLOW_ID = "ebs-collector"
+
+# Signal, query and update names, shared with the bridge, the API and the docs
+# for the `temporal` CLI.
+SIGNAL_TAG = "tag"
+SIGNAL_PAUSE = "pause"
+SIGNAL_RESUME = "resume"
+SIGNAL_TASK_STATE = "task_state"
+SIGNAL_REPO_EVENT = "repo_event"
+SIGNAL_SIDE_TAGS = "side_tags"  # RebuildBatch -> BatchCollector
+UPDATE_ENQUEUE = "enqueue"
+QUERY_STATUS = "status"
+QUERY_ROUTING = "routing"
+
+# Search attributes registered on the Temporal namespace (see ebs.temporal_setup).
+SA_PACKAGES = "EbsPackages"  # KeywordList
+SA_PHASE = "EbsPhase"  # Keyword
+SA_OUTCOME = "EbsOutcome"  # Keyword
+SA_CONFIG_VERSION = "EbsConfigVersion"  # Keyword
+
+
+class EventSource(str, Enum):
+    BUS = "bus"
+    API = "api"
+    CLI = "cli"
+
+
+@dataclass
+class TagEvent:
+    """A build tagged into the trigger tag (or queued by hand)."""
+
+    component: str
+    nvr: str
+    build_id: int = 0
+    tag: str = ""
+    source: str = EventSource.BUS.value
+    event_id: str = ""  # message id; redelivery of the same id is a no-op
+    tagged_at: float | None = None  # epoch seconds from the message, if known
+    requested_by: str = ""
+
+
+@dataclass
+class TaskStateEvent:
+    """buildsys.task.state.change for a build task ebs submitted."""
+
+    task_id: int
+    state: str  # koji.TASK_STATES name: FREE OPEN CLOSED CANCELED ASSIGNED FAILED
+    event_id: str = ""
+
+
+@dataclass
+class RepoEvent:
+    """buildsys.repo.init / buildsys.repo.done for a side tag."""
+
+    tag: str
+    kind: str = "done"  # "init" | "done"
+    repo_id: int = 0
+    event_id: str = ""
+
+
+@dataclass
+class SideTagsEvent:
+    """The side tags a running batch holds (for routing repo messages)."""
+
+    batch_id: str
+    side_tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EnqueueRequest:
+    components: list[str]
+    source: str = EventSource.API.value
+    requested_by: str = ""
+
+
+@dataclass
+class Rejection:
+    component: str
+    reason: str
+
+
+@dataclass
+class EnqueueResult:
+    queued: list[TagEvent] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
+
+
+class PackageState(str, Enum):
+    PENDING = "pending"
+    BUILDING = "building"
+    SUCCEEDED = "succeeded"  # built (scratch) or built and promoted/filed
+    FAILED = "failed"
+    STABLE = "stable"
+
+
+@dataclass
+class PackageResult:
+    component: str
+    rawhide_nvr: str
+    state: str = PackageState.PENDING.value
+    ordering: int = 1000
+    skip_tag: bool = False
+    attempts: int = 0
+    task_ids: list[int] = field(default_factory=list)
+    task_urls: list[str] = field(default_factory=list)
+    nvr: str = ""  # the ELN build's NVR once known
+    build_id: int = 0
+    update_alias: str = ""
+    update_url: str = ""
+    reason: str = ""  # why it failed, human readable
+
+
+@dataclass
+class BatchSettings:
+    """The config snapshot a batch runs with: a config change never reaches a
+    running batch, only the next one."""
+
+    build_target: str
+    stable_tag: str
+    trigger_tag: str = ""
+    scratch: bool = False
+    fail_fast: bool = True
+    draft_builds: bool = True
+    priority: int = 5
+    skip_tag: list[str] = field(default_factory=list)
+    ordering: dict[str, int] = field(default_factory=dict)
+    default_ordering: int = 1000
+    bodhi_batch_size: int = 0
+    bodhi_max_single_batch_size: int = 0
+    bodhi_warn_timeout: float = 7 * 24 * 3600.0
+    bodhi_stable_timeout: float = 14 * 24 * 3600.0
+    task_poll: float = 300.0
+    repo_poll: float = 60.0
+    task_timeout: float = 24 * 3600.0
+    tag_timeout: float = 3600.0
+    stable_poll: float = 600.0
+    attempt_chunk_size: int = 1000
+    koji_weburl: str = ""
+    bodhi_url: str = ""
+    temporal_ui_url: str = ""
+    email_enabled: bool = False
+    config_version: str = ""
+
+
+@dataclass
+class CollectorSettings:
+    lull: float = 60.0
+    paused_by_config: bool = False
+    config_version: str = ""
+
+
+@dataclass
+class BatchRequest:
+    batch_id: str
+    packages: list[TagEvent]
+    settings: BatchSettings
+
+
+@dataclass
+class BatchSummary:
+    batch_id: str
+    started_at: str = ""  # ISO 8601
+    finished_at: str = ""
+    outcome: str = ""  # succeeded | failed | partial | cancelled | error
+    packages: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    failed_components: list[str] = field(default_factory=list)
+    config_version: str = ""
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    outcome: str
+    packages: list[PackageResult] = field(default_factory=list)
+    side_tags: list[str] = field(default_factory=list)
+    errata_tags: list[str] = field(default_factory=list)
+    updates: list[str] = field(default_factory=list)
+    started_at: str = ""
+    finished_at: str = ""
+    error: str = ""
+    config_version: str = ""
+
+
+@dataclass
+class CollectorState:
+    """Everything the BatchCollector knows; carried across continue-as-new."""
+
+    queue: dict[str, TagEvent] = field(default_factory=dict)
+    seen_event_ids: list[str] = field(default_factory=list)
+    paused: bool = False
+    last_event_at: str = ""  # ISO 8601 workflow time of the last queued event
+    batch_seq: int = 0
+    current_batch_id: str = ""
+    current_batch_packages: list[str] = field(default_factory=list)
+    current_side_tags: list[str] = field(default_factory=list)
+    recent_batches: list[BatchSummary] = field(default_factory=list)
+
+
+@dataclass
+class CollectorStatus:
+    queued: list[TagEvent] = field(default_factory=list)
+    paused: bool = False
+    paused_by_config: bool = False
+    lull_deadline: str = ""  # ISO 8601, empty when nothing queued
+    current_batch_id: str = ""
+    current_batch_packages: list[str] = field(default_factory=list)
+    recent_batches: list[BatchSummary] = field(default_factory=list)
+
+
+@dataclass
+class Routing:
+    """Where the bridge sends task and repo messages (queried, cached briefly)."""
+
+    batch_workflow_id: str = ""
+    side_tags: list[str] = field(default_factory=list)

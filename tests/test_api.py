@@ -1,0 +1,283 @@
+"""The HTTP API against a real Temporal dev server and the real BatchCollector."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from temporalio.client import Client
+
+from ebs.api.metrics import prometheus_runtime
+from ebs.api.names import MAX_COMPONENTS
+from ebs.workflows import types as t
+from tests.test_api_fixtures import (
+    API_TOKEN,
+    API_TOKEN_NAME,
+    BODHI,
+    KOJI_WEB,
+    TEMPORAL_UI,
+    Stack,
+    api_app,
+    bearer,
+    eventually,
+    http,
+    progress_batch,
+    stack,  # noqa: F401 (fixture)
+)
+
+AUTH = bearer(API_TOKEN)
+
+
+async def test_alive_and_startup_start_the_collector(stack: Stack) -> None:
+    await stack.reset_collector()
+    async with http(api_app(stack)) as api:
+        alive = await api.get("/alive")
+        assert alive.status_code == 200 and alive.json()["status"] == "ok"
+        first = await api.get("/startup")
+        assert first.status_code == 200, first.text
+        assert first.json() == {"status": "ok", "detail": "collector started"}
+        second = await api.get("/startup")
+        assert second.json() == {"status": "ok", "detail": "collector running"}
+    status = await stack.collector_status()
+    assert status.queued == [] and not status.paused
+
+
+async def test_temporal_down_is_503_but_alive(stack: Stack) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{s.getsockname()[1]}"
+
+    async def connect() -> Client:
+        return await Client.connect(dead)
+
+    async with http(api_app(stack, client=None, connect=connect)) as api:
+        assert (await api.get("/alive")).status_code == 200
+        startup = await api.get("/startup")
+        assert startup.status_code == 503
+        assert startup.json()["status"] == "unavailable"
+        assert "cannot connect to Temporal" in startup.json()["detail"]
+        status = await api.get("/status.json")
+        assert status.status_code == 503 and "cannot connect" in status.json()["detail"]
+        page = await api.get("/status.html")
+        assert page.status_code == 503 and "cannot connect to Temporal" in page.text
+        trigger = await api.post("/trigger", json={"components": ["bash"]}, headers=AUTH)
+        assert trigger.status_code == 503, trigger.text
+        metrics = await api.get("/metrics")
+        assert metrics.status_code == 200 and "ebs_queue_length" in metrics.text
+
+
+async def test_trigger_queues_or_rejects_each_component(stack: Stack) -> None:
+    await stack.reset_collector()
+    async with http(api_app(stack)) as api:
+        # Paused, the queue stays put for us to look at.
+        assert (await api.post("/pause", headers=AUTH)).status_code == 200
+        resp = await api.post(
+            "/trigger",
+            json={"components": ["bash", "kernel", "no-such-package", "ipa", "bash"]},
+            headers=AUTH,
+        )
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        assert body["requested_by"] == API_TOKEN_NAME
+        assert (body["queued"], body["rejected"]) == (2, 2)
+        outcome = {r["component"]: r for r in body["results"]}
+        assert outcome["bash"] == {
+            "component": "bash", "status": "queued", "nvr": "bash-5.3.0-2.fc45", "reason": "",
+        }
+        # ELN's ipa is Fedora's freeipa: the Rawhide name is what gets queued.
+        assert outcome["freeipa"]["status"] == "queued"
+        assert outcome["kernel"]["status"] == "rejected"
+        assert "excluded" in outcome["kernel"]["reason"]
+        assert outcome["no-such-package"]["reason"] == "not in the ELN package lists"
+
+        status = (await api.get("/status.json")).json()
+    collector = status["collector"]
+    assert collector["exists"] and collector["answered"] and collector["paused"]
+    assert collector["queue_length"] == 2
+    assert [(q["component"], q["nvr"], q["source"], q["requested_by"]) for q in collector["queued"]] == [
+        ("bash", "bash-5.3.0-2.fc45", "api", API_TOKEN_NAME),
+        ("freeipa", "freeipa-4.12.2-1.fc45", "api", API_TOKEN_NAME),
+    ]
+    assert collector["temporal_url"] == f"{TEMPORAL_UI}/namespaces/default/workflows/ebs-collector"
+    assert status["current_batch"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"components": ["bash; rm -rf /"]}, "not a package name: 'bash; rm -rf /'"),
+        ({"components": ["-bash"]}, "not a package name"),
+        ({"components": ["x" * 201]}, "not a package name"),
+        ({"components": []}, "no components given"),
+        ({"components": ["p%d" % i for i in range(MAX_COMPONENTS + 1)]}, "at most 5000"),
+        ({"components": "bash"}, "valid list"),
+        ({"packages": ["bash"]}, "Field required"),
+    ],
+)
+async def test_trigger_rejects_bad_names_with_422(
+    stack: Stack, body: dict[str, object], message: str
+) -> None:
+    await stack.reset_collector()
+    async with http(api_app(stack)) as api:
+        await api.get("/startup")
+        resp = await api.post("/trigger", json=body, headers=AUTH)
+        assert resp.status_code == 422
+        assert message in str(resp.json()["detail"])
+    assert (await stack.collector_status()).queued == []
+
+
+async def test_history_rejects_bad_name(stack: Stack) -> None:
+    async with http(api_app(stack)) as api:
+        resp = await api.get("/history", params={"component": "bash' OR 1=1"})
+        assert resp.status_code == 422
+        assert "not a package name" in resp.json()["detail"]
+
+
+async def test_write_endpoints_need_credentials(stack: Stack) -> None:
+    await stack.reset_collector()
+    async with http(api_app(stack)) as api:
+        await api.get("/startup")
+        cases = [
+            {},
+            bearer("wrong-token-0123456789abcdef"),
+            {"Authorization": f"Basic {API_TOKEN}"},
+            bearer(API_TOKEN + "x"),
+        ]
+        for headers in cases:
+            for path, body in (("/trigger", {"components": ["coreutils"]}), ("/pause", None)):
+                resp = await api.post(path, json=body, headers=headers)
+                assert resp.status_code == 401, (path, headers, resp.text)
+                assert resp.headers["www-authenticate"].startswith("Bearer")
+        # Refused requests changed nothing.
+        status = await stack.collector_status()
+        assert status.queued == [] and not status.paused
+        # The plain-token line of the tokens file works too.
+        ok = await api.post("/pause", headers=bearer("plain-token-for-ci-0123456789"))
+        assert ok.status_code == 200 and ok.json()["requested_by"].startswith("token-")
+
+
+async def test_writes_refused_without_any_auth_configured(stack: Stack) -> None:
+    async with http(api_app(stack, tokens=None)) as api:
+        resp = await api.post("/pause", headers=AUTH)
+        assert resp.status_code == 403
+        assert "write endpoints are disabled" in resp.json()["detail"]
+    async with http(api_app(stack, tokens=None, allow_anonymous_writes=True)) as api:
+        resp = await api.post("/resume")
+        assert resp.status_code == 200 and resp.json()["requested_by"] == "anonymous"
+
+
+async def test_pause_and_resume(stack: Stack) -> None:
+    await stack.reset_collector()
+    async with http(api_app(stack)) as api:
+        # /pause starts the collector when needed (signal-with-start).
+        resp = await api.post("/pause", headers=AUTH)
+        assert resp.status_code == 200
+        assert resp.json()["action"] == "pause"
+        assert resp.json()["requested_by"] == API_TOKEN_NAME
+        await eventually(lambda: api.get("/status.json"),
+                          lambda r: r.json()["collector"]["paused"] is True)
+        assert (await api.post("/resume", headers=AUTH)).status_code == 200
+        await eventually(lambda: api.get("/status.json"),
+                         lambda r: r.json()["collector"]["paused"] is False)
+
+
+async def test_batch_status_history_and_metrics(stack: Stack) -> None:
+    await stack.reset_collector(lull=0.2)
+    runtime, sdk_url = prometheus_runtime()
+    client = await Client.connect(stack.address, runtime=runtime)
+    app = api_app(stack, client=client, sdk_metrics_url=sdk_url)
+    async with http(app) as api:
+        resp = await api.post(
+            "/trigger", json={"components": ["bash", "glibc", "llvm", "coreutils"]}, headers=AUTH
+        )
+        assert resp.json()["queued"] == 4
+        batch_id = await stack.wait_for_batch()
+        await stack.script_batch(batch_id, progress_batch)
+
+        status = (await api.get("/status.json")).json()
+        current = status["current_batch"]
+        assert current["batch_id"] == batch_id
+        assert current["phase"] == "building:slice 10 attempt 2"
+        assert current["temporal_url"] == f"{TEMPORAL_UI}/namespaces/default/workflows/{batch_id}"
+        assert current["counts"] == {"building": 1, "failed": 1, "pending": 1, "succeeded": 1}
+        assert current["updates"] == [
+            {"alias": "FEDORA-ELN-2026-0a1b2c3d4e",
+             "url": f"{BODHI}/updates/FEDORA-ELN-2026-0a1b2c3d4e"}
+        ]
+        slices = {s["ordering"]: s for s in current["slices"]}
+        assert sorted(slices) == [0, 10, 1000]
+        assert slices[0]["state"] == "done"
+        assert slices[10]["state"] == "building"
+        assert slices[1000]["state"] == "building"  # bash failed, coreutils pending
+        llvm = slices[0]["packages"][0]
+        assert llvm["nvr"] == "llvm-21.1.0-1.eln152" and llvm["attempt"] == 1
+        assert llvm["koji_tasks"] == [
+            {"task_id": 9001, "url": f"{KOJI_WEB}/taskinfo?taskID=9001"}
+        ]
+        assert llvm["bodhi_update"]["url"] == f"{BODHI}/updates/FEDORA-ELN-2026-0a1b2c3d4e"
+        bash = next(p for p in slices[1000]["packages"] if p["component"] == "bash")
+        # No URL from the batch: the link is made from koji.weburl.
+        assert bash["koji_tasks"][1] == {"task_id": 9011, "url": f"{KOJI_WEB}/taskinfo?taskID=9011"}
+        assert bash["reason"] == "buildArch failed: %check exited 1"
+        running = next(b for b in status["recent_batches"] if b["batch_id"] == batch_id)
+        assert running["status"] == "running"
+        assert running["packages"] == 4
+
+        await stack.finish_batch(batch_id, "partial")
+        status = await eventually(
+            lambda: api.get("/status.json"),
+            lambda r: r.json()["current_batch"] is None
+            and any(b["batch_id"] == batch_id and b["status"] == "completed"
+                    for b in r.json()["recent_batches"]),
+        )
+        done = next(b for b in status.json()["recent_batches"] if b["batch_id"] == batch_id)
+        assert done["outcome"] == "partial"
+        assert (done["succeeded"], done["failed"], done["failed_components"]) == (3, 1, ["bash"])
+        assert done["finished_at"]
+
+        history = (await api.get("/history", params={"component": "bash"})).json()
+        assert history["component"] == "bash"
+        entry = next(e for e in history["batches"] if e["batch"]["batch_id"] == batch_id)
+        assert entry["batch"]["outcome"] == "partial"
+        assert entry["package"]["state"] == "failed"
+        assert entry["package"]["reason"] == "buildArch failed: %check exited 1"
+        assert "EbsPackages" in history["temporal_search_url"]
+        nothing = (await api.get("/history", params={"component": "python3.14"})).json()
+        assert nothing["batches"] == []
+
+        metrics = await api.get("/metrics")
+        assert metrics.status_code == 200
+        assert metrics.headers["content-type"].startswith("text/plain")
+        text = metrics.text
+        for name in ("ebs_batches_started", "ebs_packages_built", "ebs_queue_length",
+                     "ebs_bridge_messages", "ebs_koji_calls", "ebs_koji_call_seconds"):
+            assert f"# TYPE {name}" in text, name
+        assert 'ebs_batches_by_status{status="Completed"}' in text
+        assert "ebs_queue_length 0.0" in text
+        # The Temporal SDK's own metrics of the API's client.
+        assert "temporal_request" in text
+
+
+async def test_openapi_documents_the_schema(stack: Stack) -> None:
+    async with http(api_app(stack)) as api:
+        doc = (await api.get("/openapi.json")).json()
+    schemas = doc["components"]["schemas"]
+    for name in ("StatusResponse", "CurrentBatch", "SliceStatus", "PackageStatus",
+                 "BatchOverview", "TriggerRequest", "TriggerResponse", "HistoryResponse"):
+        assert name in schemas, name
+    ok = doc["paths"]["/status.json"]["get"]["responses"]["200"]
+    assert ok["content"]["application/json"]["schema"]["$ref"].endswith("/StatusResponse")
+    trigger = doc["paths"]["/trigger"]["post"]
+    assert trigger["security"] == [{"HTTPBearer": []}]
+    assert {"401", "403", "422", "503"} <= set(trigger["responses"])
+
+
+async def test_status_before_any_collector(stack: Stack) -> None:
+    await stack.reset_collector()
+    handle = stack.client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
+    desc = await handle.describe()
+    assert desc.status is not None and desc.status.name == "TERMINATED"
+    async with http(api_app(stack)) as api:
+        status = (await api.get("/status.json")).json()
+    assert status["collector"]["exists"] is True
+    assert status["collector"]["status"] == "terminated"

@@ -1,0 +1,124 @@
+"""Workflow and activities the operator-surface tests run beside the real BatchCollector.
+
+No tests here: this module only holds code the Temporal worker of those tests
+hosts (workflow code must live in an importable module, free of pytest).
+
+- The real BatchCollector (ebs.workflows.collector) runs unchanged.
+- Its three activities are answered from a fixed config and a fixed set of
+  Rawhide builds (`World`), instead of Koji.
+- Its RebuildBatch child is `ScriptedBatch`: it keeps the message contract of
+  the real batch (search attributes, the `status` query returning a
+  BatchResult) while the test decides what the batch reports and when it ends.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+from temporalio import activity, workflow
+
+with workflow.unsafe.imports_passed_through():
+    from ebs.activities.types import ComponentCandidates, KojiBuild, ResolveRequest, ResolveResult
+    from ebs.config.eligibility import Eligibility
+    from ebs.config.rules import ordering_for
+    from ebs.temporal_client import OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
+    from ebs.workflows import types as t
+
+SIGNAL_SCRIPT = "test_script"
+SIGNAL_FINISH = "test_finish"
+
+
+@dataclass
+class World:
+    """What the activities answer: the config's eligibility and the Rawhide builds."""
+
+    eligibility: Eligibility
+    trigger_tag: str
+    settings: t.BatchSettings
+    lull: float = 3600.0
+    rawhide: dict[str, str] = field(default_factory=dict)  # component -> latest NVR
+
+    def activities(self) -> list:
+        world = self
+
+        @activity.defn(name="collector_settings")
+        async def collector_settings() -> t.CollectorSettings:
+            return t.CollectorSettings(lull=world.lull, config_version="test")
+
+        @activity.defn(name="batch_settings")
+        async def batch_settings() -> t.BatchSettings:
+            return world.settings
+
+        @activity.defn(name="resolve_components")
+        async def resolve_components(req: ResolveRequest) -> ResolveResult:
+            out = []
+            for requested in req.components:
+                upstream = world.eligibility.upstream_name(requested) or requested
+                why = world.eligibility.why_not(upstream)
+                cand = ComponentCandidates(
+                    requested=requested, component=upstream, eligible=why is None,
+                    reason=why or "",
+                )
+                nvr = world.rawhide.get(upstream)
+                if cand.eligible and nvr:
+                    cand.rawhide = KojiBuild(
+                        nvr=nvr, build_id=zlib.crc32(nvr.encode()) % 100000, component=upstream,
+                        creation_ts=1.7e9,
+                    )
+                out.append(cand)
+            return ResolveResult(candidates=out, trigger_tag=world.trigger_tag)
+
+        return [collector_settings, batch_settings, resolve_components]
+
+
+@workflow.defn(name="RebuildBatch")
+class ScriptedBatch:
+    """A RebuildBatch whose progress the test scripts (see module docstring)."""
+
+    @workflow.init
+    def __init__(self, req: t.BatchRequest) -> None:
+        s = req.settings
+        self._snapshot = t.BatchResult(
+            batch_id=req.batch_id,
+            outcome="starting",
+            packages=[
+                t.PackageResult(
+                    component=e.component,
+                    rawhide_nvr=e.nvr,
+                    ordering=ordering_for(s.ordering, e.component, s.default_ordering),
+                )
+                for e in req.packages
+            ],
+            started_at=workflow.now().isoformat(),
+            config_version=s.config_version,
+        )
+        self._outcome = ""
+
+    @workflow.signal(name=SIGNAL_SCRIPT)
+    def script(self, snapshot: t.BatchResult) -> None:
+        self._snapshot = snapshot
+
+    @workflow.signal(name=SIGNAL_FINISH)
+    def finish(self, outcome: str) -> None:
+        self._outcome = outcome
+
+    @workflow.query(name=t.QUERY_STATUS)
+    def status(self) -> t.BatchResult:
+        return self._snapshot
+
+    @workflow.run
+    async def run(self, req: t.BatchRequest) -> t.BatchResult:
+        workflow.upsert_search_attributes(
+            [
+                PACKAGES_KEY.value_set(sorted(e.component for e in req.packages)),
+                PHASE_KEY.value_set("building"),
+            ]
+        )
+        await workflow.wait_condition(lambda: bool(self._outcome))
+        workflow.upsert_search_attributes(
+            [OUTCOME_KEY.value_set(self._outcome), PHASE_KEY.value_set("finished")]
+        )
+        self._snapshot.outcome = self._outcome
+        self._snapshot.finished_at = workflow.now().isoformat()
+        return self._snapshot

@@ -1,0 +1,326 @@
+"""The bridge's decision function: pure, so tested directly and fuzzed."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from ebs.config.eligibility import Eligibility
+from ebs.config.model import ControlConfig, Override
+from ebs.config.packages import build_package_lists
+from ebs.ingest.decide import (
+    KIND_OTHER,
+    KIND_REPO,
+    KIND_TAG,
+    KIND_TASK,
+    SIDE_TAG,
+    Drop,
+    Incoming,
+    SignalRepo,
+    SignalTag,
+    SignalTask,
+    decide,
+    event_id,
+)
+from ebs.ingest.rules import ConfigRules
+
+PROD = "org.fedoraproject.prod."
+TAG_TOPIC = PROD + "buildsys.tag"
+TASK_TOPIC = PROD + "buildsys.task.state.change"
+REPO_DONE = PROD + "buildsys.repo.done"
+REPO_INIT = PROD + "buildsys.repo.init"
+
+
+def rules(koji_user: str | None = "ebs-bot") -> ConfigRules:
+    lists = build_package_lists(
+        {"bash": "eln/source", "kernel": "eln/source", "coreutils": "eln/source"},
+        {"ipa": Override(upstream_name="freeipa")},
+    )
+    eligibility = Eligibility(lists, ControlConfig(exclude=["^kernel$"]))
+    return ConfigRules(trigger_tag="f45", koji_user=koji_user, eligibility=eligibility)
+
+
+RULES = rules()
+
+
+def tag_body(**over: Any) -> dict[str, Any]:
+    body = {
+        "build_id": 2620000,
+        "name": "bash",
+        "tag_id": 1234,
+        "instance": "primary",
+        "tag": "f45",
+        "user": "bodhi",
+        "version": "5.2.37",
+        "release": "1.fc45",
+        "owner": "someone",
+    }
+    body.update(over)
+    return body
+
+
+def task_body(**over: Any) -> dict[str, Any]:
+    opts = {"custom_user_metadata": {"ebs_workflow_id": "ebs-batch-1-attempt-1"}}
+    body = {
+        "id": 12345678,
+        "info": {
+            "id": 12345678,
+            "method": "build",
+            "host_id": None,
+            "arch": "noarch",
+            "result": None,
+            "request": ["git+https://src.fedoraproject.org/rpms/bash.git#abc", "eln-side-7", opts],
+            "children": [],
+            "state": 2,
+            "create_time": 1700000000.0,
+            "url": "https://koji/taskinfo?taskID=12345678",
+        },
+        "method": "build",
+        "attribute": "state",
+        "old": "OPEN",
+        "new": "CLOSED",
+        "srpm": "bash",
+        "owner": "ebs-bot",
+        "base_url": "https://koji.fedoraproject.org",
+        "files_base_url": "https://kojipkgs.fedoraproject.org",
+        "instance": "primary",
+    }
+    body.update(over)
+    return body
+
+
+def msg(topic: str, body: Any, mid: str | None = "m-1", sent_at: str | None = None) -> Incoming:
+    return Incoming(topic=topic, message_id=mid, body=body, sent_at=sent_at)
+
+
+# ---- tags -----------------------------------------------------------------------
+
+
+def test_eligible_tag_in_trigger_tag_becomes_a_tag_event() -> None:
+    d = decide(msg(TAG_TOPIC, tag_body(), "uuid-1", "2026-11-25T09:00:00+00:00"), RULES)
+    assert isinstance(d, SignalTag)
+    ev = d.event
+    assert (ev.component, ev.nvr, ev.build_id, ev.tag) == ("bash", "bash-5.2.37-1.fc45", 2620000, "f45")
+    assert ev.event_id == "uuid-1"
+    assert ev.source == "bus"
+    assert ev.tagged_at == datetime(2026, 11, 25, 9, tzinfo=UTC).timestamp()
+
+
+def test_renamed_package_is_eligible_under_its_fedora_name() -> None:
+    d = decide(msg(TAG_TOPIC, tag_body(name="freeipa")), RULES)
+    assert isinstance(d, SignalTag) and d.event.component == "freeipa"
+    # ELN's name is not what Koji tags in Rawhide.
+    assert decide(msg(TAG_TOPIC, tag_body(name="ipa")), RULES) == Drop(
+        KIND_TAG, "ipa is not eligible"
+    )
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (tag_body(tag="f45-updates-candidate"), "is not the trigger tag"),
+        (tag_body(tag=None), "is not the trigger tag"),
+        (tag_body(name="kernel"), "kernel is not eligible"),  # excluded
+        (tag_body(name="not-in-eln"), "not-in-eln is not eligible"),
+    ],
+)
+def test_irrelevant_tags_are_dropped(body: dict[str, Any], reason: str) -> None:
+    d = decide(msg(TAG_TOPIC, body), RULES)
+    assert isinstance(d, Drop) and not d.malformed and d.kind == KIND_TAG
+    assert reason in d.reason
+
+
+def test_the_trigger_tag_is_the_resolved_one_from_the_rules() -> None:
+    other = ConfigRules("f46", "ebs-bot", RULES.eligibility)
+    assert isinstance(decide(msg(TAG_TOPIC, tag_body(tag="f46")), other), SignalTag)
+    assert isinstance(decide(msg(TAG_TOPIC, tag_body()), other), Drop)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        tag_body(build_id="2620000"),  # schema: integer
+        tag_body(name=None),
+        tag_body(version=""),
+        {k: v for k, v in tag_body().items() if k != "release"},
+        tag_body(name=" bash"),
+        ["not", "an", "object"],
+        None,
+    ],
+)
+def test_malformed_tag_bodies_are_dropped_as_malformed(body: Any) -> None:
+    d = decide(msg(TAG_TOPIC, body), RULES)
+    assert isinstance(d, Drop) and d.malformed and d.kind == KIND_TAG
+
+
+def test_event_id_is_the_message_id_or_a_stable_digest() -> None:
+    assert event_id(msg(TAG_TOPIC, tag_body(), "abc")) == "abc"
+    a = event_id(msg(TAG_TOPIC, tag_body(), None))
+    b = event_id(msg(TAG_TOPIC, copy.deepcopy(tag_body()), ""))
+    assert a == b and a.startswith("sha256:")
+    assert a != event_id(msg(TAG_TOPIC, tag_body(release="2.fc45"), None))
+
+
+def test_topics_from_any_environment_and_unprefixed_ones_are_read() -> None:
+    for topic in ("org.fedoraproject.stg.buildsys.tag", "buildsys.tag"):
+        assert isinstance(decide(msg(topic, tag_body()), RULES), SignalTag)
+    for topic in ("org.fedoraproject.prod.buildsys.untag", "org.centos.prod.buildsys.tag", ""):
+        d = decide(msg(topic, tag_body()), RULES)
+        assert isinstance(d, Drop) and d.kind == KIND_OTHER and not d.malformed
+
+
+# ---- tasks ----------------------------------------------------------------------
+
+
+def test_build_task_of_ebs_is_routed_to_the_workflow_in_its_metadata() -> None:
+    d = decide(msg(TASK_TOPIC, task_body(), "uuid-7"), RULES)
+    assert isinstance(d, SignalTask)
+    assert d.workflow_id == "ebs-batch-1-attempt-1"
+    assert (d.event.task_id, d.event.state, d.event.event_id) == (12345678, "CLOSED", "uuid-7")
+
+
+def test_without_a_configured_koji_user_the_metadata_alone_routes() -> None:
+    d = decide(msg(TASK_TOPIC, task_body(owner="someone")), rules(koji_user=None))
+    assert isinstance(d, SignalTask)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (task_body(owner="someone-else"), "is not ebs"),
+        (task_body(method="buildArch"), "is not build"),
+        (task_body(method="tagBuild"), "is not build"),
+    ],
+)
+def test_other_tasks_are_dropped(body: dict[str, Any], reason: str) -> None:
+    d = decide(msg(TASK_TOPIC, body), RULES)
+    assert isinstance(d, Drop) and not d.malformed and reason in d.reason
+
+
+def test_build_without_ebs_metadata_is_irrelevant() -> None:
+    body = task_body()
+    body["info"]["request"] = ["git+https://src/rpms/bash.git#abc", "eln", {}]
+    d = decide(msg(TASK_TOPIC, body), RULES)
+    assert isinstance(d, Drop) and not d.malformed
+    body["info"]["request"] = ["git+https://src/rpms/bash.git#abc", "eln"]
+    assert isinstance(decide(msg(TASK_TOPIC, body), RULES), Drop)
+
+
+@pytest.mark.parametrize(
+    "mutate",
+    [
+        lambda b: b["info"]["request"][2]["custom_user_metadata"].update(ebs_workflow_id=7),
+        lambda b: b["info"]["request"][2]["custom_user_metadata"].update(ebs_workflow_id=" "),
+        lambda b: b.update(new="EXPLODED"),
+        lambda b: b.update(id="12"),  # schema: integer
+        lambda b: b.pop("owner"),  # schema: required
+        lambda b: b["info"].pop("arch"),  # schema: required in info
+    ],
+)
+def test_malformed_task_messages(mutate: Any) -> None:
+    body = task_body()
+    mutate(body)
+    d = decide(msg(TASK_TOPIC, body), RULES)
+    assert isinstance(d, Drop) and d.malformed and d.kind == KIND_TASK
+
+
+# ---- repos ----------------------------------------------------------------------
+
+
+def test_repo_events_for_side_tags_go_to_routing() -> None:
+    body = {"instance": "primary", "repo_id": 99, "tag": "eln-build-side-4242", "tag_id": 5}
+    d = decide(msg(REPO_DONE, body, "r-1"), RULES)
+    assert isinstance(d, SignalRepo)
+    assert (d.event.tag, d.event.kind, d.event.repo_id, d.event.event_id) == (
+        "eln-build-side-4242", "done", 99, "r-1",
+    )
+    d = decide(msg(REPO_INIT, body), RULES)
+    assert isinstance(d, SignalRepo) and d.event.kind == "init"
+
+
+def test_repo_events_for_other_tags_are_dropped_without_temporal() -> None:
+    body = {"repo_id": 99, "tag": "f45-build", "tag_id": 5}
+    d = decide(msg(REPO_DONE, body), RULES)
+    assert isinstance(d, Drop) and d.kind == KIND_REPO and not d.malformed
+    for bad in ({"repo_id": "x", "tag": "eln-build-side-1"}, {"repo_id": 1}, {"tag": ""}):
+        d = decide(msg(REPO_DONE, bad), RULES)
+        assert isinstance(d, Drop) and d.malformed
+
+
+# ---- fuzz -----------------------------------------------------------------------
+
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**63), max_value=2**63)
+    | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=20)
+)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+topics = st.sampled_from([TAG_TOPIC, TASK_TOPIC, REPO_DONE, REPO_INIT, PROD + "buildsys.untag"])
+
+
+def _mutated(base: dict[str, Any], draw_key: str, value: Any, drop: bool) -> dict[str, Any]:
+    body = copy.deepcopy(base)
+    target = body["info"] if draw_key.startswith("info.") else body
+    key = draw_key.removeprefix("info.")
+    if drop:
+        target.pop(key, None)
+    else:
+        target[key] = value
+    return body
+
+
+tag_keys = st.sampled_from(sorted(tag_body()))
+task_keys = st.sampled_from(sorted(task_body()) + ["info." + k for k in sorted(task_body()["info"])])
+
+
+@st.composite
+def near_valid(draw: st.DrawFn) -> tuple[str, Any]:
+    """Valid-looking bodies with one field replaced by junk or removed."""
+    if draw(st.booleans()):
+        return TAG_TOPIC, _mutated(tag_body(), draw(tag_keys), draw(json_values), draw(st.booleans()))
+    return TASK_TOPIC, _mutated(task_body(), draw(task_keys), draw(json_values), draw(st.booleans()))
+
+
+def _check(decision: object) -> None:
+    assert isinstance(decision, Drop | SignalTag | SignalTask | SignalRepo)
+    if isinstance(decision, Drop):
+        assert decision.reason
+    elif isinstance(decision, SignalTag):
+        assert decision.event.component and decision.event.nvr and decision.event.event_id
+    elif isinstance(decision, SignalTask):
+        assert decision.workflow_id.strip() and decision.event.state
+        assert isinstance(decision.event.task_id, int)
+    else:
+        assert SIDE_TAG.search(decision.event.tag)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(topic=topics, body=json_values, mid=st.none() | st.text(max_size=40))
+def test_fuzz_arbitrary_bodies_never_crash(topic: str, body: Any, mid: str | None) -> None:
+    _check(decide(msg(topic, body, mid), RULES))
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(case=near_valid())
+def test_fuzz_near_valid_bodies_never_crash(case: tuple[str, Any]) -> None:
+    topic, body = case
+    _check(decide(msg(topic, body), RULES))
+
+
+@settings(max_examples=200, deadline=None)
+@given(junk=json_values.filter(lambda v: not isinstance(v, dict)))
+def test_fuzz_non_object_bodies_are_malformed(junk: Any) -> None:
+    for topic in (TAG_TOPIC, TASK_TOPIC, REPO_DONE):
+        d = decide(msg(topic, junk), RULES)
+        assert isinstance(d, Drop) and d.malformed
