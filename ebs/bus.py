@@ -179,10 +179,12 @@ class AmqpSink:
         messaging_config: str | None = None,
         exchange: str | None = None,
         timeout: float = 30.0,
+        reconnect_max_delay: float = 30.0,
     ) -> None:
         full_topic(env, "x")  # validates env
         self.env = env
         self.timeout = timeout
+        self.reconnect_max_delay = reconnect_max_delay
         install_schema_cache()
         load_messaging_config(messaging_config)
         self.exchange = exchange or str(fm_config.conf["publish_exchange"])
@@ -194,7 +196,9 @@ class AmqpSink:
         with self._lock:
             if self._service is None:
                 crochet.setup()
-                self._service = _start_service(self._amqp_url).wait(self.timeout)
+                self._service = _start_service(self._amqp_url, self.reconnect_max_delay).wait(
+                    self.timeout
+                )
             return self._service
 
     def publish(self, topic: str, body: Mapping[str, Any]) -> None:
@@ -236,10 +240,11 @@ class AmqpSink:
 
 
 @crochet.run_in_reactor
-def _start_service(amqp_url: str) -> Any:
+def _start_service(amqp_url: str, reconnect_max_delay: float) -> Any:
     from fedora_messaging.twisted.service import FedoraMessagingServiceV2
 
     service = FedoraMessagingServiceV2(amqp_url)
+    service.factory.maxDelay = reconnect_max_delay
     service.startService()
     return service
 

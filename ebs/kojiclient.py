@@ -13,8 +13,9 @@ failures into two kinds:
   (AuthError, AuthLockError, GSSAPIAuthError: a bad keytab/principal is the
   usual cause), permission/policy denials (ActionNotAllowed), calls Koji
   rejects as malformed (ParameterError, FunctionDeprecated, "Invalid method"),
-  unknown build targets or tags, SCM URLs Koji refuses, a missing client
-  profile, and HTTP 400/401/403/404 from the hub.
+  unknown build targets, tags, builds, tasks or users, SCM URLs Koji refuses,
+  TagError/BuildError (build not complete, already tagged, NVR exists), a
+  missing client profile, and HTTP 400/401/403/404/405 from the hub.
 * anything else propagates as itself and is transient: connection errors,
   timeouts, HTTP 5xx/408/429, LockError, ServerOffline, AuthExpired,
   Sequence/RetryError and faults whose text names no permanent cause.
@@ -84,7 +85,7 @@ PERMANENT_FAULT_CODES = frozenset({
     koji.AuthError.faultCode, koji.ActionNotAllowed.faultCode, koji.AuthLockError.faultCode,
     koji.FunctionDeprecated.faultCode, koji.ParameterError.faultCode,
     koji.ConfigurationError.faultCode, koji.GSSAPIAuthError.faultCode,
-    koji.NameValidationError.faultCode,
+    koji.NameValidationError.faultCode, koji.TagError.faultCode, koji.BuildError.faultCode,
 })
 TRANSIENT_FAULT_CODES = frozenset({
     koji.LockError.faultCode, koji.AuthExpired.faultCode, koji.SequenceError.faultCode,
@@ -92,9 +93,10 @@ TRANSIENT_FAULT_CODES = frozenset({
 })
 # Fault texts (any code) that name a cause a retry cannot fix.
 PERMANENT_FAULT_TEXT = re.compile(
-    r"no such build target|no such tag|no such taginfo|not in the list of allowed scms|"
-    r"invalid scm url|not logged-in|permission|not allowed|policy violation|invalid method|"
-    r"parameter error|not your sidetag|not a sidetag", re.IGNORECASE)
+    r"no such build|no such tag|no such taginfo|no such task|no such user|"
+    r"not in the list of allowed scms|invalid scm url|not logged-in|permission|not allowed|"
+    r"policy violation|invalid method|parameter error|not your sidetag|not a sidetag|"
+    r"cannot promote build|already exists|already tagged|not complete", re.IGNORECASE)
 # Faults about the whole session rather than one item of a multicall.
 GLOBAL_FAULT_TEXT = re.compile(r"not logged-in|no such build target|permission", re.IGNORECASE)
 PERMANENT_HTTP = frozenset({400, 401, 403, 404, 405})

@@ -4,4 +4,5 @@ registered here so every test module can use them."""
 pytest_plugins = [
     "tests.helpers.temporal",
     "tests.helpers.engine",
+    "tests.helpers.smtp",
 ]

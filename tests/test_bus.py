@@ -21,7 +21,10 @@ from ebs.bus import (
     koji_message,
     koji_topic,
 )
-from tests.helpers.rabbitmq import RabbitMQ, rabbitmq  # noqa: F401
+from tests.helpers import rabbitmq as rmq
+from tests.helpers.rabbitmq import RabbitMQ
+
+rabbitmq = rmq.rabbitmq  # the session broker fixture
 
 TAG = {
     "build_id": 1,
@@ -44,8 +47,12 @@ def test_topics() -> None:
     assert koji_topic("buildsys.tag") == "buildsys.tag"
     assert koji_topic("org.fedoraproject.prod.bodhi.update.comment") is None
     assert koji_topic("com.example.prod.buildsys.tag") is None
-    assert {"buildsys.tag", "buildsys.task.state.change", "buildsys.repo.init",
-            "buildsys.repo.done"} <= set(KOJI_MESSAGE_CLASSES)
+    assert {
+        "buildsys.tag",
+        "buildsys.task.state.change",
+        "buildsys.repo.init",
+        "buildsys.repo.done",
+    } <= set(KOJI_MESSAGE_CLASSES)
 
 
 def test_koji_message_uses_the_real_class_and_headers() -> None:
@@ -74,7 +81,9 @@ def test_schema_cache_validates_exactly_like_jsonschema() -> None:
 
 
 @pytest.fixture
-def bound_queue(rabbitmq: RabbitMQ) -> Iterator[tuple[pika.adapters.blocking_connection.BlockingChannel, str]]:  # noqa: F811
+def bound_queue(
+    rabbitmq: RabbitMQ,
+) -> Iterator[tuple[pika.adapters.blocking_connection.BlockingChannel, str]]:
     conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.amqp_url))
     channel = conn.channel()
     queue = f"test-bus-{uuid.uuid4().hex[:8]}"
@@ -85,7 +94,7 @@ def bound_queue(rabbitmq: RabbitMQ) -> Iterator[tuple[pika.adapters.blocking_con
 
 
 def test_amqp_sink_publishes_koji_messages_a_consumer_can_read(
-    rabbitmq: RabbitMQ,  # noqa: F811
+    rabbitmq: RabbitMQ,
     bound_queue: tuple[pika.adapters.blocking_connection.BlockingChannel, str],
 ) -> None:
     channel, queue = bound_queue
@@ -105,7 +114,7 @@ def test_amqp_sink_publishes_koji_messages_a_consumer_can_read(
     assert type(get_message(method.routing_key, props, body)).__name__ == "DoneV1"
 
 
-def test_amqp_sink_refuses_invalid_bodies_before_sending(rabbitmq: RabbitMQ) -> None:  # noqa: F811
+def test_amqp_sink_refuses_invalid_bodies_before_sending(rabbitmq: RabbitMQ) -> None:
     sink = AmqpSink("bustest", amqp_url=rabbitmq.amqp_url, timeout=20)
     with pytest.raises(ValidationError):
         sink.publish("buildsys.tag", {**TAG, "tag_id": "x"})

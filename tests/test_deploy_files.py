@@ -799,3 +799,58 @@ def test_chart_process_can_be_disabled() -> None:
                   for d in docs if d["kind"] == "Deployment"}
     assert components == {"worker", "api"}
 
+
+
+# --- docs/CONFIG.md -----------------------------------------------------------------
+
+
+def _model_keys() -> set[str]:
+    """Every key path of the config schema; `<name>` stands for a user-chosen key."""
+    import types
+    import typing
+
+    from pydantic import BaseModel
+
+    from ebs.config.model import EbsConfig
+
+    def unwrap(annotation: Any) -> Any:
+        while True:
+            origin = typing.get_origin(annotation)
+            if origin is typing.Annotated:
+                annotation = typing.get_args(annotation)[0]
+            elif origin in (typing.Union, types.UnionType):
+                args = [a for a in typing.get_args(annotation) if a is not type(None)]
+                if len(args) != 1:
+                    return annotation
+                annotation = args[0]
+            else:
+                return annotation
+
+    def is_model(t: Any) -> bool:
+        return isinstance(t, type) and issubclass(t, BaseModel)
+
+    keys: set[str] = set()
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            path = f"{prefix}.{field.alias or name}" if prefix else (field.alias or name)
+            t = unwrap(field.annotation)
+            if is_model(t):
+                walk(t, path)
+            elif typing.get_origin(t) is dict and is_model(unwrap(typing.get_args(t)[1])):
+                walk(unwrap(typing.get_args(t)[1]), f"{path}.<name>")
+            else:
+                keys.add(path)
+
+    walk(EbsConfig, "")
+    return keys
+
+
+def test_config_reference_documents_every_key() -> None:
+    text = (ROOT / "docs" / "CONFIG.md").read_text()
+    documented = set(re.findall(
+        r"^\| `((?:configuration|components|temporal|timers)\.[^`]+)` \|", text, re.M
+    ))
+    keys = _model_keys()
+    assert not keys - documented, f"docs/CONFIG.md lacks {sorted(keys - documented)}"
+    assert not documented - keys, f"docs/CONFIG.md documents unknown {sorted(documented - keys)}"

@@ -1,19 +1,232 @@
-"""RebuildBatch scenarios on the time-skipping server against the simulator."""
+"""RebuildBatch scenarios (after the original ELNBuildSync's integration
+scenarios) on the time-skipping server against the simulator over HTTP."""
 
 from __future__ import annotations
 
+import asyncio
+
+from ebs.simulator.script import FaultRule
+from ebs.workflows.batch import bodhi_chunks
 from tests.helpers.engine import Engine
+from tests.helpers.smtp import LoopbackController, Recorder
+
+
+def by_name(result):  # type: ignore[no-untyped-def]
+    return {p.component: p for p in result.packages}
+
+
+def submitted_opts(engine: Engine) -> list[dict]:
+    return [c.args[2] for c in engine.sim.calls_named("build")]
 
 
 async def test_first_attempt_success_files_one_update(engine: Engine) -> None:
     result = await engine.run_batch(["bash", "coreutils"])
-    states = {p.component: p.state for p in result.packages}
-    assert states == {"bash": "stable", "coreutils": "stable"}, result
+    pkgs = by_name(result)
+    assert {n: p.state for n, p in pkgs.items()} == {"bash": "stable", "coreutils": "stable"}
     assert result.outcome == "succeeded"
     assert len(result.updates) == 1
-    bash = next(p for p in result.packages if p.component == "bash")
+    bash = pkgs["bash"]
     assert bash.attempts == 1 and len(bash.task_ids) == 1
-    assert ".eln" in bash.nvr and "draft" not in bash.nvr
-    # the build side tag and the errata side tag are gone
+    assert bash.nvr.endswith(".eln150") and "draft" not in bash.nvr
+    assert bash.update_alias == result.updates[0]
+    assert bash.task_urls[0].endswith(f"taskinfo?taskID={bash.task_ids[0]}")
+    # the build side tag and the errata side tag are both gone at the end
     created = engine.sim.side_tags_created
     assert len(created) == 2 and sorted(engine.sim.side_tags_removed) == sorted(created)
+
+
+async def test_skip_tag_package_is_built_but_not_tagged_into_the_side_tag(engine: Engine) -> None:
+    engine.configure(control={"skip_tag": ["^fedora-release$"]})
+    result = await engine.run_batch(["bash", "fedora-release"])
+    pkgs = by_name(result)
+    assert pkgs["fedora-release"].skip_tag and not pkgs["bash"].skip_tag
+    tagged = [c.args[1] for c in engine.sim.calls_named("tagBuild")]
+    side_tag = engine.sim.side_tags_created[0]
+    tagged_into_side = [
+        c.args[1] for c in engine.sim.calls_named("tagBuild") if c.args[0] == side_tag
+    ]
+    assert any(n.startswith("bash-") for n in tagged_into_side)
+    assert not any(n.startswith("fedora-release-") for n in tagged_into_side), tagged
+    assert pkgs["fedora-release"].state == "stable"
+
+
+async def test_fail_twice_is_a_failure_and_files_nothing(engine: Engine) -> None:
+    engine.sim.set_outcomes("bash", ["FAILED", "FAILED", "CLOSED"])
+    result = await engine.run_batch(["bash"])
+    bash = by_name(result)["bash"]
+    assert bash.state == "failed" and bash.attempts == 2 and len(bash.task_ids) == 2
+    assert bash.reason
+    assert result.outcome == "failed"
+    assert result.updates == [] and engine.sim.calls_named("promoteBuild") == []
+    assert len(engine.sim.side_tags_created) == 1  # no errata side tag
+
+
+async def test_mixed_success_and_failure(engine: Engine) -> None:
+    engine.sim.set_outcomes("glibc", ["FAILED", "FAILED"])
+    result = await engine.run_batch(["bash", "glibc"])
+    pkgs = by_name(result)
+    assert pkgs["bash"].state == "stable" and pkgs["glibc"].state == "failed"
+    assert result.outcome == "partial"
+    assert len(result.updates) == 1 and pkgs["glibc"].update_alias == ""
+
+
+async def test_retries_while_the_failures_keep_shrinking(engine: Engine) -> None:
+    engine.sim.set_outcomes("bash", ["FAILED", "CLOSED"])
+    engine.sim.set_outcomes("glibc", ["FAILED", "FAILED", "CLOSED"])
+    engine.sim.set_outcomes("coreutils", ["FAILED"] * 6)
+    result = await engine.run_batch(["bash", "glibc", "coreutils"])
+    pkgs = by_name(result)
+    # attempt 1: 3 fail; 2: 2 fail; 3: 1 fails; 4: the same 1 fails -> stop
+    assert (pkgs["bash"].attempts, pkgs["glibc"].attempts, pkgs["coreutils"].attempts) == (
+        2, 3, 4,
+    )
+    assert pkgs["bash"].state == "stable" and pkgs["glibc"].state == "stable"
+    assert pkgs["coreutils"].state == "failed"
+
+
+async def test_fail_fast_draft_and_priority_go_to_koji(engine: Engine) -> None:
+    await engine.run_batch(["bash"])
+    call = engine.sim.calls_named("build")[0]
+    src, target, opts = call.args[:3]
+    assert src.startswith("git+https://src.fedoraproject.org/rpms/bash.git#")
+    assert target == engine.sim.side_tags_created[0]
+    assert opts["draft"] is True and opts["fail_fast"] is True and opts["wait_repo"] is True
+    assert "scratch" not in opts
+    assert opts["custom_user_metadata"]["ebs_workflow_id"].endswith("attempt1-chunk0")
+    assert call.kwargs.get("priority") == 5
+
+
+async def test_scratch_skips_promotion_errata_tags_and_bodhi(engine: Engine) -> None:
+    engine.configure(koji={"scratch_build": True})
+    result = await engine.run_batch(["bash", "coreutils"])
+    assert {p.state for p in result.packages} == {"succeeded"}
+    assert all(o.get("scratch") is True and "draft" not in o for o in submitted_opts(engine))
+    assert engine.sim.calls_named("promoteBuild") == []
+    assert len(engine.sim.side_tags_created) == 1
+    assert result.updates == []
+
+
+async def test_failure_email_names_the_failed_package(
+    engine: Engine, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    ctl, rec = smtp_server
+    engine.mail_to(ctl.port)
+    engine.sim.set_outcomes("glibc", ["FAILED", "FAILED"])
+    await engine.run_batch(["bash", "glibc"])
+    assert len(rec.received) == 1
+    msg = rec.received[0].message
+    assert msg["Subject"] == "ELNBuildSync build failures"
+    assert msg["elnbuildsync-packages"] == "glibc"
+    body = msg.get_body().get_content()  # type: ignore[union-attr]
+    assert "glibc" in body and "taskinfo?taskID=" in body
+    assert rec.received[0].rcpt_tos == ["eln-list@example.org"]
+
+
+async def test_side_tag_repo_timeout_starts_over_with_a_new_side_tag(engine: Engine) -> None:
+    engine.sim.set_repo_delay(10_000)  # the first side tag's repo never comes
+
+    async def heal() -> None:
+        while not engine.sim.calls_named("getRepo"):
+            await asyncio.sleep(0.01)
+        engine.sim.set_repo_delay(0)
+
+    healer = asyncio.create_task(heal())
+    result = await engine.run_batch(["bash"])
+    await healer
+    created = engine.sim.side_tags_created
+    assert len(created) == 3  # build side tag, its replacement, the errata tag
+    assert created[0] in engine.sim.side_tags_removed
+    assert by_name(result)["bash"].state == "stable"
+
+
+def test_bodhi_chunks_split_by_batch_size_with_single_batch_threshold() -> None:
+    nvrs = [f"p{i}-1-1.eln150" for i in range(5)]
+    assert bodhi_chunks(nvrs, 0, 0) == [nvrs]
+    assert bodhi_chunks(nvrs, 2, 0) == [nvrs[:2], nvrs[2:4], nvrs[4:]]
+    assert bodhi_chunks(nvrs, 2, 5) == [nvrs]  # small enough to stay one update
+    assert bodhi_chunks(nvrs, 2, 4) == [nvrs[:2], nvrs[2:4], nvrs[4:]]
+    assert bodhi_chunks([], 2, 0) == []
+
+
+async def test_bodhi_updates_split_by_batch_size(engine: Engine) -> None:
+    engine.configure(bodhi={"batch_size": 2})
+    result = await engine.run_batch(["bash", "coreutils", "glibc"])
+    assert len(result.updates) == 2
+    assert len(set(result.errata_tags)) == 0  # removed once stable
+    assert len(engine.sim.side_tags_created) == 3
+    assert {p.state for p in result.packages} == {"stable"}
+
+
+async def test_task_timeout_cancels_without_retry_and_spares_siblings(engine: Engine) -> None:
+    engine.configure(timers={"task_timeout": 3600, "task_poll": 300})
+    engine.sim.set_outcomes("glibc", "HANG")
+    result = await engine.run_batch(["bash", "glibc"])
+    pkgs = by_name(result)
+    assert pkgs["glibc"].state == "failed" and pkgs["glibc"].attempts == 1
+    assert "cancelled" in pkgs["glibc"].reason
+    assert [c.args[0] for c in engine.sim.calls_named("cancelTask")] == pkgs["glibc"].task_ids
+    assert pkgs["bash"].state == "stable"
+
+
+async def test_transient_http_500_on_submit_is_retried(engine: Engine) -> None:
+    engine.sim.add_fault(FaultRule("build", "http500", times=1))
+    result = await engine.run_batch(["bash"])
+    assert by_name(result)["bash"].state == "stable"
+    assert len(engine.sim.builds_submitted) == 1  # no duplicate task
+
+
+async def test_lost_submit_response_reuses_the_task(engine: Engine) -> None:
+    engine.sim.add_fault(FaultRule("build", "http500", times=1, after=True))
+    result = await engine.run_batch(["bash"])
+    assert by_name(result)["bash"].state == "stable"
+    assert len(engine.sim.builds_submitted) == 1  # found again, not submitted twice
+
+
+async def test_submission_refused_for_good_is_reported_not_lost(engine: Engine) -> None:
+    engine.sim.add_fault(FaultRule.bad_scm_url("glibc", times=None))
+    result = await engine.run_batch(["bash", "glibc"])
+    pkgs = by_name(result)
+    assert pkgs["glibc"].state == "failed"
+    assert "Invalid scm url" in pkgs["glibc"].reason
+    assert pkgs["bash"].state == "stable"
+
+
+async def test_koji_auth_failure_fails_fast_with_a_reason(engine: Engine) -> None:
+    engine.sim.add_fault(FaultRule.auth_failure("createSideTag"))
+    result = await engine.run_batch(["bash"])
+    assert result.outcome == "error"
+    assert "Not logged-in" in result.error
+    assert by_name(result)["bash"].state == "failed"
+    assert len(engine.sim.calls_named("createSideTag")) == 1  # not hammered
+
+
+async def test_stable_warning_then_failure_emails(
+    engine: Engine, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    ctl, rec = smtp_server
+    engine.mail_to(ctl.port, bodhi={"warn_timeout": 3600, "stable_timeout": 7200})
+    engine.sim.bodhi_app.stable_after = None  # never pushed
+    result = await engine.run_batch(["bash"])
+    subjects = [r.message["Subject"] for r in rec.received]
+    assert subjects == ["ELNBuildSync update warning", "ELNBuildSync update failure"]
+    bash = by_name(result)["bash"]
+    assert bash.state == "succeeded" and "not in eln" in bash.reason
+    assert result.errata_tags  # left for a human to look at
+
+
+async def test_slices_build_lowest_ordering_first_without_overlap(engine: Engine) -> None:
+    engine.configure(control={"ordering": {"^glibc$": 0, "^coreutils$": 10}})
+    result = await engine.run_batch(["bash", "coreutils", "glibc"])
+    order = [c.args[0].split("/rpms/")[1].split(".git")[0] for c in engine.sim.calls_named("build")]
+    assert order == ["glibc", "coreutils", "bash"]
+    pkgs = by_name(result)
+    assert (pkgs["glibc"].ordering, pkgs["coreutils"].ordering, pkgs["bash"].ordering) == (
+        0, 10, 1000,
+    )
+    # slice 10 was submitted only after slice 0's task had finished
+    glibc_task = pkgs["glibc"].task_ids[0]
+    info = engine.sim.session().getTaskInfo(glibc_task)
+    coreutils_submit = next(
+        c for c in engine.sim.calls_named("build") if "coreutils" in c.args[0]
+    )
+    assert info["completion_ts"] <= coreutils_submit.at

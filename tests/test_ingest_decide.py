@@ -105,7 +105,12 @@ def test_eligible_tag_in_trigger_tag_becomes_a_tag_event() -> None:
     d = decide(msg(TAG_TOPIC, tag_body(), "uuid-1", "2026-11-25T09:00:00+00:00"), RULES)
     assert isinstance(d, SignalTag)
     ev = d.event
-    assert (ev.component, ev.nvr, ev.build_id, ev.tag) == ("bash", "bash-5.2.37-1.fc45", 2620000, "f45")
+    assert (ev.component, ev.nvr, ev.build_id, ev.tag) == (
+        "bash",
+        "bash-5.2.37-1.fc45",
+        2620000,
+        "f45",
+    )
     assert ev.event_id == "uuid-1"
     assert ev.source == "bus"
     assert ev.tagged_at == datetime(2026, 11, 25, 9, tzinfo=UTC).timestamp()
@@ -237,7 +242,10 @@ def test_repo_events_for_side_tags_go_to_routing() -> None:
     d = decide(msg(REPO_DONE, body, "r-1"), RULES)
     assert isinstance(d, SignalRepo)
     assert (d.event.tag, d.event.kind, d.event.repo_id, d.event.event_id) == (
-        "eln-build-side-4242", "done", 99, "r-1",
+        "eln-build-side-4242",
+        "done",
+        99,
+        "r-1",
     )
     d = decide(msg(REPO_INIT, body), RULES)
     assert isinstance(d, SignalRepo) and d.event.kind == "init"
@@ -263,7 +271,9 @@ json_scalars = (
 )
 json_values = st.recursive(
     json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 topics = st.sampled_from([TAG_TOPIC, TASK_TOPIC, REPO_DONE, REPO_INIT, PROD + "buildsys.untag"])
@@ -281,15 +291,21 @@ def _mutated(base: dict[str, Any], draw_key: str, value: Any, drop: bool) -> dic
 
 
 tag_keys = st.sampled_from(sorted(tag_body()))
-task_keys = st.sampled_from(sorted(task_body()) + ["info." + k for k in sorted(task_body()["info"])])
+task_keys = st.sampled_from(
+    sorted(task_body()) + ["info." + k for k in sorted(task_body()["info"])]
+)
 
 
 @st.composite
 def near_valid(draw: st.DrawFn) -> tuple[str, Any]:
     """Valid-looking bodies with one field replaced by junk or removed."""
     if draw(st.booleans()):
-        return TAG_TOPIC, _mutated(tag_body(), draw(tag_keys), draw(json_values), draw(st.booleans()))
-    return TASK_TOPIC, _mutated(task_body(), draw(task_keys), draw(json_values), draw(st.booleans()))
+        return TAG_TOPIC, _mutated(
+            tag_body(), draw(tag_keys), draw(json_values), draw(st.booleans())
+        )
+    return TASK_TOPIC, _mutated(
+        task_body(), draw(task_keys), draw(json_values), draw(st.booleans())
+    )
 
 
 def _check(decision: object) -> None:

@@ -4,20 +4,15 @@ plain and with STARTTLS + AUTH under a certificate made for the test."""
 from __future__ import annotations
 
 import datetime
-import email
-import email.policy
 import ipaddress
 import logging
 import socket
 import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,6 +27,8 @@ from ebs.workflows.types import BatchResult, BatchSettings, PackageResult, Packa
 USER, PASSWORD = "ebs", "s3cret-Pa55"
 
 # --------------------------------------------------------------------------- data
+
+from tests.helpers.smtp import LoopbackController, Recorder  # noqa: E402
 
 
 def _settings(**kw: Any) -> BatchSettings:
@@ -231,43 +228,6 @@ def test_permanent_failure() -> None:
 
 
 # --------------------------------------------------------------------------- SMTP server
-
-
-@dataclass
-class Received:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-    tls: bool
-    login: bytes | None
-
-
-@dataclass
-class Recorder:
-    received: list[Received] = field(default_factory=list)
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
-        auth = session.auth_data
-        msg = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        login = auth.login if isinstance(auth, LoginPassword) else None
-        tls = session.ssl is not None
-        self.received.append(Received(envelope.mail_from, list(envelope.rcpt_tos), msg, tls, login))
-        return "250 OK"
-
-
-class LoopbackController(Controller):
-    """aiosmtpd's threaded controller, bound to a free loopback port (port 0)."""
-
-    def _create_server(self) -> Any:
-        async def create() -> Any:
-            server = await self.loop.create_server(
-                self._factory_invoker, host=self.hostname, port=0, ssl=self.ssl_context
-            )
-            self.port = server.sockets[0].getsockname()[1]
-            return server
-
-        return create()
 
 
 def _authenticator(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> Any:

@@ -44,12 +44,14 @@ class SettingsActivities:
         stable_tag = state.config.configuration.koji.stable_tag
         candidates = []
         for requested in req.components:
-            upstream = eligibility.upstream_name(requested) or requested
+            names = eligibility.resolve(requested)
+            upstream = names.upstream if names else requested
             why = eligibility.why_not(upstream)
             candidates.append(
                 ComponentCandidates(
                     requested=requested,
                     component=upstream,
+                    eln_name=names.downstream if names else "",
                     eligible=why is None,
                     reason=why or "",
                 )
@@ -62,7 +64,7 @@ class SettingsActivities:
             eln = self._koji.latest_builds(
                 LatestBuildsRequest(
                     stable_tag,
-                    [eligibility.downstream_name(c.component) or c.component for c in wanted],
+                    [c.eln_name or c.component for c in wanted],
                 )
             )
             for cand, rb, eb in zip(wanted, rawhide.builds, eln.builds, strict=True):

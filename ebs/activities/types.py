@@ -238,6 +238,7 @@ class ComponentCandidates:
 
     requested: str
     component: str = ""  # the Rawhide (upstream) name queued and tagged
+    eln_name: str = ""  # the ELN (downstream) name
     eligible: bool = False
     reason: str = ""  # why not eligible
     rawhide: KojiBuild | None = None  # latest in the trigger tag

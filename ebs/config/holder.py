@@ -295,6 +295,7 @@ class ConfigHolder:
             scratch=cnf.koji.scratch_build,
             fail_fast=cnf.koji.fail_fast,
             draft_builds=cnf.koji.draft_builds,
+            wait_repo=cnf.koji.wait_repo,
             skip_tag=list(cnf.control.skip_tag),
             ordering=dict(cnf.control.ordering),
             default_ordering=DEFAULT_ORDERING,

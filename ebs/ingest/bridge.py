@@ -134,6 +134,7 @@ class Bridge:
         forward_timeout: float = 60.0,
         backoff: Backoff | None = None,
         on_fatal: Callable[[BaseException], None] | None = None,
+        reconnect_max_delay: float = 30.0,
     ) -> None:
         self._rules = rules
         self._forwarder = forwarder
@@ -141,6 +142,8 @@ class Bridge:
         self.forward_timeout = forward_timeout
         self.backoff = backoff or Backoff()
         self._on_fatal = on_fatal
+        # Twisted's default reconnect backoff grows to an hour; a bridge should not.
+        self.reconnect_max_delay = reconnect_max_delay
         self._stopping = threading.Event()
         self._connections: list[_Connection] = []
         self._consumers: list[Any] = []
@@ -201,9 +204,7 @@ class Bridge:
 
     def _forward(self, decision: Decision) -> Result:
         try:
-            future = asyncio.run_coroutine_threadsafe(
-                self._forwarder.forward(decision), self._loop
-            )
+            future = asyncio.run_coroutine_threadsafe(self._forwarder.forward(decision), self._loop)
         except RuntimeError as err:  # the loop is closed: shutting down
             return Result(Outcome.UNAVAILABLE, f"event loop gone: {err}")
         try:
@@ -322,9 +323,12 @@ def _start_consumer(amqp_url: str, bridge: Bridge) -> _Connection:
 
     reactor.suggestThreadPoolSize(max(10, bridge.consumers + 4))  # type: ignore[attr-defined]
     service = FedoraMessagingServiceV2(amqp_url)
+    service.factory.maxDelay = bridge.reconnect_max_delay
     service.startService()
     consuming = service.factory.consume(
-        bridge.handle, bridge.bindings, bridge.queues  # type: ignore[arg-type]
+        bridge.handle,
+        bridge.bindings,
+        bridge.queues,  # type: ignore[arg-type]
     )
 
     def registered(consumers: list[Any]) -> list[Any]:

@@ -116,9 +116,7 @@ class Forwarder:
             if isinstance(decision, SignalTag):
                 return await self._signal_tag(decision)
             if isinstance(decision, SignalTask):
-                return await self._signal(
-                    decision.workflow_id, t.SIGNAL_TASK_STATE, decision.event
-                )
+                return await self._signal(decision.workflow_id, t.SIGNAL_TASK_STATE, decision.event)
             if isinstance(decision, SignalRepo):
                 return await self._signal_repo(decision)
             if isinstance(decision, Drop):

@@ -50,6 +50,7 @@ async def serve(
     consumers: int = DEFAULT_CONSUMERS,
     stop: asyncio.Event | None = None,
     refresh_config: bool = True,
+    reconnect_max_delay: float = 30.0,
     on_started: Callable[[Bridge], None] | None = None,
 ) -> int:
     """Run the bridge on the running loop until `stop` is set; the exit status.
@@ -72,7 +73,14 @@ async def serve(
         await forwarder.client()
     except Unavailable as err:
         log.warning("%s; messages wait in the queue until it answers", err)
-    bridge = Bridge(rules_of(holder), forwarder, loop, consumers=consumers, on_fatal=on_fatal)
+    bridge = Bridge(
+        rules_of(holder),
+        forwarder,
+        loop,
+        consumers=consumers,
+        on_fatal=on_fatal,
+        reconnect_max_delay=reconnect_max_delay,
+    )
     await asyncio.to_thread(bridge.start)
     if on_started is not None:
         on_started(bridge)

@@ -124,15 +124,31 @@ class Hub:
         SimulatedHTTPError for scripted HTTP failures."""
         args, kwargs = decode_params(params)
         if method == "multiCall":
-            self._record(method, args, kwargs, False)
-            return self._multicall(*args, **kwargs)
+            record = self._record(method, args, kwargs, False)
+            return self._scripted(record, None, lambda: self._multicall(*args, **kwargs))
         return self.call_one(method, args, kwargs, in_multicall=False)
 
     def call_one(self, method: str, args: list[Any], kwargs: dict[str, Any],
                  in_multicall: bool) -> Any:
         record = self._record(method, args, kwargs, in_multicall)
+
+        def run() -> Any:
+            fn = self._exports.get(method)
+            if fn is None or method == "multiCall":
+                raise koji.GenericError(f"Invalid method: {method}")
+            try:
+                bound = inspect.signature(fn).bind(*args, **kwargs)
+            except TypeError as exc:
+                raise koji.ParameterError(f"Parameter error for {method}: {exc}") from None
+            with self.world.lock:
+                return fn(*bound.args, **bound.kwargs)
+
+        return self._scripted(record, package_of(method, args, kwargs), run)
+
+    def _scripted(self, record: CallRecord, package: str | None, run: Callable[[], Any]) -> Any:
+        """Run a call under the first scripted fault rule that matches it, if any."""
         with self.world.lock:
-            rule = self.world.script.take_fault(method, package_of(method, args, kwargs))
+            rule = self.world.script.take_fault(record.method, package)
         try:
             if rule is not None and rule.kind == "fault":
                 raise _fault(rule.code, rule.message)
@@ -142,15 +158,7 @@ class Hub:
                     rule = None  # late, but answers
             if rule is not None and not rule.after:
                 raise SimulatedHTTPError(rule)
-            fn = self._exports.get(method)
-            if fn is None:
-                raise koji.GenericError(f"Invalid method: {method}")
-            try:
-                bound = inspect.signature(fn).bind(*args, **kwargs)
-            except TypeError as exc:
-                raise koji.ParameterError(f"Parameter error for {method}: {exc}") from None
-            with self.world.lock:
-                result = fn(*bound.args, **bound.kwargs)
+            result = run()
             if rule is not None:  # took effect; the response is late or lost
                 if rule.kind in ("slow", "timeout"):
                     self.stall(rule.delay)
@@ -432,7 +440,7 @@ class Hub:
         if existing is not None:
             raise koji.GenericError(err.format(
                 f"Target build already exists: {target_nvr} (id={existing.id})"))
-        b.release = target_release
+        w.rename_build(b, target_release)
         b.draft = False
         b.promoter_id = self.user.id
         b.promotion_ts = time.time()

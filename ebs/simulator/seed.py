@@ -34,6 +34,12 @@ BUILDROOT_ONLY = ("autoconf", "automake", "libtool", "meson", "ninja-build", "cm
 EXTRAS = ("vim",)
 
 
+def synthetic_packages(count: int) -> tuple[tuple[str, str, str], ...]:
+    """Many made-up packages (benchmarks): pkg-00000 ... with plausible versions."""
+    return tuple((f"pkg-{i:05d}", f"{1 + i % 7}.{i % 13}.{i % 5}", str(1 + i % 4))
+                 for i in range(count))
+
+
 @dataclass
 class WorldLayout:
     rawhide: int = 45

@@ -68,6 +68,11 @@ class World:
         self.tasks: dict[int, Task] = {}
         self.repos: dict[int, Repo] = {}
         self.listings: list[Listing] = []
+        # indexes: tag id -> its listings, NVR -> build id, parent task -> children
+        self._by_tag: dict[int, list[Listing]] = {}
+        self._by_tag_pkg: dict[tuple[int, str], list[Listing]] = {}
+        self._by_nvr: dict[str, int] = {}
+        self._children: dict[int, list[int]] = {}
         self.packages: dict[str, int] = {}
         self.sources: dict[str, int] = {}  # SCM URL handed out -> build id
         self.hosts: dict[int, str] = {}
@@ -230,16 +235,8 @@ class World:
         if isinstance(info, int):
             build = self.builds.get(info)
         elif isinstance(info, str):
-            try:
-                parts = koji.parse_NVR(info)
-            except koji.GenericError:
-                parts = None
-            if parts:
-                for b in self.builds.values():
-                    if (b.name, b.version, b.release) == (parts["name"], parts["version"],
-                                                          parts["release"]):
-                        build = b
-                        break
+            bid = self._by_nvr.get(info)
+            build = self.builds.get(bid) if bid is not None else None
         elif isinstance(info, dict):
             if "id" in info:
                 return self.get_build(int(info["id"]), strict)
@@ -251,6 +248,16 @@ class World:
         if build is None and strict:
             raise koji.GenericError(f"No such build: {info!r}")
         return build
+
+    def add_build(self, b: Build) -> None:
+        self.builds[b.id] = b
+        self._by_nvr[b.nvr] = b.id
+
+    def rename_build(self, b: Build, release: str) -> None:
+        """Promotion: the build takes its final release."""
+        self._by_nvr.pop(b.nvr, None)
+        b.release = release
+        self._by_nvr[b.nvr] = b.id
 
     def require_build(self, info: Any) -> Build:
         build = self.get_build(info, strict=True)
@@ -310,7 +317,7 @@ class World:
                       task_id=task.id, source=src, completion_ts=now,
                       extra={"source": {"original_url": src}})
             task.build_id = b.id
-            self.builds[b.id] = b
+            self.add_build(b)
             self.sources[src] = b.id
             self._tag(self.get_tag(tag_name, strict=True), b, self.bodhi_user, notify=notify)
             return b
@@ -318,8 +325,11 @@ class World:
     trigger_tag = "f45"  # overwritten by the seed
 
     # ---------------------------------------------------------------- tagging
-    def tagged(self, tag: Tag, event: int | None = None) -> list[Listing]:
-        rows = [li for li in self.listings if li.tag_id == tag.id and li.active_at(event)]
+    def tagged(self, tag: Tag, event: int | None = None,
+               package: str | None = None) -> list[Listing]:
+        source = self._by_tag.get(tag.id, ()) if package is None else \
+            self._by_tag_pkg.get((tag.id, package), ())
+        rows = [li for li in source if li.active_at(event)]
         rows.sort(key=lambda li: (li.create_event, li.build_id), reverse=True)
         return rows
 
@@ -331,7 +341,7 @@ class World:
         out: list[dict[str, Any]] = []
         seen: dict[int, int] = {}
         for t in chain:
-            for li in self.tagged(t, event):
+            for li in self.tagged(t, event, package):
                 b = self.builds[li.build_id]
                 if b.state != BS["COMPLETE"]:
                     continue
@@ -358,13 +368,17 @@ class World:
         return out
 
     def is_tagged(self, tag: Tag, b: Build) -> bool:
-        return any(li.build_id == b.id for li in self.tagged(tag))
+        return any(li.build_id == b.id and li.revoke_event is None
+                   for li in self._by_tag.get(tag.id, ()))
 
     def _tag(self, tag: Tag, b: Build, user: User, notify: bool = True) -> int:
         if self.is_tagged(tag, b):
             raise koji.TagError(f"build {b.nvr} already tagged ({tag.name})")
         event = self._new_event()
-        self.listings.append(Listing(tag.id, b.id, event, user.id))
+        listing = Listing(tag.id, b.id, event, user.id)
+        self.listings.append(listing)
+        self._by_tag.setdefault(tag.id, []).append(listing)
+        self._by_tag_pkg.setdefault((tag.id, b.name), []).append(listing)
         if notify:
             self.emit("buildsys.tag", messages.tag_body(
                 self.base_url, {"id": tag.id, "name": tag.name}, self.build_info(b), user.name,
@@ -474,7 +488,7 @@ class World:
         return info
 
     def children(self, t: Task) -> list[Task]:
-        return sorted((c for c in self.tasks.values() if c.parent == t.id), key=lambda c: c.id)
+        return [self.tasks[c] for c in self._children.get(t.id, ())]
 
     def full_task_info(self, t: Task) -> dict[str, Any]:
         """The task as the messaging plugin's get_full_task_info renders it."""
@@ -511,6 +525,8 @@ class World:
         t = Task(self._id("task"), method, list(request), owner.id, priority, time.time(),
                  parent=parent.id if parent else None, label=label, arch=arch, package=package)
         self.tasks[t.id] = t
+        if parent is not None:
+            self._children.setdefault(parent.id, []).append(t.id)
         return t
 
     def get_task(self, task_id: Any, strict: bool = True) -> Task | None:
@@ -591,7 +607,7 @@ class World:
                           draft=bool(opts.get("draft")), extra={"source": {"original_url": src},
                           **({"custom_user_metadata": opts["custom_user_metadata"]}
                              if opts.get("custom_user_metadata") else {})})
-                self.builds[bid] = b
+                self.add_build(b)
                 t.build_id = bid
                 self._set_build_state(b, BS["BUILDING"])
             if outcome == "HANG":
@@ -743,8 +759,8 @@ class World:
         target.deleted = True
         event = self._new_event()
         tag.deleted_event = event
-        for li in self.listings:
-            if li.tag_id == tag.id and li.revoke_event is None:
+        for li in self._by_tag.get(tag.id, ()):
+            if li.revoke_event is None:
                 li.revoke_event = event
         self.side_tags_removed.append(tag.name)
 

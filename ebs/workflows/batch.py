@@ -89,8 +89,11 @@ class RebuildBatch:
             ev.component: t.PackageResult(
                 component=ev.component,
                 rawhide_nvr=ev.nvr,
+                # The original matches ordering rules against the ELN name.
                 ordering=ordering_for(
-                    req.settings.ordering, ev.component, req.settings.default_ordering
+                    req.settings.ordering,
+                    ev.eln_name or ev.component,
+                    req.settings.default_ordering,
                 ),
                 skip_tag=is_skip_tag(req.settings.skip_tag, ev.component),
             )
@@ -207,7 +210,10 @@ class RebuildBatch:
                                        f"{failure.reason}")
             wanted = [nvr for nvr in nvrs if nvr in tagged.tagged]
             self._set_phase("waiting-for-repo")
-            if await self._wait_for_repo(side_tag.name, tagged.last_event, wanted, s.tag_timeout):
+            # Ready = a repo newer than the tagging of each wanted build (the
+            # adapter compares with their tag events); a new side tag has no
+            # older repo to mistake for it.
+            if await self._wait_for_repo(side_tag.name, 0, wanted, s.tag_timeout):
                 return side_tag.name
             workflow.logger.warning(
                 "side tag %s not ready after %ss; replacing it", side_tag.name, s.tag_timeout
@@ -289,7 +295,7 @@ class RebuildBatch:
                         scratch=s.scratch,
                         draft=s.draft_builds and not s.scratch,
                         fail_fast=s.fail_fast,
-                        wait_repo=True,
+                        wait_repo=s.wait_repo,
                         priority=s.priority,
                         task_poll=s.task_poll,
                         task_timeout=s.task_timeout,

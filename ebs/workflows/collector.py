@@ -94,6 +94,7 @@ class BatchCollector:
                 event_id=f"{req.source}:{workflow.uuid4()}",
                 tagged_at=workflow.now().timestamp(),
                 requested_by=req.requested_by,
+                eln_name=cand.eln_name if cand.eln_name != cand.component else "",
             )
             self._queue(event)
             result.queued.append(event)

@@ -49,6 +49,7 @@ class TagEvent:
     event_id: str = ""  # message id; redelivery of the same id is a no-op
     tagged_at: float | None = None  # epoch seconds from the message, if known
     requested_by: str = ""
+    eln_name: str = ""  # the ELN (downstream) name when it differs, for ordering rules
 
 
 @dataclass
@@ -133,6 +134,7 @@ class BatchSettings:
     scratch: bool = False
     fail_fast: bool = True
     draft_builds: bool = True
+    wait_repo: bool = True
     priority: int = 5
     skip_tag: list[str] = field(default_factory=list)
     ordering: dict[str, int] = field(default_factory=dict)

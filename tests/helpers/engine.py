@@ -77,6 +77,20 @@ class Engine:
             cfg, _package_lists(self.sim, cfg), trigger_tag=self.sim.layout.trigger_tag
         )._state
 
+    def mail_to(self, port: int, **sections: Any) -> None:
+        """Configure email to a local SMTP server on `port`."""
+        self.configure(
+            email={
+                "smtp_host": "127.0.0.1",
+                "smtp_port": port,
+                "smtp_username": "",
+                "from": "ebs@example.org",
+                "recipients": ["eln-list@example.org"],
+                "starttls": False,
+            },
+            **sections,
+        )
+
     def settings(self) -> t.BatchSettings:
         return self.holder.batch_settings()
 
@@ -119,6 +133,7 @@ def _package_lists(sim: Simulator, cfg: EbsConfig) -> Any:
 def engine_sim() -> Iterator[Simulator]:
     s = Simulator(seed=7, sink=ListSink())
     s.start("127.0.0.1", 0)
+    s.bodhi_app.stable_after = 0.05  # Bodhi pushes at once; tests that need a wait say so
     try:
         yield s
     finally:

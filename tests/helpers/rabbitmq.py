@@ -169,7 +169,11 @@ class RabbitMQ:
     def queue_depth(self, queue: str) -> tuple[int, int]:
         """(ready, unacknowledged) messages in `queue`; (0, 0) if it does not exist."""
         out = self.ctl(
-            "list_queues", "-q", "--no-table-headers", "name", "messages_ready",
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "name",
+            "messages_ready",
             "messages_unacknowledged",
         )
         for line in out.splitlines():

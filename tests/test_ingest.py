@@ -1,0 +1,628 @@
+"""The bus bridge end to end: a private RabbitMQ, a Temporal dev server, the
+real BatchCollector, Koji messages published with fedora-messaging.
+
+Each test has its own Temporal namespace, task queue and AMQP queue. Failure
+scenarios: the bridge SIGKILLed mid-stream, Temporal stopped while messages
+arrive, the broker restarted, SIGTERM for a graceful stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pika
+import pytest
+from prometheus_client import REGISTRY
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import UnsandboxedWorkflowRunner, Worker
+
+from ebs.bus import AmqpSink, load_messaging_config
+from ebs.config.holder import ConfigHolder
+from ebs.ingest.bridge import Bridge
+from ebs.ingest.service import serve
+from ebs.temporal_client import temporal_cli_path
+from ebs.workflows import types as t
+from ebs.workflows.collector import BatchCollector
+from tests.helpers import rabbitmq as rmq
+from tests.helpers.rabbitmq import RabbitMQ, free_port
+
+rabbitmq = rmq.rabbitmq  # the session broker fixture
+
+pytestmark = pytest.mark.broker
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMESPACES = [f"ingest-{i}" for i in range(1, 7)]
+KOJI_USER = "ebs-bot"
+ROUTING_KEYS = [
+    "org.fedoraproject.*.buildsys.tag",
+    "org.fedoraproject.*.buildsys.task.state.change",
+    "org.fedoraproject.*.buildsys.repo.init",
+    "org.fedoraproject.*.buildsys.repo.done",
+]
+ELIGIBLE = ["bash", "coreutils", "glibc"] + [f"pkg-{i:03d}" for i in range(400)]
+
+
+# ---- Temporal -------------------------------------------------------------------
+
+
+class DevServer:
+    """`temporal server start-dev` on a fixed port and SQLite file: stop/start
+    keeps every workflow."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.port = free_port()
+        self.db = workdir / "temporal.db"
+        self.env: WorkflowEnvironment | None = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    async def start(self) -> None:
+        extra = ["--db-filename", str(self.db)]
+        for ns in NAMESPACES:
+            extra += ["--namespace", ns]
+        self.env = await WorkflowEnvironment.start_local(
+            dev_server_existing_path=temporal_cli_path(),
+            port=self.port,
+            ui=False,
+            dev_server_extra_args=extra,
+            dev_server_log_level="error",
+        )
+
+    async def stop(self) -> None:
+        if self.env is not None:
+            await self.env.shutdown()
+            self.env = None
+
+
+@pytest.fixture(scope="module")
+async def temporal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[DevServer]:
+    server = DevServer(tmp_path_factory.mktemp("temporal"))
+    await server.start()
+    yield server
+    await server.stop()
+
+
+@activity.defn(name="collector_settings")
+async def collector_settings() -> t.CollectorSettings:
+    # A long lull: events stay queued for the test to inspect.
+    return t.CollectorSettings(lull=3600.0)
+
+
+@workflow.defn(name="IngestTestRecorder")
+class Recorder:
+    """Stands in for an attempt or batch workflow: records what the bridge sends."""
+
+    def __init__(self) -> None:
+        self.tasks: list[t.TaskStateEvent] = []
+        self.repos: list[t.RepoEvent] = []
+
+    @workflow.run
+    async def run(self) -> None:
+        await workflow.wait_condition(lambda: False)
+
+    @workflow.signal(name=t.SIGNAL_TASK_STATE)
+    def task_state(self, event: t.TaskStateEvent) -> None:
+        self.tasks.append(event)
+
+    @workflow.signal(name=t.SIGNAL_REPO_EVENT)
+    def repo_event(self, event: t.RepoEvent) -> None:
+        self.repos.append(event)
+
+    @workflow.query(name="tasks")
+    def seen_tasks(self) -> list[t.TaskStateEvent]:
+        return self.tasks
+
+    @workflow.query(name="repos")
+    def seen_repos(self) -> list[t.RepoEvent]:
+        return self.repos
+
+
+@dataclass
+class Setup:
+    """One test's world: namespace, task queue, AMQP queue, config files."""
+
+    server: DevServer
+    broker: RabbitMQ
+    namespace: str
+    config: Path
+    messaging: Path
+    queue: str
+    task_queue: str = field(default_factory=lambda: f"ebs-{uuid.uuid4().hex[:8]}")
+    client: Client | None = None
+
+    def sink(self) -> AmqpSink:
+        return AmqpSink("prod", amqp_url=self.broker.amqp_url, timeout=30, reconnect_max_delay=1)
+
+    async def status(self) -> t.CollectorStatus:
+        assert self.client is not None
+        handle = self.client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
+        return await handle.query(t.QUERY_STATUS, result_type=t.CollectorStatus)
+
+    async def queued(self) -> dict[str, t.TagEvent]:
+        try:
+            return {e.component: e for e in (await self.status()).queued}
+        except RPCError:
+            return {}
+
+    def depth(self) -> tuple[int, int]:
+        return self.broker.queue_depth(self.queue)
+
+    def declare_queue(self) -> None:
+        """The durable queue and its bindings, as a running deployment has them."""
+        conn = pika.BlockingConnection(pika.URLParameters(self.broker.amqp_url))
+        try:
+            channel = conn.channel()
+            channel.queue_declare(self.queue, durable=True)
+            for topic in ROUTING_KEYS:
+                channel.queue_bind(self.queue, "amq.topic", routing_key=topic)
+        finally:
+            conn.close()
+
+
+def write_config(path: Path, server: DevServer, namespace: str, task_queue: str) -> None:
+    overrides = "\n".join(f"    {name}: {{}}" for name in ELIGIBLE)
+    path.write_text(
+        f"""\
+configuration:
+  koji:
+    server: http://127.0.0.1:9/kojihub
+    auth: none
+    trigger_tag: f45
+    build_target: eln
+    stable_tag: eln
+    username: {KOJI_USER}
+  bodhi:
+    url: http://127.0.0.1:9/
+    auth: none
+  control:
+    pause: false
+    exclude: ["^kernel$"]
+  email: false
+  open_id_connect: false
+components:
+  overrides:
+    kernel: {{}}
+    ipa:
+      upstream_name: freeipa
+{overrides}
+temporal:
+  address: {server.address}
+  namespace: {namespace}
+  task_queue: {task_queue}
+"""
+    )
+
+
+def write_messaging_config(path: Path, broker: RabbitMQ, queue: str, consumers: int) -> None:
+    path.write_text(
+        f"""\
+amqp_url = "{broker.amqp_url}"
+
+[client_properties]
+app = "ebs tests"
+
+[queues.{queue}]
+durable = true
+auto_delete = false
+exclusive = false
+arguments = {{}}
+
+[[bindings]]
+queue = "{queue}"
+exchange = "amq.topic"
+routing_keys = [
+    "org.fedoraproject.*.buildsys.tag",
+    "org.fedoraproject.*.buildsys.task.state.change",
+    "org.fedoraproject.*.buildsys.repo.init",
+    "org.fedoraproject.*.buildsys.repo.done",
+]
+
+[consumer_config]
+consumers = {consumers}
+
+[qos]
+prefetch_size = 0
+prefetch_count = 25
+
+[log_config]
+version = 1
+disable_existing_loggers = false
+
+[log_config.formatters.simple]
+format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+[log_config.handlers.console]
+class = "logging.StreamHandler"
+formatter = "simple"
+stream = "ext://sys.stderr"
+
+[log_config.loggers.ebs]
+level = "INFO"
+handlers = ["console"]
+propagate = false
+
+[log_config.loggers."fedora_messaging.twisted.consumer"]
+level = "ERROR"
+handlers = ["console"]
+propagate = false
+
+[log_config.root]
+level = "WARNING"
+handlers = ["console"]
+"""
+    )
+
+
+_namespaces = iter(NAMESPACES)
+
+
+@pytest.fixture
+async def world(temporal: DevServer, rabbitmq: RabbitMQ, tmp_path: Path) -> AsyncIterator[Setup]:
+    namespace = next(_namespaces)
+    setup = Setup(
+        server=temporal,
+        broker=rabbitmq,
+        namespace=namespace,
+        config=tmp_path / "ebs.yaml",
+        messaging=tmp_path / "messaging.toml",
+        queue=f"ebs-test-{uuid.uuid4().hex[:8]}",
+    )
+    write_config(setup.config, temporal, namespace, setup.task_queue)
+    write_messaging_config(setup.messaging, rabbitmq, setup.queue, consumers=4)
+    setup.client = await Client.connect(temporal.address, namespace=namespace)
+    worker = Worker(
+        setup.client,
+        task_queue=setup.task_queue,
+        workflows=[BatchCollector, Recorder],
+        activities=[collector_settings],
+        workflow_runner=UnsandboxedWorkflowRunner(),
+    )
+    async with worker:
+        yield setup
+
+
+@asynccontextmanager
+async def bridge_in_process(setup: Setup, consumers: int = 2) -> AsyncIterator[Bridge]:
+    """`serve` on this loop (the callbacks hand their signals to it)."""
+    load_messaging_config(str(setup.messaging))
+    holder = ConfigHolder(str(setup.config))
+    await asyncio.to_thread(holder.load)
+    stop = asyncio.Event()
+    started: asyncio.Future[Bridge] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(
+        serve(
+            holder,
+            consumers=consumers,
+            stop=stop,
+            refresh_config=False,
+            reconnect_max_delay=1.0,
+            on_started=started.set_result,
+        )
+    )
+    bridge = await asyncio.wait_for(started, 30)
+    await asyncio.to_thread(bridge.wait_consuming, 30)
+    try:
+        yield bridge
+    finally:
+        stop.set()
+        assert await asyncio.wait_for(task, 60) == 0
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], within: float, what: str, interval: float = 0.05
+) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+def counter(kind: str, outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "ebs_bridge_messages_total", {"kind": kind, "outcome": outcome}
+    )
+    return value or 0.0
+
+
+def tag_body(name: str, tag: str = "f45", release: str = "1.fc45") -> dict[str, Any]:
+    return {
+        "build_id": abs(hash(name)) % 10**7,
+        "name": name,
+        "tag_id": 7,
+        "instance": "primary",
+        "tag": tag,
+        "user": "bodhi",
+        "version": "1.0",
+        "release": release,
+        "owner": "packager",
+    }
+
+
+def task_body(task_id: int, workflow_id: str, owner: str = KOJI_USER) -> dict[str, Any]:
+    opts = {"custom_user_metadata": {"ebs_workflow_id": workflow_id}}
+    return {
+        "id": task_id,
+        "info": {
+            "id": task_id,
+            "method": "build",
+            "host_id": None,
+            "arch": "noarch",
+            "result": None,
+            "request": ["git+https://src.fedoraproject.org/rpms/bash.git#abc", "eln-side-1", opts],
+            "children": [],
+            "state": 2,
+            "create_time": time.time(),
+        },
+        "method": "build",
+        "attribute": "state",
+        "old": "OPEN",
+        "new": "CLOSED",
+        "srpm": "bash",
+        "owner": owner,
+        "base_url": "https://koji.example",
+        "files_base_url": "https://kojipkgs.example",
+        "instance": "primary",
+    }
+
+
+def publish_raw(broker: RabbitMQ, routing_key: str, body: bytes, headers: dict[str, Any]) -> None:
+    """A message no well-behaved publisher would send."""
+    conn = pika.BlockingConnection(pika.URLParameters(broker.amqp_url))
+    try:
+        conn.channel().basic_publish(
+            "amq.topic",
+            routing_key,
+            body,
+            pika.BasicProperties(
+                content_type="application/json",
+                content_encoding="utf-8",
+                headers=headers,
+                message_id=str(uuid.uuid4()),
+                delivery_mode=2,
+            ),
+        )
+    finally:
+        conn.close()
+
+
+# ---- tests ----------------------------------------------------------------------
+
+
+async def test_tag_messages_through_the_broker_reach_the_collector(world: Setup) -> None:
+    malformed = counter("tag", "malformed")
+    irrelevant = counter("tag", "irrelevant")
+    async with bridge_in_process(world):
+        with world.sink() as sink:
+            bash = sink.send("buildsys.tag", tag_body("bash"))
+            sink.send("buildsys.tag", tag_body("bash"), message_id=bash)  # redelivered
+            ipa = sink.send("buildsys.tag", tag_body("freeipa"))  # ELN's ipa
+            sink.send("buildsys.tag", tag_body("kernel"))  # excluded
+            sink.send("buildsys.tag", tag_body("not-in-eln"))
+            sink.send("buildsys.tag", tag_body("coreutils", tag="f45-updates-candidate"))
+            sink.publish("buildsys.untag", tag_body("glibc"))  # not bound: never delivered
+            glibc = sink.send("buildsys.tag", tag_body("glibc"))
+        topic = "org.fedoraproject.prod.buildsys.tag"
+        schema = {"fedora_messaging_schema": "koji_fedoramessaging.tag.TagV1"}
+        publish_raw(world.broker, topic, b'{"name": "bash", "build_id": "x"}', schema)
+        publish_raw(world.broker, topic, b"{not json", schema)
+        publish_raw(world.broker, topic, b'{"name": 7, "tag": "f45"}', {})  # no schema header
+
+        async def settled() -> bool:
+            return len(await world.queued()) == 3 and world.depth() == (0, 0)
+
+        await eventually(settled, 30, "three queued components and an empty queue")
+    queued = await world.queued()
+    assert sorted(queued) == ["bash", "freeipa", "glibc"]
+    assert queued["bash"].event_id == bash
+    assert queued["bash"].nvr == "bash-1.0-1.fc45" and queued["bash"].source == "bus"
+    assert queued["freeipa"].event_id == ipa and queued["glibc"].event_id == glibc
+    assert counter("tag", "malformed") - malformed == 3
+    assert counter("tag", "irrelevant") - irrelevant == 3
+
+
+async def test_task_and_repo_messages_reach_the_workflows_waiting_on_them(world: Setup) -> None:
+    assert world.client is not None
+    attempt = await world.client.start_workflow(
+        Recorder.run, id="ebs-test-attempt", task_queue=world.task_queue
+    )
+    batch = await world.client.start_workflow(
+        Recorder.run, id="ebs-test-batch", task_queue=world.task_queue
+    )
+    # The collector's own state says which batch owns which side tag.
+    await world.client.start_workflow(
+        BatchCollector.run,
+        t.CollectorState(current_batch_id="ebs-test-batch", current_side_tags=["eln-side-42"]),
+        id=t.COLLECTOR_WORKFLOW_ID,
+        task_queue=world.task_queue,
+    )
+    not_found = counter("task", "not_found")
+    unrouted = counter("repo", "unrouted")
+    async with bridge_in_process(world):
+        with world.sink() as sink:
+            closed = sink.send("buildsys.task.state.change", task_body(101, "ebs-test-attempt"))
+            sink.send("buildsys.task.state.change", task_body(102, "ebs-test-attempt", "someone"))
+            sink.send("buildsys.task.state.change", task_body(103, "ebs-attempt-long-gone"))
+            init = sink.send("buildsys.repo.init", {"repo_id": 5, "tag": "eln-side-42"})
+            done = sink.send("buildsys.repo.done", {"repo_id": 5, "tag": "eln-side-42"})
+            sink.send("buildsys.repo.done", {"repo_id": 6, "tag": "f45-build-side-99"})
+            sink.send("buildsys.repo.done", {"repo_id": 7, "tag": "f45-build"})
+
+        async def settled() -> bool:
+            repos = await batch.query("repos", result_type=list[t.RepoEvent])
+            return len(repos) == 2 and world.depth() == (0, 0)
+
+        await eventually(settled, 30, "two repo events and an empty queue")
+    tasks = await attempt.query("tasks", result_type=list[t.TaskStateEvent])
+    assert tasks == [t.TaskStateEvent(task_id=101, state="CLOSED", event_id=closed)]
+    repos = await batch.query("repos", result_type=list[t.RepoEvent])
+    assert sorted((r.kind, r.event_id, r.tag, r.repo_id) for r in repos) == sorted(
+        [("init", init, "eln-side-42", 5), ("done", done, "eln-side-42", 5)]
+    )
+    assert counter("task", "not_found") - not_found == 1
+    assert counter("repo", "unrouted") - unrouted == 1
+
+
+class BridgeProcess:
+    """`python -m ebs.ingest` as a real process."""
+
+    def __init__(self, setup: Setup, log: Path) -> None:
+        self.log = log
+        self._out = open(log, "ab")  # noqa: SIM115
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "ebs.ingest",
+                "--config",
+                str(setup.config),
+                "--messaging-config",
+                str(setup.messaging),
+            ],
+            cwd=ROOT,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+        self._out.close()
+
+    def terminate(self, timeout: float = 30) -> int:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        finally:
+            self._out.close()
+
+    def tail(self) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+
+
+@pytest.fixture
+def processes() -> Iterator[list[BridgeProcess]]:
+    started: list[BridgeProcess] = []
+    yield started
+    for p in started:
+        if p.proc.poll() is None:
+            p.kill()
+
+
+async def test_bridge_killed_mid_stream_loses_nothing_and_stops_cleanly(
+    world: Setup, tmp_path: Path, processes: list[BridgeProcess]
+) -> None:
+    components = [f"pkg-{i:03d}" for i in range(400)]
+    expected: dict[str, str] = {}
+
+    def publish_stream() -> None:
+        with world.sink() as sink:
+            for i, name in enumerate(components):
+                expected[name] = sink.send("buildsys.tag", tag_body(name))
+                # Irrelevant traffic in between: other tags, other people's tasks, repos.
+                if i % 2 == 0:
+                    sink.send("buildsys.tag", tag_body(name, tag="f45-updates-candidate"))
+                    sink.send("buildsys.task.state.change", task_body(i, "x", owner="other"))
+                    sink.send("buildsys.repo.done", {"repo_id": i, "tag": "f45-build"})
+
+    world.declare_queue()
+    await asyncio.to_thread(publish_stream)
+    assert sum(world.depth()) == 1000
+
+    async def count() -> int:
+        return len(await world.queued())
+
+    first = BridgeProcess(world, tmp_path / "bridge-1.log")
+    processes.append(first)
+    await eventually(lambda: _at_least(count, 50), 30, "the first bridge to get going")
+    first.kill()
+    at_kill = await count()
+    assert at_kill < len(components), "the stream had already been consumed: nothing to test"
+
+    second = BridgeProcess(world, tmp_path / "bridge-2.log")
+    processes.append(second)
+    await eventually(lambda: _at_least(count, at_kill + 50), 30, "the second bridge to go on")
+    assert second.terminate() == 0, second.tail()
+    at_term = await count()
+
+    third = BridgeProcess(world, tmp_path / "bridge-3.log")
+    processes.append(third)
+
+    async def done() -> bool:
+        return await count() == len(components) and world.depth() == (0, 0)
+
+    try:
+        await eventually(done, 60, "every eligible message in the collector", interval=0.2)
+    except AssertionError:
+        pytest.fail(f"stuck at {await count()} queued, {world.depth()}:\n{third.tail()}")
+    assert third.terminate() == 0, third.tail()
+
+    queued = await world.queued()
+    assert {name: ev.event_id for name, ev in queued.items()} == expected
+    print(f"killed at {at_kill}, terminated at {at_term} of {len(components)}")
+
+
+async def _at_least(count: Callable[[], Awaitable[int]], n: int) -> bool:
+    return await count() >= n
+
+
+async def test_temporal_outage_loses_nothing_and_the_bridge_recovers(world: Setup) -> None:
+    requeued = counter("tag", "requeued")
+    async with bridge_in_process(world, consumers=4):
+        with world.sink() as sink:
+            first = sink.send("buildsys.tag", tag_body("bash"))
+
+            async def first_arrived() -> bool:
+                return "bash" in await world.queued()
+
+            await eventually(first_arrived, 30, "the first message")
+            await world.server.stop()
+            during = {name: sink.send("buildsys.tag", tag_body(name)) for name in ELIGIBLE[3:23]}
+
+        async def held_back() -> bool:
+            ready, unacked = world.depth()
+            return counter("tag", "requeued") > requeued and ready + unacked == len(during)
+
+        await eventually(held_back, 40, "messages requeued while Temporal is down", interval=0.2)
+        await world.server.start()
+
+        async def all_arrived() -> bool:
+            return len(await world.queued()) == 1 + len(during) and world.depth() == (0, 0)
+
+        await eventually(all_arrived, 60, "every message once Temporal is back", interval=0.2)
+    queued = await world.queued()
+    assert queued.pop("bash").event_id == first
+    assert {name: ev.event_id for name, ev in queued.items()} == during
+
+
+async def test_broker_restart_the_bridge_reconnects(world: Setup) -> None:
+    async with bridge_in_process(world):
+        with world.sink() as sink:
+            sink.send("buildsys.tag", tag_body("bash"))
+
+        async def arrived(n: int) -> bool:
+            return len(await world.queued()) == n and world.depth() == (0, 0)
+
+        await eventually(lambda: arrived(1), 30, "the message before the restart")
+        await asyncio.to_thread(world.broker.restart)
+        with world.sink() as sink:
+            for name in ("coreutils", "glibc"):
+                sink.send("buildsys.tag", tag_body(name))
+        await eventually(lambda: arrived(3), 60, "the messages after the restart")
