@@ -353,6 +353,7 @@ class KojiAdapter:
         The request key is stored in the tag's extra (editSideTag needs the
         sidetag_admin permission for that; without it the tag is still made,
         but a retry cannot recognise it and the sweeper removes the orphan).
+        Likewise if createSideTag's answer is lost, the retry makes a new tag.
         """
         ours = self._call("listSideTags", basetag=req.base_tag, user=self.username)
         if ours:

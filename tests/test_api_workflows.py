@@ -23,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from ebs.config.eligibility import Eligibility
     from ebs.config.rules import ordering_for
     from ebs.temporal_client import OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
-    from ebs.workflows import types as t
+    import ebs.workflows.types as t
 
 SIGNAL_SCRIPT = "test_script"
 SIGNAL_FINISH = "test_finish"

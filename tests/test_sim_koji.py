@@ -401,3 +401,15 @@ def test_bodhi_is_mounted(sim: SimWithSink) -> None:
     assert view.tagged_nvrs("eln-updates-candidate") == ["bash-5.2.37-1.fc45"]
     view.untag_nvr("eln-updates-candidate", "bash-5.2.37-1.fc45")
     assert view.tagged_nvrs("eln-updates-candidate") == []
+
+
+def test_sandbox_activity_ships_new_rawhide_builds(sim: SimWithSink) -> None:
+    sim.set_repo_delay(60)
+    sim.start_activity(0.01)
+    sim.wait_for(lambda: len(sim.sink.bodies("buildsys.tag")) >= 3, timeout=5)
+    tags = sim.sink.bodies("buildsys.tag")[:3]
+    session = sim.session()
+    for body in tags:
+        assert body["tag"] == "f45"
+        nvr = f"{body['name']}-{body['version']}-{body['release']}"
+        assert session.getBuild(nvr)["source"].startswith("git+https://src.fedoraproject.org/")

@@ -172,16 +172,16 @@ class OidcVerifier:
             return self._keys
 
     async def _decode(self, token: str) -> jwt.Token:
-        keys = await self._keyset()
+        algorithms = list(self.settings.algorithms)
         try:
-            return jwt.decode(token, keys, algorithms=list(self.settings.algorithms))
-        except jose_errors.InvalidKeyIdError:
-            keys = await self._keyset(refresh=True)  # the provider may have rotated keys
-        try:
-            return jwt.decode(token, keys, algorithms=list(self.settings.algorithms))
+            try:
+                return jwt.decode(token, await self._keyset(), algorithms=algorithms)
+            except jose_errors.InvalidKeyIdError:
+                # The provider may have rotated its keys: fetch them again (rate limited).
+                return jwt.decode(token, await self._keyset(refresh=True), algorithms=algorithms)
         except jose_errors.JoseError as err:
             raise AuthFailure(401, f"invalid token: {err.description or err.error}") from err
-        except ValueError as err:
+        except (ValueError, TypeError, KeyError) as err:
             raise AuthFailure(401, f"invalid token: {err}") from err
 
     def _check_claims(self, claims: dict[str, Any]) -> None:

@@ -21,6 +21,11 @@ Fidelity notes (where the simulator follows Koji/Fedora on purpose):
 - createSideTag copies the base tag's ready repo (repo.init only, READY at once).
 - Anonymous sessions act as the default user ("elnbuildsync"); Kerberos is not
   simulated.
+
+Simplifications: no package lists (tagging never fails with "not in list"),
+no policies beyond side-tag ownership and the sidetag_admin check on extra,
+build opts wait_repo/fail_fast are recorded but do not change timing, no
+newRepo tasks (repos regenerate on the scheduler, announced by repo.init/done).
 """
 
 from __future__ import annotations
@@ -247,6 +252,30 @@ class Simulator:
             release = f"{release}.fc{self.layout.rawhide}"
         return self.world.add_rawhide_build(name, version, release, owner=owner, commit=commit,
                                             tag=tag)
+
+    def start_activity(self, interval: float) -> None:
+        """Sandbox liveliness: every `interval` seconds a packager ships a new
+        Rawhide build of a (seeded-random) package, which lands in the trigger tag."""
+        world = self.world
+
+        def tick() -> None:
+            if world is not self.world or interval <= 0:
+                return  # reset or stopped meanwhile
+            with world.lock:
+                name, version, _ = world.rng_world.choice(self.layout.packages)
+                latest = world.read_tagged(world.get_tag(self.layout.trigger_tag, strict=True),
+                                           latest=True, package=name)
+                release = latest[0]["release"] if latest else f"0.fc{self.layout.rawhide}"
+                head, _, rest = release.partition(".")
+                bumped = f"{int(head) + 1}.{rest}" if head.isdigit() else f"1.{rest}"
+                version = latest[0]["version"] if latest else version
+            try:
+                world.add_rawhide_build(name, version, bumped)
+            except Exception:
+                log.exception("simulator activity: new build of %s failed", name)
+            world.scheduler.call_later(interval, tick)
+
+        world.scheduler.call_later(interval, tick)
 
     def koji_view(self) -> SimKojiView:
         return SimKojiView(self)

@@ -23,6 +23,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--env", default="prod", help="fedora-messaging topic environment")
     p.add_argument("--task-messages", choices=("scratch", "all"), default="scratch",
                    help="which build tasks get buildsys.task.state.change (Fedora: scratch)")
+    p.add_argument("--activity", type=float, default=0.0, metavar="SECONDS",
+                   help="every SECONDS, a new Rawhide build lands in the trigger tag "
+                        "(0: only when scripted)")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     seed: int | str = int(args.seed) if args.seed.lstrip("-").isdigit() else args.seed
     sim = Simulator(seed=seed, sink=sink, task_messages=args.task_messages)
     sim.start(args.host, args.port)
+    if args.activity > 0:
+        sim.start_activity(args.activity)
     print(f"ebs simulator: Koji hub {sim.hub_url}  Bodhi {sim.bodhi_url}  "
           f"control {sim.url}/_sim/state", flush=True)
     done = threading.Event()

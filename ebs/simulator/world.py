@@ -594,7 +594,9 @@ class World:
                 child.host_id, child.state, child.start_ts = t.host_id, ST["OPEN"], time.time()
             if not opts.get("scratch"):
                 existing = self.get_build(f"{base.name}-{base.version}-{release}")
-                if existing is not None and not existing.draft:
+                # A failed/canceled build of the NVR may be rebuilt (Koji recycles it).
+                if existing is not None and not existing.draft and existing.state in (
+                        BS["COMPLETE"], BS["BUILDING"]):
                     state = BS[existing.state]
                     self._fail_task(t, (koji.GenericError.faultCode,
                                         f"Build already exists (id={existing.id}, "

@@ -26,8 +26,6 @@ with workflow.unsafe.imports_passed_through():
 SEEN_EVENT_IDS = 5000
 RECENT_BATCHES = 20
 MAX_ENQUEUE = 5000
-# Continue-as-new well before Temporal's history limits.
-HISTORY_EVENTS_LIMIT = 10_000
 
 COMPONENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 
@@ -241,7 +239,7 @@ class BatchCollector:
         info = workflow.info()
         return (
             info.is_continue_as_new_suggested()
-            or info.get_current_history_length() > HISTORY_EVENTS_LIMIT
+            or info.get_current_history_length() > self._s.history_limit
         )
 
     # ---- state ----------------------------------------------------------

@@ -210,6 +210,8 @@ class CollectorState:
     current_batch_packages: list[str] = field(default_factory=list)
     current_side_tags: list[str] = field(default_factory=list)
     recent_batches: list[BatchSummary] = field(default_factory=list)
+    # Continue-as-new past this many history events (well under Temporal's limits).
+    history_limit: int = 10_000
 
 
 @dataclass

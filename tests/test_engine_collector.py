@@ -1,0 +1,174 @@
+"""BatchCollector: lull, one batch at a time, last tag wins, dedupe, pause,
+manual enqueue and continue-as-new, on the time-skipping server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from temporalio.client import WorkflowHandle
+
+from ebs.workflows import types as t
+from ebs.workflows.collector import BatchCollector
+from tests.helpers.engine import Engine
+
+
+async def status(handle: WorkflowHandle[Any, Any]) -> t.CollectorStatus:
+    return await handle.query(BatchCollector.status)
+
+
+async def until(handle: WorkflowHandle[Any, Any], pred: Any, timeout: float = 20.0
+                ) -> t.CollectorStatus:
+    """Query the collector until pred(status) holds (real-clock deadline)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        st = await status(handle)
+        if pred(st):
+            return st
+        assert time.monotonic() < deadline, f"condition not reached; last status {st}"
+        await asyncio.sleep(0.02)
+
+
+async def batch_result(engine: Engine, batch_id: str) -> t.BatchResult:
+    """Wait for a batch the collector started, skipping time meanwhile."""
+    async with engine.env.time_skipping_unlocked():  # type: ignore[attr-defined]
+        return await engine.client.get_workflow_handle(
+            batch_id, result_type=t.BatchResult
+        ).result()
+
+
+async def finish_current_batch(engine: Engine, handle: WorkflowHandle[Any, Any]) -> t.BatchResult:
+    st = await until(handle, lambda s: s.current_batch_id)
+    return await batch_result(engine, st.current_batch_id)
+
+
+async def test_batch_starts_only_after_a_quiet_lull(engine: Engine) -> None:
+    handle = await engine.start_collector()
+    await handle.signal(BatchCollector.tag, engine.tag_event("bash"))
+    st = await until(handle, lambda s: s.lull_deadline)
+    first_deadline = st.lull_deadline
+    await engine.env.sleep(40)
+    await handle.signal(BatchCollector.tag, engine.tag_event("coreutils"))
+    st = await until(handle, lambda s: s.lull_deadline != first_deadline)
+    assert not st.current_batch_id and [e.component for e in st.queued] == ["bash", "coreutils"]
+    await engine.env.sleep(40)  # 80 s after the first event, 40 s after the last
+    assert not (await status(handle)).current_batch_id
+    await engine.env.sleep(25)
+    result = await finish_current_batch(engine, handle)
+    assert sorted(p.component for p in result.packages) == ["bash", "coreutils"]
+    st = await until(handle, lambda s: s.recent_batches)
+    assert st.recent_batches[0].outcome == "succeeded" and st.recent_batches[0].packages == 2
+    assert st.queued == []
+
+
+async def test_events_during_a_batch_wait_for_the_next_one(engine: Engine) -> None:
+    engine.sim.set_duration("bash", 0.5)
+    handle = await engine.start_collector()
+    await handle.signal(BatchCollector.tag, engine.tag_event("bash"))
+    await engine.env.sleep(61)
+    st = await until(handle, lambda s: s.current_batch_id)
+    first = st.current_batch_id
+    await handle.signal(BatchCollector.tag, engine.tag_event("coreutils"))
+    await batch_result(engine, first)
+    st = await until(handle, lambda s: not s.current_batch_id or s.current_batch_id != first)
+    await engine.env.sleep(61)
+    second = await finish_current_batch(engine, handle)
+    assert [p.component for p in second.packages] == ["coreutils"]
+    st = await until(handle, lambda s: len(s.recent_batches) == 2)
+    assert [b.packages for b in st.recent_batches] == [1, 1]
+
+
+async def test_last_tagged_build_wins_and_redelivery_is_a_no_op(engine: Engine) -> None:
+    handle = await engine.start_collector()
+    newer = engine.tag_event("bash")
+    older = t.TagEvent("bash", "bash-5.0-1.fc45", tag=newer.tag, event_id="m-old",
+                       tagged_at=2000.0)
+    newer.tagged_at, newer.event_id = 1000.0, "m-new"
+    # a revert: the older build is tagged later, so it wins
+    await handle.signal(BatchCollector.tag, newer)
+    await handle.signal(BatchCollector.tag, older)
+    # a late, reordered copy of the first message changes nothing
+    await handle.signal(BatchCollector.tag, newer)
+    st = await until(handle, lambda s: s.queued and s.queued[0].nvr == "bash-5.0-1.fc45")
+    assert len(st.queued) == 1
+    # an out-of-order message with an earlier tag time loses too
+    stale = t.TagEvent("bash", "bash-4.0-1.fc45", tag=newer.tag, event_id="m-stale",
+                       tagged_at=1500.0)
+    await handle.signal(BatchCollector.tag, stale)
+    st = await until(handle, lambda s: s.queued)
+    assert st.queued[0].nvr == "bash-5.0-1.fc45"
+
+
+async def test_pause_holds_batches_and_resume_releases_them(engine: Engine) -> None:
+    handle = await engine.start_collector()
+    await handle.signal(BatchCollector.pause)
+    await handle.signal(BatchCollector.tag, engine.tag_event("bash"))
+    await engine.env.sleep(300)
+    st = await until(handle, lambda s: s.paused)
+    assert not st.current_batch_id and [e.component for e in st.queued] == ["bash"]
+    await handle.signal(BatchCollector.resume)
+    await engine.env.sleep(61)
+    result = await finish_current_batch(engine, handle)
+    assert [p.component for p in result.packages] == ["bash"]
+
+
+async def test_config_pause_holds_batches(engine: Engine) -> None:
+    engine.configure(control={"pause": True})
+    handle = await engine.start_collector()
+    await handle.signal(BatchCollector.tag, engine.tag_event("bash"))
+    await engine.env.sleep(600)
+    st = await until(handle, lambda s: s.paused_by_config)
+    assert not st.current_batch_id and not st.recent_batches and st.queued
+    engine.configure(control={"pause": False})
+    await engine.env.sleep(200)
+    result = await finish_current_batch(engine, handle)
+    assert [p.component for p in result.packages] == ["bash"]
+
+
+async def test_enqueue_queues_eligible_and_rejects_the_rest(engine: Engine) -> None:
+    engine.configure(control={"exclude": ["^glibc$"]})
+    handle = await engine.start_collector()
+    res = await handle.execute_update(
+        BatchCollector.enqueue,
+        t.EnqueueRequest(["bash", "glibc", "no-such-package"], source="cli", requested_by="me"),
+    )
+    assert [e.component for e in res.queued] == ["bash"]
+    assert res.queued[0].nvr.endswith(".fc45") and res.queued[0].source == "cli"
+    reasons = {r.component: r.reason for r in res.rejected}
+    assert set(reasons) == {"glibc", "no-such-package"}
+    assert "exclude" in reasons["glibc"] and "^glibc$" in reasons["glibc"]
+    assert "package list" in reasons["no-such-package"]
+    st = await status(handle)
+    assert [e.component for e in st.queued] == ["bash"]
+
+
+async def test_enqueue_validation_rejects_bad_names_before_history(engine: Engine) -> None:
+    handle = await engine.start_collector()
+    try:
+        await handle.execute_update(BatchCollector.enqueue, t.EnqueueRequest(["bash;rm -rf"]))
+    except Exception as err:  # WorkflowUpdateFailedError
+        assert "not a package name" in str(err.__cause__ or err)
+    else:
+        raise AssertionError("the update was accepted")
+
+
+async def test_continue_as_new_carries_the_queue_and_loses_no_signal(engine: Engine) -> None:
+    handle = await engine.start_collector(t.CollectorState(history_limit=40))
+    names = [f"pkg{i}" for i in range(60)]
+    for name in names:
+        await handle.signal(
+            BatchCollector.tag, t.TagEvent(name, f"{name}-1-1.fc45", event_id=f"ev-{name}")
+        )
+    # redelivered messages after continue-as-new are still recognised
+    for name in names[:5]:
+        await handle.signal(
+            BatchCollector.tag, t.TagEvent(name, f"{name}-1-1.fc45", event_id=f"ev-{name}")
+        )
+    current = engine.client.get_workflow_handle(handle.id)
+    deadline = time.monotonic() + 20
+    while (await current.describe()).run_id == handle.first_execution_run_id:
+        assert time.monotonic() < deadline, "the collector never continued as new"
+        await asyncio.sleep(0.02)
+    st = await until(current, lambda s: len(s.queued) == 60)
+    assert sorted(e.component for e in st.queued) == sorted(names)
