@@ -1,0 +1,67 @@
+"""Records the workflow histories that tests/test_replay.py replays.
+
+Re-record (after an intended, compatible change, or to add a scenario):
+
+    EBS_RECORD_HISTORIES=1 .venv/bin/pytest tests/test_record_histories.py
+
+Never re-record to make a failing replay pass: a replay failure means running
+workflows would break; use workflow.patched() for the change instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from ebs.workflows import types as t
+from ebs.workflows.collector import BatchCollector
+from tests.helpers.engine import Engine
+from tests.test_engine_collector import finish_current_batch, until
+
+HISTORIES = Path(__file__).parent / "histories"
+
+pytestmark = pytest.mark.skipif(
+    not os.environ.get("EBS_RECORD_HISTORIES"), reason="set EBS_RECORD_HISTORIES=1 to record"
+)
+
+
+async def _save(engine: Engine, workflow_id: str, name: str) -> None:
+    history = await engine.client.get_workflow_handle(workflow_id).fetch_history()
+    (HISTORIES / f"{name}.json").write_text(history.to_json())
+
+
+async def test_record_batch_with_retry_failure_and_bodhi(engine: Engine) -> None:
+    engine.configure(control={"ordering": {"^glibc$": 0}, "skip_tag": ["^coreutils$"]})
+    engine.sim.set_outcomes("bash", ["FAILED", "CLOSED"])
+    engine.sim.set_outcomes("python3.14", ["FAILED", "FAILED"])
+    handle = await engine.start_batch(["bash", "coreutils", "glibc", "python3.14"],
+                                      batch_id="ebs-batch-record-1")
+    result = await handle.result()
+    assert result.outcome == "partial"
+    await _save(engine, handle.id, "rebuild_batch_retry_failure_bodhi")
+    await _save(engine, "ebs-batch-record-1-slice1000-attempt2-chunk0",
+                "build_attempt_after_failure")
+
+
+async def test_record_scratch_batch_with_task_timeout(engine: Engine) -> None:
+    engine.configure(koji={"scratch_build": True}, timers={"task_timeout": 3600})
+    engine.sim.set_outcomes("glibc", "HANG")
+    handle = await engine.start_batch(["bash", "glibc"], batch_id="ebs-batch-record-2")
+    await handle.result()
+    await _save(engine, handle.id, "rebuild_batch_scratch_timeout")
+
+
+async def test_record_collector_two_batches_and_enqueue(engine: Engine) -> None:
+    handle = await engine.start_collector()
+    await handle.signal(BatchCollector.tag, engine.tag_event("bash"))
+    await handle.signal(BatchCollector.pause)
+    await handle.signal(BatchCollector.resume)
+    await engine.env.sleep(61)
+    await finish_current_batch(engine, handle)
+    await handle.execute_update(BatchCollector.enqueue, t.EnqueueRequest(["coreutils"]))
+    await engine.env.sleep(61)
+    await finish_current_batch(engine, handle)
+    await until(handle, lambda s: len(s.recent_batches) == 2)
+    await _save(engine, handle.id, "batch_collector_two_batches")
