@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 import pika
+import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -220,6 +221,17 @@ def start_bridge(
     )
 
 
+def _cpu(pid: int) -> float:
+    times = psutil.Process(pid).cpu_times()
+    return float(times.user + times.system)
+
+
+def _busy(before: Any, after: Any) -> float:
+    idle = (after.idle + after.iowait) - (before.idle + before.iowait)
+    total = sum(after) - sum(before)
+    return 1.0 - idle / total if total > 0 else 0.0
+
+
 def settled(metrics_port: int) -> int:
     """Messages the bridge has settled for good (ebs_bridge_messages, all but requeued)."""
     try:
@@ -285,11 +297,19 @@ async def run_case(
                     raise RuntimeError(f"bridge exited: {log.read_text()[-2000:]}")
                 await asyncio.sleep(0.005)
             start = time.monotonic()
+            bridge_cpu = _cpu(proc.pid)
+            system_cpu = psutil.cpu_times()
             while settled(metrics_port) < total:
                 if proc.poll() is not None:
                     raise RuntimeError(f"bridge exited: {log.read_text()[-2000:]}")
                 await asyncio.sleep(0.02)
             elapsed = time.monotonic() - start
+            bridge_cpu = _cpu(proc.pid) - bridge_cpu
+            busy = _busy(system_cpu, psutil.cpu_times())
+            print(
+                f"    bridge CPU {bridge_cpu / elapsed:.0%} of a core; machine busy {busy:.0%} "
+                f"of {psutil.cpu_count()} cores"
+            )
         finally:
             proc.send_signal(signal.SIGTERM)
             proc.wait(60)

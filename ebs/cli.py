@@ -295,29 +295,67 @@ def history(config_path: str, as_json: bool, limit: int, package: str) -> None:
 
 @cli.command()
 @config_option
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="Serve this process's Prometheus metrics on this port.")
+@click.option("--max-concurrent-activities", default=16, show_default=True,
+              type=click.IntRange(1, 1000), help="Koji/Bodhi/mail activities run at once.")
 @user_errors(catch_all=False)
-def worker(config_path: str) -> None:
-    """Run the Temporal worker: the workflows and the Koji, Bodhi, mail activities."""
-    run_worker = _lazy("ebs.worker", "run_worker", "worker")
-    result = run_worker(config_path)
-    if asyncio.iscoroutine(result):
-        _run(result)
+def worker(config_path: str, metrics_port: int | None, max_concurrent_activities: int) -> None:
+    """Run the Temporal worker: the workflows (collector, batches, attempts) and
+    the Koji, Bodhi, mail and settings activities, until SIGTERM/SIGINT.
 
-
-@cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
-@config_option
-@click.pass_context
-@user_errors(catch_all=False)
-def ingest(ctx: click.Context, config_path: str) -> None:
-    """Run the bus bridge: Koji messages from fedora-messaging to the workflows.
-
-    Further options go to the bridge (see `ebs ingest --config FILE --help-bridge`
-    if it offers one).
+    The config is re-read every timers.config_refresh; a running batch keeps
+    the settings it started with.
     """
+    load(config_path)  # a bad config is one line here, before anything starts
+    run_worker = _lazy("ebs.worker", "run_worker", "worker")
+    code = _run(
+        run_worker(
+            config_path,
+            metrics_port=metrics_port,
+            max_concurrent_activities=max_concurrent_activities,
+        )
+    )
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+@cli.command()
+@config_option
+@click.option("--messaging-config", metavar="TOML",
+              help="fedora-messaging configuration (default: $FEDORA_MESSAGING_CONF, else "
+              "/etc/fedora-messaging/config.toml).")
+@click.option("--consumers", type=click.IntRange(1, 64),
+              help="Parallel consumers on the queue (default: from the TOML, else the bridge's).")
+@click.option("--metrics-port", type=click.IntRange(0, 65535),
+              help="Serve this process's Prometheus metrics on this port.")
+@click.option("--metrics-addr", default="127.0.0.1", show_default=True,
+              help="Address for --metrics-port.")
+@click.option("--no-logging-config", is_flag=True,
+              help="Leave logging alone instead of applying the TOML's [log_config].")
+@user_errors(catch_all=False)
+def ingest(
+    config_path: str,
+    messaging_config: str | None,
+    consumers: int | None,
+    metrics_port: int | None,
+    metrics_addr: str,
+    no_logging_config: bool,
+) -> None:
+    """Run the bus bridge: Koji tag, task and repo messages from fedora-messaging
+    to the collector and the running batch, until SIGTERM/SIGINT."""
+    load(config_path)
     run = _lazy("ebs.ingest", "run", "ingest")
-    result = run(config_path, *ctx.args)
-    if asyncio.iscoroutine(result):
-        _run(result)
+    argv = ["--metrics-addr", metrics_addr]
+    if messaging_config:
+        argv += ["--messaging-config", messaging_config]
+    if consumers is not None:
+        argv += ["--consumers", str(consumers)]
+    if metrics_port is not None:
+        argv += ["--metrics-port", str(metrics_port)]
+    if no_logging_config:
+        argv.append("--no-logging-config")
+    code = run(config_path, *argv)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 @cli.command()
@@ -495,7 +533,21 @@ def format_history(h: HistoryResponse) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    cli.main(args=argv, prog_name="ebs")
+    """The `ebs` entry point: click, but a usage error is one line too."""
+    try:
+        cli.main(args=argv, prog_name="ebs", standalone_mode=False)
+    except click.UsageError as err:
+        where = err.ctx.command_path if err.ctx else "ebs"
+        click.echo(f"Error: {err.format_message().rstrip('.')} (see `{where} --help`)", err=True)
+        sys.exit(err.exit_code)
+    except click.ClickException as err:
+        err.show()
+        sys.exit(err.exit_code)
+    except click.Abort:
+        click.echo("Aborted!", err=True)
+        sys.exit(1)
+    except click.exceptions.Exit as err:
+        sys.exit(err.exit_code)
 
 
 if __name__ == "__main__":

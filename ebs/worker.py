@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,6 +17,8 @@ from ebs.activities.mail import MailActivities
 from ebs.activities.settings import SettingsActivities
 from ebs.bodhiclient import BodhiAdapter
 from ebs.config.holder import ConfigHolder
+from ebs.config.loader import load_config
+from ebs.config.model import EbsConfig
 from ebs.kojiclient import KojiAdapter
 from ebs.workflows.attempt import BuildAttempt
 from ebs.workflows.batch import RebuildBatch
@@ -50,3 +53,62 @@ def build_worker(
         activity_executor=ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
     )
+
+
+def _bodhi_kerberos_from_koji_keytab(cfg: EbsConfig) -> None:
+    """Bodhi's Kerberos login (gssapi) finds the keytab through the environment;
+    ebs's one service principal is configured on the Koji side."""
+    auth = cfg.configuration.koji.auth
+    if auth.method == "kerberos" and auth.keytab and "KRB5_CLIENT_KTNAME" not in os.environ:
+        os.environ["KRB5_CLIENT_KTNAME"] = auth.keytab
+
+
+async def run_worker(
+    config_path: str,
+    *,
+    metrics_port: int | None = None,
+    max_concurrent_activities: int = 16,
+) -> int:
+    """`ebs worker`: serve the workflows and activities until SIGTERM/SIGINT."""
+    from ebs.temporal_client import connect, register_search_attributes
+
+    cfg = load_config(config_path)
+    _bodhi_kerberos_from_koji_keytab(cfg)
+    bodhi = BodhiAdapter(cfg.configuration.bodhi)
+    holder = ConfigHolder(config_path, resolve_rawhide=bodhi.rawhide_stable_tag)
+    await asyncio.to_thread(holder.load)
+    koji = KojiAdapter(cfg.configuration.koji)
+    if metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(metrics_port)
+    client = await connect(cfg.temporal)
+    try:
+        added = await register_search_attributes(client, cfg.temporal.namespace)
+        if added:
+            log.info("registered search attributes %s", ", ".join(added))
+    except Exception as err:  # a cluster where ebs may not manage the namespace
+        log.warning("could not check/register search attributes: %s", err)
+    worker = build_worker(
+        client,
+        holder=holder,
+        koji=koji,
+        bodhi=bodhi,
+        task_queue=cfg.temporal.task_queue,
+        max_concurrent_activities=max_concurrent_activities,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    refresher = asyncio.create_task(holder.refresh_forever())
+    log.info(
+        "worker on task queue %r at %s (namespace %s), config %s",
+        cfg.temporal.task_queue, cfg.temporal.address, cfg.temporal.namespace, holder.version,
+    )
+    async with worker:
+        await stop.wait()
+        log.info("shutting down: finishing running activities")
+    refresher.cancel()
+    koji.close()
+    return 0

@@ -14,8 +14,12 @@ from joserfc.jwk import OctKey
 from ebs.api.oidc import OidcSettings
 from ebs.api.tokens import ApiTokens, TokenFileError, hash_token, new_token, parse_tokens
 from ebs.config.model import OpenIdConnectConfig
-from tests.helpers.oidc import ADMIN_GROUP, AUDIENCE, OidcProvider
-from tests.helpers.oidc import oidc_provider  # noqa: F401 (fixture)
+from tests.helpers.oidc import (
+    ADMIN_GROUP,
+    AUDIENCE,
+    OidcProvider,
+    oidc_provider,  # noqa: F401 (fixture)
+)
 from tests.test_api_fixtures import (
     API_TOKEN,
     API_TOKEN_NAME,
@@ -23,8 +27,8 @@ from tests.test_api_fixtures import (
     api_app,
     bearer,
     http,
+    oidc_stack,  # noqa: F401 (fixture)
 )
-from tests.test_api_fixtures import oidc_stack  # noqa: F401 (fixture)
 
 TRIGGER = {"components": ["coreutils"]}
 

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
+    import ebs.workflows.types as t
     from ebs.activities.types import ComponentCandidates, KojiBuild, ResolveRequest, ResolveResult
     from ebs.config.eligibility import Eligibility
     from ebs.config.rules import ordering_for
     from ebs.temporal_client import OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
-    import ebs.workflows.types as t
 
 SIGNAL_SCRIPT = "test_script"
 SIGNAL_FINISH = "test_finish"

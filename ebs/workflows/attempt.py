@@ -9,7 +9,6 @@ signals and polls spread over many small histories.
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -174,7 +173,7 @@ class BuildAttempt:
                 result_type=SubmitResult,
                 activity_id=submit_activity_id(req),
                 start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(minutes=2),
+                heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=KOJI_RETRY,
             )
         except ActivityError as err:
@@ -218,7 +217,7 @@ class BuildAttempt:
                     lambda: not self._open(tasks), timeout=min(req.task_poll, remaining)
                 )
                 return
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             polls += 1
             polled = await workflow.execute_activity(
@@ -227,7 +226,7 @@ class BuildAttempt:
                 result_type=TaskPollResult,
                 activity_id=f"poll:slice{req.ordering}:attempt{req.attempt}:chunk{req.chunk}:{polls}",
                 start_to_close_timeout=timedelta(minutes=5),
-                heartbeat_timeout=timedelta(minutes=2),
+                heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=KOJI_RETRY,
             )
             for status in polled.tasks:
@@ -256,7 +255,7 @@ class BuildAttempt:
             result_type=TaskPollResult,
             activity_id=f"failures:slice{req.ordering}:attempt{req.attempt}:chunk{req.chunk}",
             start_to_close_timeout=timedelta(minutes=5),
-            heartbeat_timeout=timedelta(minutes=2),
+            heartbeat_timeout=timedelta(seconds=30),
             retry_policy=KOJI_RETRY,
         )
         return {s.task_id: s.reason for s in polled.tasks if s.reason}

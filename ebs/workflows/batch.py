@@ -251,7 +251,7 @@ class RebuildBatch:
                     lambda: tag in self._repo_events,
                     timeout=min(self._settings.repo_poll, remaining),
                 )
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def _build_slice(self, ordering: int, side_tag: str) -> None:
@@ -456,7 +456,7 @@ class RebuildBatch:
                 result_type=result_type,
                 activity_id=activity_id,
                 start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(minutes=2),
+                heartbeat_timeout=timedelta(seconds=30),
                 retry_policy=KOJI_RETRY,
             )
         except ActivityError as err:

@@ -8,7 +8,6 @@ CollectorState, carried across continue-as-new.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import datetime, timedelta
 
@@ -154,7 +153,7 @@ class BatchCollector:
 
         try:
             await workflow.wait_condition(done, timeout=timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             return False
         if self._should_continue_as_new() and not self._s.current_batch_id:
             await workflow.wait_condition(workflow.all_handlers_finished)

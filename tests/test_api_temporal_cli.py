@@ -1,0 +1,97 @@
+"""Every `$ temporal ...` command of docs/TEMPORAL_CLI.md, run with the real
+`temporal` CLI against a dev server hosting the real BatchCollector."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import shlex
+from pathlib import Path
+
+from ebs.temporal_client import temporal_cli_path
+from ebs.workflows import types as t
+from tests.test_api_fixtures import (
+    TASK_QUEUE,
+    Stack,
+    progress_batch,
+    stack,  # noqa: F401 (fixture)
+)
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "TEMPORAL_CLI.md"
+EXAMPLE_BATCH = "ebs-batch-20261125-101500-1"
+
+
+def documented_commands() -> list[str]:
+    """The `$ temporal` commands of the doc's console blocks, in order."""
+    text = DOC.read_text()
+    commands = []
+    for block in re.findall(r"```console\n(.*?)```", text, re.S):
+        joined = block.replace("\\\n", " ")
+        commands += [line[2:].strip() for line in joined.splitlines() if line.startswith("$ ")]
+    return commands
+
+
+async def run(argv: list[str], env: dict[str, str]) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        *argv, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout=30)
+    return proc.returncode or 0, out.decode(), err.decode()
+
+
+async def test_documented_temporal_commands_work(stack: Stack) -> None:
+    commands = documented_commands()
+    assert len(commands) >= 10
+    assert all(c.startswith("temporal ") for c in commands)
+    assert all(f"--task-queue {TASK_QUEUE}" in c for c in commands if "--task-queue" in c)
+
+    # A finished batch for the batch commands to look at.
+    await stack.reset_collector(lull=0.2)
+    handle = await stack.client.start_workflow(
+        "BatchCollector", t.CollectorState(), id=t.COLLECTOR_WORKFLOW_ID, task_queue=TASK_QUEUE
+    )
+    await handle.execute_update(
+        t.UPDATE_ENQUEUE, t.EnqueueRequest(["bash", "glibc", "llvm", "coreutils"])
+    )
+    batch_id = await stack.wait_for_batch()
+    await stack.script_batch(batch_id, progress_batch)
+    await stack.finish_batch(batch_id, "partial")
+    recent = (await stack.collector_status()).recent_batches
+    # Then a fresh collector that will not batch while the commands run.
+    await stack.reset_collector(lull=3600)
+
+    env = {**os.environ, "TEMPORAL_ADDRESS": stack.address, "TEMPORAL_NAMESPACE": "default"}
+    outputs: dict[str, str] = {}
+    for command in commands:
+        argv = shlex.split(command.replace(EXAMPLE_BATCH, batch_id))
+        argv[0] = temporal_cli_path()
+        code, out, err = await run(argv, env)
+        assert code == 0, f"{command}\n{out}\n{err}"
+        outputs[command] = out
+
+    def output(fragment: str) -> str:
+        return next(o for c, o in outputs.items() if fragment in c)
+
+    # The update-with-start queued bash and rejected kernel, and the plain update glibc.
+    first = output("execute-update-with-start")
+    assert "bash-5.3.0-2.fc45" in first and "excluded by pattern" in first
+    status = json.loads(output("--workflow-id ebs-collector --type status"))["queryResult"][0]
+    assert [q["component"] for q in status["queued"]] == ["bash", "glibc"]
+    assert {q["requested_by"] for q in status["queued"]} == {"alice"}
+    assert status["paused"] is True  # pause, resume, then signal-with-start pause
+    assert not status["recent_batches"]  # a fresh collector (reset above)
+
+    batch = json.loads(output(f"--workflow-id {EXAMPLE_BATCH} --type status"))["queryResult"][0]
+    assert batch["batch_id"] == batch_id and batch["outcome"] == "partial"
+    by_name = {p["component"]: p for p in batch["packages"]}
+    assert by_name["bash"]["state"] == "failed" and by_name["llvm"]["nvr"]
+    result = json.loads(output("workflow result"))
+    assert result["status"] == "COMPLETED"
+    assert result["result"]["outcome"] == "partial"
+
+    assert batch_id in output("EbsPackages = 'bash'")
+    assert batch_id in output("EbsOutcome IN")
+    assert "Completed" in output("GROUP BY ExecutionStatus")
+    assert [r.batch_id for r in recent] == [batch_id]
