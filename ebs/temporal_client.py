@@ -30,6 +30,16 @@ def _read_secret(path: str) -> str:
     return Path(path).read_text().strip()
 
 
+def _tls_config(cfg: TemporalConfig) -> TLSConfig | bool:
+    if not (cfg.tls or cfg.tls_cert_file or cfg.tls_ca_file):
+        return False
+    return TLSConfig(
+        server_root_ca_cert=Path(cfg.tls_ca_file).read_bytes() if cfg.tls_ca_file else None,
+        client_cert=Path(cfg.tls_cert_file).read_bytes() if cfg.tls_cert_file else None,
+        client_private_key=Path(cfg.tls_key_file).read_bytes() if cfg.tls_key_file else None,
+    )
+
+
 async def connect(cfg: TemporalConfig) -> Client:
     """A Temporal client for the configured cluster (address, namespace, TLS, API key)."""
     if cfg.profile:
@@ -37,13 +47,7 @@ async def connect(cfg: TemporalConfig) -> Client:
 
         profile = ClientConfigProfile.load(profile=cfg.profile)
         return await Client.connect(**profile.to_client_connect_config())
-    tls: TLSConfig | bool = False
-    if cfg.tls or cfg.tls_cert_file or cfg.tls_ca_file:
-        tls = TLSConfig(
-            server_root_ca_cert=Path(cfg.tls_ca_file).read_bytes() if cfg.tls_ca_file else None,
-            client_cert=Path(cfg.tls_cert_file).read_bytes() if cfg.tls_cert_file else None,
-            client_private_key=Path(cfg.tls_key_file).read_bytes() if cfg.tls_key_file else None,
-        )
+    tls = _tls_config(cfg)
     api_key = _read_secret(cfg.api_key_file) if cfg.api_key_file else None
     return await Client.connect(
         cfg.address,

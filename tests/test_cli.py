@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -32,8 +33,9 @@ async def invoke(*args: str) -> Result:
 
 async def ebs_process(*args: str) -> tuple[int, str, str]:
     """Run `python -m ebs` as a real process."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EBS_")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "ebs", *args,
+        sys.executable, "-m", "ebs", *args, env=env,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=60)

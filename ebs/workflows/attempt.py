@@ -193,7 +193,9 @@ class BuildAttempt:
         for f in submitted.failed:
             result.outcomes.append(
                 BuildOutcome(
-                    f.component, Outcome.SUBMIT_FAILED, reason=f"build submission failed: {f.reason}"
+                    f.component,
+                    Outcome.SUBMIT_FAILED,
+                    reason=f"build submission failed: {f.reason}",
                 )
             )
         return submitted

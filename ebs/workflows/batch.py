@@ -225,14 +225,14 @@ class RebuildBatch:
         )
 
     async def _wait_for_repo(
-        self, tag: str, min_event: int, nvrs: list[str], timeout: float
+        self, tag: str, min_event: int, nvrs: list[str], within: float
     ) -> bool:
         """True once the tag has the builds and a repo newer than the tagging.
 
         buildsys.repo.done signals wake us early; otherwise we look every
         `repo_poll` seconds.
         """
-        deadline = workflow.now() + timedelta(seconds=timeout)
+        deadline = workflow.now() + timedelta(seconds=within)
         check = 0
         while True:
             check += 1

@@ -132,7 +132,7 @@ class BatchCollector:
             self._settings = await self._load_collector_settings()
             if self._settings.paused_by_config:
                 # control.pause in the config: look again after a while.
-                await self._wait(lambda: False, timeout=max(self._settings.lull, 60.0))
+                await self._wait(lambda: False, within=max(self._settings.lull, 60.0))
                 continue
             if not await self._lull_passed():
                 continue
@@ -145,14 +145,14 @@ class BatchCollector:
     def _ready(self) -> bool:
         return bool(self._s.queue) and not self._s.paused
 
-    async def _wait(self, condition: object, timeout: float | None = None) -> bool:
+    async def _wait(self, condition: object, within: float | None = None) -> bool:
         """wait_condition that also wakes to continue-as-new when idle."""
 
         def done() -> bool:
             return bool(condition()) or self._should_continue_as_new()  # type: ignore[operator]
 
         try:
-            await workflow.wait_condition(done, timeout=timeout)
+            await workflow.wait_condition(done, timeout=within)
         except TimeoutError:
             return False
         if self._should_continue_as_new() and not self._s.current_batch_id:
@@ -171,7 +171,7 @@ class BatchCollector:
                 break
             changes = self._changes
             woke = await self._wait(
-                lambda: self._changes != changes or self._s.paused, timeout=remaining
+                lambda seen=changes: self._changes != seen or self._s.paused, within=remaining
             )
             if woke and self._s.paused:
                 self._lull_deadline = None

@@ -8,7 +8,7 @@ running histories (an old payload simply lacks the new key).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 COLLECTOR_WORKFLOW_ID = "ebs-collector"
 
@@ -31,7 +31,7 @@ SA_OUTCOME = "EbsOutcome"  # Keyword
 SA_CONFIG_VERSION = "EbsConfigVersion"  # Keyword
 
 
-class EventSource(str, Enum):
+class EventSource(StrEnum):
     BUS = "bus"
     API = "api"
     CLI = "cli"
@@ -98,7 +98,7 @@ class EnqueueResult:
     rejected: list[Rejection] = field(default_factory=list)
 
 
-class PackageState(str, Enum):
+class PackageState(StrEnum):
     PENDING = "pending"
     BUILDING = "building"
     SUCCEEDED = "succeeded"  # built (scratch) or built and promoted/filed
