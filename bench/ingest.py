@@ -188,6 +188,10 @@ disable_existing_loggers = false
 [log_config.handlers.console]
 class = "logging.StreamHandler"
 stream = "ext://sys.stderr"
+[log_config.loggers."fedora_messaging.twisted.consumer"]
+level = "ERROR"
+handlers = ["console"]
+propagate = false
 [log_config.root]
 level = "WARNING"
 handlers = ["console"]
@@ -212,7 +216,6 @@ def start_bridge(
             str(consumers),
             "--metrics-port",
             str(metrics_port),
-            "--no-logging-config",
         ],
         cwd=ROOT,
         stdout=log.open("ab"),
@@ -325,6 +328,9 @@ async def main() -> None:
     parser.add_argument("--filtered", type=int, default=5000, help="irrelevant messages")
     parser.add_argument("--signals", type=int, default=2000, help="eligible tag messages")
     parser.add_argument("--consumers", default="1,4,8", help="consumer counts to try")
+    parser.add_argument(
+        "--sqlite", action="store_true", help="dev server on a SQLite file (default: in memory)"
+    )
     args = parser.parse_args()
     counts = [int(c) for c in args.consumers.split(",")]
 
@@ -336,7 +342,9 @@ async def main() -> None:
         dev_server_existing_path=temporal_cli_path(),
         port=port,
         ui=False,
-        dev_server_extra_args=["--db-filename", str(workdir / "temporal.db")],
+        dev_server_extra_args=(
+            ["--db-filename", str(workdir / "temporal.db")] if args.sqlite else []
+        ),
         dev_server_log_level="error",
     )
     address = f"127.0.0.1:{port}"

@@ -244,7 +244,7 @@ def _start_service(amqp_url: str, reconnect_max_delay: float) -> Any:
     from fedora_messaging.twisted.service import FedoraMessagingServiceV2
 
     service = FedoraMessagingServiceV2(amqp_url)
-    service.factory.maxDelay = reconnect_max_delay
+    service.factory.maxDelay = reconnect_max_delay  # type: ignore[assignment]
     service.startService()
     return service
 

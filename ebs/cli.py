@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import getpass
+import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
@@ -532,22 +533,41 @@ def format_history(h: HistoryResponse) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """The `ebs` entry point: click, but a usage error is one line too."""
+def run_cli(argv: list[str] | None = None) -> int:
+    """Run the CLI; its exit status. Click, but a usage error is one line too."""
     try:
         cli.main(args=argv, prog_name="ebs", standalone_mode=False)
     except click.UsageError as err:
         where = err.ctx.command_path if err.ctx else "ebs"
         click.echo(f"Error: {err.format_message().rstrip('.')} (see `{where} --help`)", err=True)
-        sys.exit(err.exit_code)
+        return err.exit_code
     except click.ClickException as err:
         err.show()
-        sys.exit(err.exit_code)
+        return err.exit_code
     except click.Abort:
         click.echo("Aborted!", err=True)
-        sys.exit(1)
+        return 1
     except click.exceptions.Exit as err:
-        sys.exit(err.exit_code)
+        return err.exit_code
+    except SystemExit as err:
+        if err.code is None or isinstance(err.code, int):
+            return err.code or 0
+        click.echo(str(err.code), err=True)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    """The `ebs` entry point.
+
+    Ends with os._exit: the Temporal SDK's native threads can crash the
+    interpreter's finalization (seen after a query that timed out), which would
+    turn a clean exit into an abort with a core dump."""
+    code = run_cli(argv)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -72,6 +72,9 @@ async def run_worker(
     """`ebs worker`: serve the workflows and activities until SIGTERM/SIGINT."""
     from ebs.temporal_client import connect, register_search_attributes
 
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     cfg = load_config(config_path)
     _bodhi_kerberos_from_koji_keytab(cfg)
     bodhi = BodhiAdapter(cfg.configuration.bodhi)

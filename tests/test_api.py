@@ -22,7 +22,7 @@ from tests.test_api_fixtures import (
     eventually,
     http,
     progress_batch,
-    stack,  # noqa: F401 (fixture)
+    stack_fixture,  # noqa: F401 (the `stack` fixture)
 )
 
 AUTH = bearer(API_TOKEN)
@@ -94,7 +94,9 @@ async def test_trigger_queues_or_rejects_each_component(stack: Stack) -> None:
     collector = status["collector"]
     assert collector["exists"] and collector["answered"] and collector["paused"]
     assert collector["queue_length"] == 2
-    assert [(q["component"], q["nvr"], q["source"], q["requested_by"]) for q in collector["queued"]] == [
+    queued = [(q["component"], q["nvr"], q["source"], q["requested_by"])
+              for q in collector["queued"]]
+    assert queued == [
         ("bash", "bash-5.3.0-2.fc45", "api", API_TOKEN_NAME),
         ("freeipa", "freeipa-4.12.2-1.fc45", "api", API_TOKEN_NAME),
     ]
@@ -109,7 +111,7 @@ async def test_trigger_queues_or_rejects_each_component(stack: Stack) -> None:
         ({"components": ["-bash"]}, "not a package name"),
         ({"components": ["x" * 201]}, "not a package name"),
         ({"components": []}, "no components given"),
-        ({"components": ["p%d" % i for i in range(MAX_COMPONENTS + 1)]}, "at most 5000"),
+        ({"components": [f"p{i}" for i in range(MAX_COMPONENTS + 1)]}, "at most 5000"),
         ({"components": "bash"}, "valid list"),
         ({"packages": ["bash"]}, "Field required"),
     ],

@@ -18,7 +18,7 @@ from tests.helpers.oidc import (
     ADMIN_GROUP,
     AUDIENCE,
     OidcProvider,
-    oidc_provider,  # noqa: F401 (fixture)
+    oidc_provider_fixture,  # noqa: F401 (the `oidc_provider` fixture)
 )
 from tests.test_api_fixtures import (
     API_TOKEN,
@@ -27,7 +27,7 @@ from tests.test_api_fixtures import (
     api_app,
     bearer,
     http,
-    oidc_stack,  # noqa: F401 (fixture)
+    oidc_stack_fixture,  # noqa: F401 (the `oidc_stack` fixture)
 )
 
 TRIGGER = {"components": ["coreutils"]}
@@ -56,7 +56,7 @@ def _hs256_with_public_key(provider: OidcProvider, token: str) -> str:
     )
 
 
-async def test_oidc_tokens(oidc_stack: Stack, oidc_provider: OidcProvider) -> None:  # noqa: F811
+async def test_oidc_tokens(oidc_stack: Stack, oidc_provider: OidcProvider) -> None:
     p = oidc_provider
     await oidc_stack.reset_collector()
     refused = {

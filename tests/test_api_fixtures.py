@@ -1,6 +1,7 @@
 """Fixtures shared by the operator-surface tests (API, CLI, status page, temporal CLI).
 
-No tests here. Modules import the fixtures they use by name. Each module gets
+No tests here. Modules import the fixtures they use (`stack_fixture`, ...;
+pytest knows them by their `name`). Each module gets
 its own Temporal dev server (real server, real SQLite visibility with the ebs
 search attributes) and a worker hosting the real BatchCollector (see
 tests/test_api_workflows.py for what stands in for Koji and the batch).
@@ -260,14 +261,14 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-@pytest.fixture(scope="module")
-async def stack(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
+@pytest.fixture(scope="module", name="stack")
+async def stack_fixture(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Stack]:
     async for s in make_stack(tmp_path_factory.mktemp("ebs")):
         yield s
 
 
-@pytest.fixture(scope="module")
-async def oidc_stack(
+@pytest.fixture(scope="module", name="oidc_stack")
+async def oidc_stack_fixture(
     tmp_path_factory: pytest.TempPathFactory, oidc_provider: OidcProvider
 ) -> AsyncIterator[Stack]:
     async for s in make_stack(tmp_path_factory.mktemp("ebs"), oidc_provider.issuer):

@@ -16,7 +16,7 @@ from tests.test_api_fixtures import (
     TASK_QUEUE,
     Stack,
     progress_batch,
-    stack,  # noqa: F401 (fixture)
+    stack_fixture,  # noqa: F401 (the `stack` fixture)
 )
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "TEMPORAL_CLI.md"

@@ -26,6 +26,12 @@ from tests.helpers.rabbitmq import RabbitMQ
 
 rabbitmq = rmq.rabbitmq  # the session broker fixture
 
+pytestmark = [
+    pytest.mark.broker,
+    # fedora-messaging and crochet use Twisted APIs that Twisted now deprecates.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:(crochet|fedora_messaging|twisted)"),
+]
+
 TAG = {
     "build_id": 1,
     "name": "bash",

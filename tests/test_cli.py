@@ -19,7 +19,7 @@ from tests.test_api_fixtures import (
     Stack,
     config_text,
     progress_batch,
-    stack,  # noqa: F401 (fixture)
+    stack_fixture,  # noqa: F401 (the `stack` fixture)
 )
 
 OPERATOR = ["trigger", "status", "pause", "resume", "history"]
@@ -79,7 +79,7 @@ async def test_user_mistakes_are_one_line(tmp_path: Path) -> None:
     invalid = tmp_path / "invalid.yaml"
     invalid.write_text(config_text(dead).replace("trigger_tag: f45", "trigger_tag: [1, 2]"))
     cases = [
-        (["status", "--config", str(tmp_path / "missing.yaml")], 1, "cannot read the configuration"),
+        (["status", "--config", str(tmp_path / "missing.yaml")], 1, "cannot read the config"),
         (["trigger", "--config", str(unreachable), "bash;rm"], 2, "not a package name: 'bash;rm'"),
         (["history", "--config", str(unreachable), "bash'"], 2, "not a package name"),
         (["history", "--config", str(unreachable), "-x"], 2, "No such option '-x'"),
@@ -129,7 +129,9 @@ async def test_operator_commands(stack: Stack) -> None:
     text = (await invoke("status", *cfg)).output
     assert f"Current batch: {batch_id} (building:slice 10 attempt 2), 4 package(s)" in text
     assert "slice 0 [done] 1 succeeded" in text
-    assert f"bash                         failed     attempt 2  {KOJI_WEB}/taskinfo?taskID=9011" in text
+    bash = next(line for line in text.splitlines() if line.strip().startswith("bash "))
+    assert bash.split() == ["bash", "failed", "attempt", "2", f"{KOJI_WEB}/taskinfo?taskID=9011",
+                            "buildArch", "failed:", "%check", "exited", "1"]
 
     await stack.finish_batch(batch_id, "partial")
     hist = await invoke("history", *cfg, "bash")

@@ -146,11 +146,19 @@ def test_not_a_package_list_is_an_error(lists_server: ListServer) -> None:
         fetch_package_lists(apl, {})
 
 
-def test_empty_list_is_an_error(lists_server: ListServer) -> None:
+def test_all_lists_empty_is_an_error(lists_server: ListServer) -> None:
     lists_server.set_list("eln", "source", [])
     apl = AutoPackageList(source=["source"], content_resolver=lists_server.url)
-    with pytest.raises(PackageListError, match="the list is empty"):
+    with pytest.raises(PackageListError, match="all 1 lists are empty"):
         fetch_package_lists(apl, {})
+
+
+def test_one_empty_list_among_others_is_fine(lists_server: ListServer) -> None:
+    lists_server.set_list("eln", "source", ["bash"])
+    lists_server.set_list("eln", "buildroot-source", [])
+    apl = AutoPackageList(source=["source", "buildroot-source"],
+                          content_resolver=lists_server.url)
+    assert fetch_package_lists(apl, {}).downstream_name("bash") == "bash"
 
 
 def test_unreachable_server_is_an_error() -> None:

@@ -42,7 +42,11 @@ from tests.helpers.rabbitmq import RabbitMQ, free_port
 
 rabbitmq = rmq.rabbitmq  # the session broker fixture
 
-pytestmark = pytest.mark.broker
+pytestmark = [
+    pytest.mark.broker,
+    # fedora-messaging and crochet use Twisted APIs that Twisted now deprecates.
+    pytest.mark.filterwarnings("ignore::DeprecationWarning:(crochet|fedora_messaging|twisted)"),
+]
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACES = [f"ingest-{i}" for i in range(1, 7)]

@@ -31,7 +31,7 @@ from tests.test_api_fixtures import (
     bearer,
     http,
     progress_batch,
-    stack,  # noqa: F401 (fixture)
+    stack_fixture,  # noqa: F401 (the `stack` fixture)
 )
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -163,11 +163,14 @@ async def test_status_page_in_a_browser(stack: Stack, served: str, tmp_path: Pat
             DOC_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             DOC_SCREENSHOT.write_bytes(page["png"])
 
-        # The page refreshes itself: finishing the batch shows up without navigating.
+        # The page refreshes itself: the end of the batch shows up without navigating
+        # (and the queued freeipa becomes the next batch).
         await stack.finish_batch(second, "partial")
-        source = await asyncio.to_thread(
-            wait_page, driver, lambda html: "No batch is running" in html
+        await asyncio.to_thread(
+            wait_page, driver, lambda html: "partial" in html and "Queue (0)" in html
         )
-        assert "partial" in source
+        recent = await asyncio.to_thread(lambda: driver.find_element(By.ID, "recent").text)
+        row = next(line for line in recent.splitlines() if second in line)
+        assert "completed partial" in row and row.endswith("4 3 1 bash"), row
     finally:
         await asyncio.to_thread(driver.quit)

@@ -107,7 +107,7 @@ def create_app(
     sdk_metrics_url: str | None = None,
     recent_batches: int = 10,
     refresh_seconds: int = 30,
-    query_timeout: float = 10.0,
+    query_timeout: float = 5.0,
     update_timeout: float = 300.0,
 ) -> FastAPI:
     """The API for one ebs deployment. Give a connected `client` (tests, `ebs dev`)

@@ -116,7 +116,7 @@ class Control:
         client: Client,
         task_queue: str,
         *,
-        query_timeout: float = 10.0,
+        query_timeout: float = 5.0,
         update_timeout: float = 300.0,
     ) -> None:
         self.client = client
@@ -241,7 +241,13 @@ class Control:
         except (WorkflowQueryFailedError, WorkflowQueryRejectedError):
             return None
         except RPCError as err:
-            if err.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.DEADLINE_EXCEEDED):
+            # NOT_FOUND: no such workflow; a timeout (DEADLINE_EXCEEDED, or CANCELLED
+            # when the client gives up): no worker answered within query_timeout.
+            if err.status in (
+                RPCStatusCode.NOT_FOUND,
+                RPCStatusCode.DEADLINE_EXCEEDED,
+                RPCStatusCode.CANCELLED,
+            ):
                 return None
             raise _unavailable(err, f"cannot query {workflow_id}") from err
 

@@ -100,8 +100,6 @@ def parse_package_list(url: str, text: str) -> list[str]:
         if not _PACKAGE_NAME.match(name):
             raise PackageListError(url, f"line {number} is not a package name: {name[:80]!r}")
         names.append(name)
-    if not names:
-        raise PackageListError(url, "the list is empty")
     return names
 
 
@@ -113,7 +111,9 @@ def fetch_package_lists(
     """Fetch every view × source list and merge in the overrides.
 
     All lists must be fetched: a partial set would silently make packages
-    ineligible, so any failure raises PackageListError.
+    ineligible, so any failure raises PackageListError. One empty list is
+    normal (ELN Extras may have no buildroot-only packages); all of them empty
+    means Content Resolver is broken, and is an error too.
     """
     listed: dict[str, str] = {}
     urls: list[str] = []
@@ -128,6 +128,8 @@ def fetch_package_lists(
                 for name in parse_package_list(url, text):
                     listed.setdefault(name, f"{view}/{source}")
                 urls.append(url)
+        if urls and not listed:
+            raise PackageListError(urls[0], f"all {len(urls)} lists are empty")
     lists = build_package_lists(listed, overrides, tuple(urls))
     logger.debug("package lists: %d components from %d lists", len(lists), len(urls))
     return lists

@@ -42,7 +42,7 @@ from ebs.metrics import BRIDGE_MESSAGES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONSUMERS = 4
+DEFAULT_CONSUMERS = 8
 
 # ebs_bridge_messages outcomes
 IRRELEVANT = "irrelevant"
@@ -323,13 +323,10 @@ def _start_consumer(amqp_url: str, bridge: Bridge) -> _Connection:
 
     reactor.suggestThreadPoolSize(max(10, bridge.consumers + 4))  # type: ignore[attr-defined]
     service = FedoraMessagingServiceV2(amqp_url)
-    service.factory.maxDelay = bridge.reconnect_max_delay
+    service.factory.maxDelay = bridge.reconnect_max_delay  # type: ignore[assignment]
     service.startService()
-    consuming = service.factory.consume(
-        bridge.handle,
-        bridge.bindings,
-        bridge.queues,  # type: ignore[arg-type]
-    )
+    bindings: Any = bridge.bindings
+    consuming = service.factory.consume(bridge.handle, bindings, bridge.queues)
 
     def registered(consumers: list[Any]) -> list[Any]:
         bridge._registered(consumers)

@@ -33,7 +33,7 @@ EXIT_CONFIG = 2
 
 
 def consumer_count(explicit: int | None) -> int:
-    """--consumers, else `consumers` in the TOML's [consumer_config], else 4."""
+    """--consumers, else `consumers` in the TOML's [consumer_config], else 8."""
     if explicit is not None:
         return explicit
     from fedora_messaging import config as fm_config
@@ -118,7 +118,12 @@ def _parser() -> argparse.ArgumentParser:
         f"else {DEFAULT_CONSUMERS})",
     )
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
-    parser.add_argument("--metrics-addr", default="127.0.0.1", help="address for --metrics-port")
+    parser.add_argument(
+        "--metrics-addr",
+        default="127.0.0.1",
+        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 in a container)",
+    )
+    parser.add_argument("--help-bridge", action="help", help="show this help and exit")
     parser.add_argument(
         "--no-logging-config",
         action="store_true",
@@ -127,13 +132,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rawhide_resolver(config_path: str) -> Callable[[], str] | None:
-    """Bodhi's Rawhide stable tag, for trigger_tag: rawhide (ebs.bodhiclient)."""
-    try:
-        from ebs.bodhiclient import rawhide_resolver  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return rawhide_resolver(config_path)  # type: ignore[no-any-return]
+def _rawhide_resolver(config_path: str) -> Callable[[], str]:
+    """Bodhi's Rawhide stable tag, for `trigger_tag: rawhide` (as the worker does);
+    Bodhi is asked only when the trigger tag is `rawhide`."""
+    from ebs.bodhiclient import BodhiAdapter
+    from ebs.config.loader import load_config
+
+    return BodhiAdapter(load_config(config_path).configuration.bodhi).rawhide_stable_tag
 
 
 def run(
@@ -167,13 +172,16 @@ def run(
         from fedora_messaging import config as fm_config
 
         fm_config.conf.setup_logging()
+        ebs_logger = logging.getLogger("ebs")
+        if ebs_logger.level == logging.NOTSET:  # the TOML says nothing about ebs
+            ebs_logger.setLevel(logging.INFO)
     port = metrics_port if metrics_port is not None else opts.metrics_port
     if port is not None:
         from prometheus_client import start_http_server
 
         start_http_server(port, addr=opts.metrics_addr)
-    holder = ConfigHolder(config_path, resolve_rawhide=_rawhide_resolver(config_path))
     try:
+        holder = ConfigHolder(config_path, resolve_rawhide=_rawhide_resolver(config_path))
         holder.load()
     except Exception as err:
         print(f"ebs ingest: {err}", file=sys.stderr)

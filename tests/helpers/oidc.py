@@ -38,7 +38,7 @@ class OidcProvider:
 
     @property
     def jwks(self) -> dict[str, Any]:
-        return KeySet([self.key]).as_dict(private=False)
+        return dict(KeySet([self.key]).as_dict(private=False))
 
     def mint(
         self,
@@ -112,8 +112,8 @@ def _handler(provider: OidcProvider) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-@pytest.fixture(scope="session")
-def oidc_provider() -> Iterator[OidcProvider]:
+@pytest.fixture(scope="session", name="oidc_provider")
+def oidc_provider_fixture() -> Iterator[OidcProvider]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     host, port = server.server_address[:2]
     provider = OidcProvider(

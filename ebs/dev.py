@@ -1,0 +1,313 @@
+"""`ebs dev`: the embedded default, everything on this machine.
+
+Starts, as child processes it supervises: the Temporal dev server (SQLite file
+under the state dir, Web UI), a private RabbitMQ, the simulator (Koji + Bodhi,
+publishing real Koji topics to that broker), one worker, the bus bridge and
+the API. Ctrl-C or SIGTERM stops them in reverse order. With --demo (the
+default) it tags a handful of packages so a batch with slices, a retry, a
+failure and a Bodhi update happens within a minute.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ebs.devstack.processes import (
+    Child,
+    PortInUse,
+    check_ports_free,
+    ebs_command,
+    port_open,
+    wait_for,
+)
+from ebs.temporal_client import temporal_cli_path
+
+log = logging.getLogger("ebs.dev")
+
+SANDBOX_QUEUE = "ebs-sandbox"  # as in ebs/ingest/conf/sandbox.toml
+
+# What --demo does: (package, sim outcomes); the sandbox config orders llvm
+# first (slice 0) and glibc next (slice 10), skips tagging fedora-release and llvm.
+DEMO = [
+    ("llvm", ["CLOSED"]),
+    ("glibc", ["CLOSED"]),
+    ("bash", ["FAILED", "CLOSED"]),  # fails once, then succeeds
+    ("rust", ["FAILED"] * 3),  # fails every attempt: a real failure
+    ("fedora-release", ["CLOSED"]),  # skip_tag: built, not tagged into the side tag
+    ("coreutils", ["CLOSED"]),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="ebs dev", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--state-dir", default="state", type=Path,
+                   help="where the Temporal SQLite file, broker data, config and logs live "
+                   "(default: ./state); keep it to resume interrupted batches")
+    p.add_argument("--config", type=Path,
+                   help="an ebs config to use instead of the sandbox one (e.g. staging Koji/"
+                   "Bodhi); the simulator still starts unless --no-sim")
+    p.add_argument("--messaging-config", type=Path,
+                   help="fedora-messaging TOML for the bridge (default: the private broker)")
+    p.add_argument("--no-sim", action="store_true", help="do not start the simulator")
+    p.add_argument("--demo", dest="demo", action="store_true", default=True,
+                   help="tag a few demo packages once everything is up (default)")
+    p.add_argument("--no-demo", dest="demo", action="store_false")
+    p.add_argument("--temporal-port", type=int, default=7233)
+    p.add_argument("--ui-port", type=int, default=8233)
+    p.add_argument("--api-port", type=int, default=8080)
+    p.add_argument("--sim-port", type=int, default=8880)
+    p.add_argument("--amqp-port", type=int, default=5672)
+    p.add_argument("--exit-after-demo", action="store_true",
+                   help="stop once the demo batch has finished (for scripted checks)")
+    return p
+
+
+class DevStack:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.state: Path = args.state_dir.resolve()
+        self.logs = self.state / "logs"
+        self.children: list[Child] = []
+        self.broker: Any = None
+        self.sim_url = f"http://127.0.0.1:{args.sim_port}"
+        self.config_path = self.state / "ebs.yaml"
+        self.messaging_path = self.state / "messaging.toml"
+
+    # ---- start -----------------------------------------------------------
+
+    def start(self) -> None:
+        a = self.args
+        ports = {"temporal": a.temporal_port, "ui": a.ui_port, "api": a.api_port}
+        if not a.no_sim:
+            ports["sim"] = a.sim_port
+        if a.messaging_config is None:
+            ports["amqp"] = a.amqp_port
+        check_ports_free(ports)
+        self.state.mkdir(parents=True, exist_ok=True)
+        self._start_temporal()
+        amqp_url = self._start_broker() if a.messaging_config is None else None
+        if not a.no_sim:
+            argv = ["sim", "--port", str(a.sim_port), "--seed", "0"]
+            if amqp_url:
+                argv += ["--amqp-url", amqp_url]
+            self._spawn("sim", ebs_command(*argv))
+            wait_for(lambda: port_open(a.sim_port), 30, "simulator", self.children[-1].alive)
+        self._write_config(amqp_url)
+        self._spawn("worker", ebs_command("worker", "--config", str(self.config_path)))
+        ingest = self._spawn("ingest", ebs_command(
+            "ingest", "--config", str(self.config_path),
+            "--messaging-config", str(self.messaging_path)))
+        if self.broker is not None:
+            # Messages published before the bridge has declared and bound its
+            # queue would be unroutable, and lost.
+            wait_for(lambda: self.broker.consumers(SANDBOX_QUEUE) > 0, 60, "bridge",
+                     ingest.alive)
+        self._spawn("api", ebs_command("api", "--config", str(self.config_path),
+                                       "--port", str(a.api_port), "--allow-anonymous-writes"))
+        wait_for(lambda: port_open(a.api_port), 60, "API", self.children[-1].alive)
+
+    def _spawn(self, name: str, argv: list[str]) -> Child:
+        child = Child(name, argv, self.logs / f"{name}.log").start()
+        self.children.append(child)
+        return child
+
+    def _start_temporal(self) -> None:
+        a = self.args
+        argv = [
+            temporal_cli_path(), "server", "start-dev",
+            "--ip", "127.0.0.1", "--port", str(a.temporal_port), "--ui-port", str(a.ui_port),
+            "--db-filename", str(self.state / "temporal.db"), "--log-level", "warn",
+        ]
+        child = self._spawn("temporal", argv)
+        wait_for(lambda: port_open(a.temporal_port), 60, "Temporal dev server", child.alive)
+        asyncio.run(self._register_search_attributes())
+
+    async def _register_search_attributes(self) -> None:
+        from temporalio.client import Client
+
+        from ebs.temporal_client import register_search_attributes
+
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                client = await Client.connect(f"127.0.0.1:{self.args.temporal_port}")
+                await register_search_attributes(client, "default")
+                return
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+    def _start_broker(self) -> str:
+        from ebs.devstack.rabbitmq import RabbitMQ
+
+        self.broker = RabbitMQ(self.state / "rabbitmq", port=self.args.amqp_port,
+                               node="ebsdev@localhost")
+        self.broker.start()
+        return str(self.broker.amqp_url)
+
+    def _write_config(self, amqp_url: str | None) -> None:
+        from ebs.config.loader import example_path
+
+        a = self.args
+        if a.config is not None:
+            data = yaml.safe_load(a.config.read_text())
+        else:
+            data = yaml.safe_load(example_path("sandbox").read_text())
+            koji = data["configuration"]["koji"]
+            koji["server"] = f"{self.sim_url}/kojihub"
+            koji["weburl"] = f"{self.sim_url}/koji"
+            data["configuration"]["bodhi"]["url"] = f"{self.sim_url}/bodhi/"
+            # The real package-list resolver, against the simulator's Content Resolver.
+            data["components"]["autopackagelist"] = {
+                "view": ["eln", "eln-extras"],
+                "source": ["source", "buildroot-source"],
+                "content_resolver": f"{self.sim_url}/content-resolver",
+            }
+        data.setdefault("temporal", {})
+        data["temporal"]["address"] = f"127.0.0.1:{a.temporal_port}"
+        data["temporal"]["ui_url"] = f"http://127.0.0.1:{a.ui_port}"
+        self.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
+        if a.messaging_config is not None:
+            self.messaging_path.write_text(a.messaging_config.read_text())
+        else:
+            toml = (Path(__file__).parent / "ingest" / "conf" / "sandbox.toml").read_text()
+            toml = toml.replace('amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2F"',
+                                f'amqp_url = "{amqp_url}"')
+            self.messaging_path.write_text(toml)
+
+    # ---- demo and watching -------------------------------------------------
+
+    def _sim_post(self, path: str, body: dict[str, Any]) -> Any:
+        req = urllib.request.Request(
+            f"{self.sim_url}/_sim/{path}", data=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json"}, method="POST",
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def demo(self) -> None:
+        self._sim_post("script", {"outcomes": {name: out for name, out in DEMO},
+                                  "default_duration": 2.0})
+        stamp = int(time.time()) % 100000
+        for name, _ in DEMO:
+            self._sim_post("rawhide-build", {"name": name, "version": "99",
+                                             "release": f"{stamp}"})
+        print(f"demo: tagged {len(DEMO)} packages into Rawhide: "
+              + ", ".join(n for n, _ in DEMO), flush=True)
+
+    def urls(self) -> str:
+        a = self.args
+        lines = [
+            f"  Temporal Web UI   http://127.0.0.1:{a.ui_port}",
+            f"  status page       http://127.0.0.1:{a.api_port}/status.html",
+            f"  API (OpenAPI)     http://127.0.0.1:{a.api_port}/docs",
+        ]
+        if not a.no_sim:
+            lines.append(f"  simulator         {self.sim_url}/_sim/state")
+        lines.append(f"  logs              {self.logs}/")
+        return "\n".join(lines)
+
+    async def watch(self, stop: asyncio.Event) -> int:
+        """Print a line per finished batch; return when asked or a child dies."""
+        from temporalio.client import Client
+
+        from ebs.workflows import types as t
+
+        client = await Client.connect(f"127.0.0.1:{self.args.temporal_port}")
+        seen: set[str] = set()
+        first = True
+        while not stop.is_set():
+            for child in self.children:
+                if not child.alive():
+                    print(f"\n{child.name} exited unexpectedly; last lines of {child.log}:\n"
+                          f"{child.tail()}", file=sys.stderr)
+                    return 1
+            try:
+                st: t.CollectorStatus = await client.get_workflow_handle(
+                    t.COLLECTOR_WORKFLOW_ID).query(t.QUERY_STATUS, result_type=t.CollectorStatus)
+                for b in st.recent_batches:
+                    if b.batch_id not in seen:
+                        seen.add(b.batch_id)
+                        if not first:
+                            print(_summary(b), flush=True)
+                        if self.args.exit_after_demo and not first:
+                            return 0
+                first = False
+            except Exception:
+                first = False  # the collector starts with the first tag
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=2)
+            except TimeoutError:
+                pass
+        return 0
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            try:
+                child.stop()
+            except Exception as err:  # keep stopping the others
+                print(f"could not stop {child.name}: {err}", file=sys.stderr)
+        if self.broker is not None:
+            self.broker.stop()
+
+
+def _summary(b: Any) -> str:
+    failed = f"; failed: {', '.join(b.failed_components)}" if b.failed_components else ""
+    return (f"batch {b.batch_id}: {b.outcome} — {b.packages} package(s), "
+            f"{b.succeeded} built, {b.failed} failed{failed}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(list(argv) if argv is not None else None)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    stack = DevStack(args)
+    try:
+        stack.start()
+    except PortInUse as err:
+        print(f"ebs dev: {err}", file=sys.stderr)
+        stack.stop()
+        return 2
+    except (RuntimeError, TimeoutError, FileNotFoundError) as err:
+        print(f"ebs dev: could not start: {err}", file=sys.stderr)
+        for child in stack.children:
+            if not child.alive():
+                print(f"--- {child.log}\n{child.tail()}", file=sys.stderr)
+        stack.stop()
+        return 1
+    print("ebs dev is up:\n" + stack.urls(), flush=True)
+    if args.demo and not args.no_sim:
+        stack.demo()
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        return await stack.watch(stop)
+
+    try:
+        code = asyncio.run(run())
+    finally:
+        # A second Ctrl-C must not leave half the children running.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("stopping…", flush=True)
+        stack.stop()
+    return code
+
+
+

@@ -1,0 +1,1 @@
+"""The embedded default stack for `ebs dev`: private servers started as child processes."""

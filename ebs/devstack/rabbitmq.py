@@ -1,0 +1,203 @@
+"""A private RabbitMQ node (Debian/Fedora `rabbitmq-server`), for `ebs dev` and tests.
+
+Own node name, AMQP port, distribution port, data and log directories, no
+plugins; loopback only. As root the server drops to the `rabbitmq` user, so the
+directories belong to it. Stopped with `rabbitmqctl -n NODE stop` (signals to
+the wrapper script do not reach the Erlang VM).
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+SYSTEM_WRAPPER = "/usr/sbin/rabbitmq-server"
+LIB_BIN = Path("/usr/lib/rabbitmq/bin")
+START_TIMEOUT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _binaries() -> tuple[str, str] | None:
+    """(rabbitmq-server, rabbitmqctl) to run as the current user, or None."""
+    if os.geteuid() == 0:
+        # Debian's wrappers in /usr/sbin switch to the rabbitmq user.
+        server = shutil.which("rabbitmq-server", path="/usr/sbin:/usr/bin:/sbin:/bin")
+        ctl = shutil.which("rabbitmqctl", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    else:
+        # The wrappers refuse other users; the real scripts run as anyone.
+        server = str(LIB_BIN / "rabbitmq-server")
+        ctl = str(LIB_BIN / "rabbitmqctl")
+        if not os.access(server, os.X_OK):
+            server = shutil.which("rabbitmq-server") or ""
+            ctl = shutil.which("rabbitmqctl") or ""
+    if not server or not ctl:
+        return None
+    return server, ctl
+
+
+class RabbitMQ:
+    """One private broker node; `start`, `stop` and `restart` keep its data.
+
+    With `base` (a directory that outlives the process, as `ebs dev` uses) the
+    node keeps its name and queues across runs; without, a temporary one.
+    """
+
+    def __init__(self, base: Path | None = None, port: int | None = None,
+                 node: str | None = None) -> None:
+        found = _binaries()
+        if found is None:
+            raise FileNotFoundError(
+                "rabbitmq-server is not installed (Debian/Fedora package rabbitmq-server)"
+            )
+        self.server_bin, self.ctl_bin = found
+        self.node = node or f"ebstest{uuid.uuid4().hex[:10]}@localhost"
+        self.port = port or free_port()
+        self.dist_port = free_port()
+        if base is None:
+            self.base = Path(tempfile.mkdtemp(prefix="ebs-rabbitmq-"))
+        else:
+            self.base = base
+            self.base.mkdir(parents=True, exist_ok=True)
+        for sub in ("mnesia", "log"):
+            (self.base / sub).mkdir(exist_ok=True)
+        (self.base / "enabled_plugins").write_text("[].\n")
+        (self.base / "rabbitmq-env.conf").write_text("")
+        if os.geteuid() == 0:
+            user = pwd.getpwnam("rabbitmq")
+            for path in (self.base, *self.base.rglob("*")):
+                os.chown(path, user.pw_uid, user.pw_gid)
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._out = open(self.base.parent / f"{self.base.name}.out", "ab")  # noqa: SIM115
+
+    @property
+    def amqp_url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            RABBITMQ_NODENAME=self.node,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=str(self.base / "mnesia"),
+            RABBITMQ_LOG_BASE=str(self.base / "log"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.base / "enabled_plugins"),
+            RABBITMQ_CONF_ENV_FILE=str(self.base / "rabbitmq-env.conf"),
+            RABBITMQ_CONFIG_FILE=str(self.base / "rabbitmq"),
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(self.base / "advanced.config"),
+            ERL_EPMD_ADDRESS="127.0.0.1",
+        )
+        return env
+
+    def _port_open(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                return True
+        except OSError:
+            return False
+
+    def start(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            return
+        self._proc = subprocess.Popen(
+            [self.server_bin],
+            env=self._env(),
+            stdin=subprocess.DEVNULL,
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            cwd=self.base,
+        )
+        deadline = time.monotonic() + START_TIMEOUT
+        while not self._port_open():
+            if self._proc.poll() is not None:
+                raise RuntimeError(
+                    f"rabbitmq-server exited with {self._proc.returncode}; "
+                    f"see {self._out.name} and {self.base / 'log'}"
+                )
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError(f"RabbitMQ did not open port {self.port} in time")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        if self._proc.poll() is None:
+            subprocess.run(
+                [self.ctl_bin, "-n", self.node, "stop"],
+                env=self._env(),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=60,
+                check=False,
+            )
+            try:
+                self._proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(timeout=10)
+        self._proc = None
+        # The port must be free again before a restart binds it.
+        deadline = time.monotonic() + 10
+        while self._port_open() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    def restart(self) -> None:
+        """Stop and start the same node: durable queues and persistent messages survive."""
+        self.stop()
+        self.start()
+
+    def ctl(self, *args: str) -> str:
+        """Run `rabbitmqctl -n NODE ARGS...` and return its output."""
+        return subprocess.run(
+            [self.ctl_bin, "-n", self.node, *args],
+            env=self._env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
+
+    def queue_depth(self, queue: str) -> tuple[int, int]:
+        """(ready, unacknowledged) messages in `queue`; (0, 0) if it does not exist."""
+        out = self.ctl(
+            "list_queues",
+            "-q",
+            "--no-table-headers",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        )
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 3 and parts[0] == queue:
+                return int(parts[1]), int(parts[2])
+        return 0, 0
+
+    def consumers(self, queue: str) -> int:
+        """How many consumers `queue` has (0 if it does not exist yet)."""
+        out = self.ctl("list_queues", "-q", "--no-table-headers", "name", "consumers")
+        for line in out.splitlines():
+            parts = line.split()
+            if len(parts) == 2 and parts[0] == queue:
+                return int(parts[1])
+        return 0
+
+    def cleanup(self) -> None:
+        self.stop()
+        self._out.close()
+        shutil.rmtree(self.base, ignore_errors=True)
+        Path(self._out.name).unlink(missing_ok=True)
