@@ -12,7 +12,6 @@ publisher and the bridge can live in one process next to asyncio code.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import types
@@ -83,6 +82,7 @@ def koji_message(topic: str, body: Mapping[str, Any], env: str = "prod") -> Mess
     """
     from fedora_messaging.exceptions import ValidationError
 
+    install_schema_cache()
     try:
         cls = KOJI_MESSAGE_CLASSES[topic]
     except KeyError:
@@ -257,11 +257,3 @@ def _publish(service: Any, msg: Message, exchange: str) -> Any:
 @crochet.run_in_reactor
 def _stop_service(service: Any) -> Any:
     return service.stopService()
-
-
-def describe(msg: Message) -> str:
-    """One line for logs: id, topic and a short body."""
-    body = json.dumps(msg.body, sort_keys=True)
-    if len(body) > 200:
-        body = body[:200] + "…"
-    return f"{msg.id} {msg.topic} {body}"

@@ -33,6 +33,8 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 from ebs.bus import AmqpSink, load_messaging_config
 from ebs.config.holder import ConfigHolder
 from ebs.ingest.bridge import Bridge
+from ebs.ingest.decide import SignalRepo
+from ebs.ingest.forward import Forwarder, Outcome
 from ebs.ingest.service import serve
 from ebs.temporal_client import temporal_cli_path
 from ebs.workflows import types as t
@@ -560,14 +562,14 @@ async def test_bridge_killed_mid_stream_loses_nothing_and_stops_cleanly(
     at_kill = await count()
     assert at_kill < len(components), "the stream had already been consumed: nothing to test"
 
+    # Two replicas compete on the queue; one is stopped (SIGTERM) mid-stream.
     second = BridgeProcess(world, tmp_path / "bridge-2.log")
-    processes.append(second)
-    await eventually(lambda: _at_least(count, at_kill + 50), 30, "the second bridge to go on")
-    assert second.terminate() == 0, second.tail()
-    at_term = await count()
-
     third = BridgeProcess(world, tmp_path / "bridge-3.log")
-    processes.append(third)
+    processes += [second, third]
+    await eventually(lambda: _at_least(count, at_kill + 80), 30, "the replicas to go on")
+    at_term = await count()
+    assert await asyncio.to_thread(second.terminate) == 0, second.tail()
+    assert at_term < len(components), "the stream had already been consumed: nothing to test"
 
     async def done() -> bool:
         return await count() == len(components) and world.depth() == (0, 0)
@@ -576,11 +578,12 @@ async def test_bridge_killed_mid_stream_loses_nothing_and_stops_cleanly(
         await eventually(done, 60, "every eligible message in the collector", interval=0.2)
     except AssertionError:
         pytest.fail(f"stuck at {await count()} queued, {world.depth()}:\n{third.tail()}")
-    assert third.terminate() == 0, third.tail()
+    assert await asyncio.to_thread(third.terminate) == 0, third.tail()
 
     queued = await world.queued()
     assert {name: ev.event_id for name, ev in queued.items()} == expected
-    print(f"killed at {at_kill}, terminated at {at_term} of {len(components)}")
+    for replica in (second, third):
+        assert "-> ebs-collector" in replica.log.read_text(), f"idle replica:\n{replica.tail()}"
 
 
 async def _at_least(count: Callable[[], Awaitable[int]], n: int) -> bool:
@@ -630,3 +633,70 @@ async def test_broker_restart_the_bridge_reconnects(world: Setup) -> None:
             for name in ("coreutils", "glibc"):
                 sink.send("buildsys.tag", tag_body(name))
         await eventually(lambda: arrived(3), 60, "the messages after the restart")
+
+
+async def test_routing_is_cached_briefly_and_new_side_tags_are_found(world: Setup) -> None:
+    """The forwarder's routing cache against the real collector's routing query."""
+    client = world.client
+    assert client is not None
+    collector = await client.start_workflow(
+        BatchCollector.run,
+        t.CollectorState(current_batch_id="b-1", current_side_tags=["eln-side-1"]),
+        id=t.COLLECTOR_WORKFLOW_ID,
+        task_queue=world.task_queue,
+    )
+    now = [100.0]
+
+    async def connect() -> Client:
+        return client
+
+    fw = Forwarder(
+        connect,
+        world.task_queue,
+        routing_ttl=5,
+        routing_min_refresh=1,
+        routing_failure_ttl=30,
+        query_timeout=0.5,
+        clock=lambda: now[0],
+    )
+    queries = 0
+    real_query = fw._query_routing
+
+    async def counting_query() -> t.Routing | None:
+        nonlocal queries
+        queries += 1
+        return await real_query()
+
+    fw._query_routing = counting_query  # type: ignore[method-assign]
+
+    assert (await fw.routing("eln-side-1")).side_tags == ["eln-side-1"] and queries == 1
+    await collector.signal(t.SIGNAL_SIDE_TAGS, t.SideTagsEvent("b-1", ["eln-side-1", "eln-side-2"]))
+    now[0] += 0.5  # a tag not seen yet: re-asked at most every second
+    assert "eln-side-2" not in (await fw.routing("eln-side-2")).side_tags and queries == 1
+    now[0] += 1.0
+    assert (await fw.routing("eln-side-2")).batch_workflow_id == "b-1" and queries == 2
+    now[0] += 3.0  # known tags come from the cache for `routing_ttl`
+    await fw.routing("eln-side-1")
+    assert queries == 2
+    now[0] += 3.0
+    await fw.routing("eln-side-1")
+    assert queries == 3
+
+    # No collector at all: nothing to route to.
+    await collector.terminate("test")
+    now[0] += 10
+    assert await fw.routing("eln-side-1") == t.Routing() and queries == 4
+    # A collector nobody answers for (no worker on its queue): unrouted, and not
+    # asked again for `routing_failure_ttl`, so repo traffic does not queue up.
+    await client.start_workflow(
+        BatchCollector.run,
+        t.CollectorState(),
+        id=t.COLLECTOR_WORKFLOW_ID,
+        task_queue="nobody-polls-this",
+    )
+    now[0] += 10
+    event = t.RepoEvent(tag="eln-side-1", kind="done", event_id="e-1")
+    result = await fw.forward(SignalRepo(event))
+    assert result.outcome is Outcome.UNROUTED and queries == 5
+    now[0] += 20
+    assert (await fw.forward(SignalRepo(event))).outcome is Outcome.UNROUTED and queries == 5

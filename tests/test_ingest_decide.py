@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import functools
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from fedora_messaging.exceptions import Drop as DropMessage
+from fedora_messaging.message import Message
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 
 from ebs.config.eligibility import Eligibility
 from ebs.config.model import ControlConfig, Override
 from ebs.config.packages import build_package_lists
+from ebs.ingest.bridge import Bridge
 from ebs.ingest.decide import (
     KIND_OTHER,
     KIND_REPO,
@@ -27,6 +34,7 @@ from ebs.ingest.decide import (
     decide,
     event_id,
 )
+from ebs.ingest.forward import Forwarder
 from ebs.ingest.rules import ConfigRules
 
 PROD = "org.fedoraproject.prod."
@@ -340,3 +348,44 @@ def test_fuzz_non_object_bodies_are_malformed(junk: Any) -> None:
     for topic in (TAG_TOPIC, TASK_TOPIC, REPO_DONE):
         d = decide(msg(topic, junk), RULES)
         assert isinstance(d, Drop) and d.malformed
+
+
+# ---- the callback: every bad message is dropped, counted and logged once ---------
+
+
+@functools.cache
+def _bridge() -> Bridge:
+    async def no_temporal() -> Any:
+        raise AssertionError("a dropped message must not reach Temporal")
+
+    loop = asyncio.new_event_loop()  # never run: drops do not forward
+    return Bridge(lambda: RULES, Forwarder(no_temporal, "ebs"), loop, consumers=1)
+
+
+def _malformed_count(kind: str) -> float:
+    labels = {"kind": kind, "outcome": "malformed"}
+    return REGISTRY.get_sample_value("ebs_bridge_messages_total", labels) or 0.0
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(topic=topics, body=json_values)
+def test_fuzz_the_callback_drops_and_counts_each_bad_message(topic: str, body: Any) -> None:
+    decision = decide(msg(topic, body), RULES)
+    assume(isinstance(decision, Drop) and decision.malformed)
+    bridge = _bridge()
+    message = Message(body=body if isinstance(body, dict) else {}, topic=topic)
+    message.body = body  # what a publisher without a schema header may send
+    before = _malformed_count(decision.kind)
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    logger = logging.getLogger("ebs.ingest.bridge")
+    logger.addHandler(handler)
+    try:
+        with pytest.raises(DropMessage):
+            bridge.handle(message)
+    finally:
+        logger.removeHandler(handler)
+    assert _malformed_count(decision.kind) == before + 1
+    assert len(records) == 1 and records[0].levelno == logging.WARNING
+    assert "outcome=malformed" in records[0].getMessage()

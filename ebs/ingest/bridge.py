@@ -35,8 +35,8 @@ from fedora_messaging.exceptions import Drop as DropMessage
 from fedora_messaging.exceptions import Nack, ValidationError
 from twisted.internet import defer
 
-from ebs.bus import install_schema_cache, koji_topic
-from ebs.ingest.decide import _KINDS, KIND_OTHER, Decision, Drop, Incoming, Rules, decide
+from ebs.bus import install_schema_cache
+from ebs.ingest.decide import KIND_OTHER, Decision, Drop, Incoming, Rules, decide, kind_of
 from ebs.ingest.forward import Forwarder, Outcome, Result
 from ebs.metrics import BRIDGE_MESSAGES
 
@@ -60,10 +60,6 @@ def kv(**fields: Any) -> str:
             text = json.dumps(text, ensure_ascii=False)
         parts.append(f"{key}={text}")
     return " ".join(parts)
-
-
-def kind_of(topic: str) -> str:
-    return _KINDS.get(koji_topic(topic) or "", KIND_OTHER)
 
 
 class Backoff:

@@ -60,6 +60,11 @@ _KINDS = {
 }
 
 
+def kind_of(topic: str) -> str:
+    """tag | task | repo | other, for a routing key (the metrics' `kind` label)."""
+    return _KINDS.get(koji_topic(topic) or "", KIND_OTHER)
+
+
 class Rules(Protocol):
     """What the decision needs from the configuration (see ebs.ingest.rules)."""
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
+from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError, RPCStatusCode
 
 from ebs.ingest.decide import Decision, Drop, SignalRepo, SignalTag, SignalTask
@@ -204,15 +205,21 @@ class Forwarder:
         handle = client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
         try:
             return await handle.query(
-                t.QUERY_ROUTING, result_type=t.Routing, rpc_timeout=self.query_timeout
+                t.QUERY_ROUTING,
+                result_type=t.Routing,
+                rpc_timeout=self.query_timeout,
+                # A closed collector still answers, from its last state: stale.
+                reject_condition=QueryRejectCondition.NOT_OPEN,
             )
+        except WorkflowQueryRejectedError:
+            return t.Routing()  # the collector is not running: no batch is
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return t.Routing()
             if err.status == RPCStatusCode.UNAVAILABLE:
                 raise Unavailable(_rpc_detail(err)) from err
             detail = _rpc_detail(err)
-        except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+        except WorkflowQueryFailedError as err:
             detail = str(err)
         log.warning(
             "routing query to the collector failed (%s); repo events go unrouted for %.0f s",
