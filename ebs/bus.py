@@ -33,10 +33,15 @@ ENVIRONMENTS = ("prod", "stg")
 
 TOPIC_TAG = "buildsys.tag"
 TOPIC_TASK_STATE = "buildsys.task.state.change"
+# Fedora's koji plugin sends task.state.change only for scratch builds; real
+# and draft builds announce themselves with build.state.change.
+TOPIC_BUILD_STATE = "buildsys.build.state.change"
 TOPIC_REPO_INIT = "buildsys.repo.init"
 TOPIC_REPO_DONE = "buildsys.repo.done"
 # What the bridge consumes (and binds in the example configurations).
-BRIDGE_TOPICS = (TOPIC_TAG, TOPIC_TASK_STATE, TOPIC_REPO_INIT, TOPIC_REPO_DONE)
+BRIDGE_TOPICS = (
+    TOPIC_TAG, TOPIC_TASK_STATE, TOPIC_BUILD_STATE, TOPIC_REPO_INIT, TOPIC_REPO_DONE,
+)
 
 # Koji topic (without the org.fedoraproject.<env> prefix) -> message class.
 KOJI_MESSAGE_CLASSES: dict[str, type[Message]] = {

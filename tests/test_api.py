@@ -7,9 +7,10 @@ import socket
 import pytest
 from temporalio.client import Client
 
+from ebs.api.app import create_app
 from ebs.api.metrics import prometheus_runtime
 from ebs.api.names import MAX_COMPONENTS
-from ebs.workflows import types as t
+from ebs.api.tokens import ApiTokens
 from tests.test_api_fixtures import (
     API_TOKEN,
     API_TOKEN_NAME,
@@ -64,6 +65,19 @@ async def test_temporal_down_is_503_but_alive(stack: Stack) -> None:
         assert trigger.status_code == 503, trigger.text
         metrics = await api.get("/metrics")
         assert metrics.status_code == 200 and "ebs_queue_length" in metrics.text
+
+
+async def test_trigger_without_a_worker_fails_fast(stack: Stack) -> None:
+    await stack.reset_collector()
+    temporal = stack.config.temporal.model_copy(update={"task_queue": "nobody-polls-this"})
+    config = stack.config.model_copy(update={"temporal": temporal})
+    async with http(create_app(config, client=stack.client, tokens=ApiTokens(stack.tokens_path))
+                    ) as api:
+        resp = await api.post("/trigger", json={"components": ["bash"]}, headers=AUTH)
+        assert resp.status_code == 503
+        assert "no ebs worker polls task queue 'nobody-polls-this'" in resp.json()["detail"]
+    # Nothing was started (so nothing queued).
+    assert not await stack.collector_running()
 
 
 async def test_trigger_queues_or_rejects_each_component(stack: Stack) -> None:
@@ -274,12 +288,14 @@ async def test_openapi_documents_the_schema(stack: Stack) -> None:
     assert {"401", "403", "422", "503"} <= set(trigger["responses"])
 
 
-async def test_status_before_any_collector(stack: Stack) -> None:
-    await stack.reset_collector()
-    handle = stack.client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
-    desc = await handle.describe()
-    assert desc.status is not None and desc.status.name == "TERMINATED"
+async def test_status_of_a_terminated_collector(stack: Stack) -> None:
     async with http(api_app(stack)) as api:
-        status = (await api.get("/status.json")).json()
+        await api.get("/startup")
+        await stack.reset_collector()
+        resp = await api.get("/status.json")
+        assert resp.status_code == 200, resp.text
+        status = resp.json()
+        page = (await api.get("/status.html")).text
     assert status["collector"]["exists"] is True
     assert status["collector"]["status"] == "terminated"
+    assert ">terminated</a>" in page

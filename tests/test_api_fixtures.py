@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,7 +27,7 @@ from temporalio.worker import Worker
 
 from ebs.api.app import create_app
 from ebs.api.tokens import ApiTokens, hash_token
-from ebs.config.eligibility import Eligibility
+from ebs.config.holder import ConfigHolder
 from ebs.config.loader import parse_config
 from ebs.config.model import EbsConfig
 from ebs.config.packages import build_package_lists
@@ -40,7 +41,13 @@ from ebs.temporal_client import (
 from ebs.workflows import types as t
 from ebs.workflows.collector import BatchCollector
 from tests.helpers.oidc import ADMIN_GROUP, AUDIENCE, OidcProvider
-from tests.test_api_workflows import SIGNAL_FINISH, SIGNAL_SCRIPT, ScriptedBatch, World
+from tests.test_api_workflows import (
+    SIGNAL_FINISH,
+    SIGNAL_SCRIPT,
+    RawhideKoji,
+    ScriptedBatch,
+    World,
+)
 
 TASK_QUEUE = "ebs"
 API_TOKEN = "test-token-0123456789abcdef"
@@ -147,6 +154,13 @@ class Stack:
         except RPCError:
             pass
 
+    async def collector_running(self) -> bool:
+        handle = self.client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
+        try:
+            return (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+        except RPCError:
+            return False
+
     async def collector_status(self) -> t.CollectorStatus:
         handle = self.client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
         status: t.CollectorStatus = await handle.query(
@@ -221,20 +235,20 @@ async def make_stack(tmp: Path, issuer: str | None = None) -> AsyncIterator[Stac
     )
     lists = build_package_lists({}, config.components.overrides)
     world = World(
-        eligibility=Eligibility(lists, config.configuration.control),
-        trigger_tag="f45",
+        holder=ConfigHolder.fixed(config, lists),
+        koji=RawhideKoji({"f45": dict(RAWHIDE_BUILDS), "eln": {}}),
         settings=t.BatchSettings(
             build_target="eln", stable_tag="eln", trigger_tag="f45",
             ordering=dict(config.configuration.control.ordering), koji_weburl=KOJI_WEB,
             bodhi_url=BODHI, temporal_ui_url=TEMPORAL_UI, config_version="test",
         ),
-        rawhide=dict(RAWHIDE_BUILDS),
     )
     worker = Worker(
         env.client,
         task_queue=TASK_QUEUE,
         workflows=[BatchCollector, ScriptedBatch],
         activities=world.activities(),
+        activity_executor=ThreadPoolExecutor(max_workers=4),
     )
     try:
         async with worker:

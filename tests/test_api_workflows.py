@@ -3,9 +3,10 @@
 No tests here: this module only holds code the Temporal worker of those tests
 hosts (workflow code must live in an importable module, free of pytest).
 
-- The real BatchCollector (ebs.workflows.collector) runs unchanged.
-- Its three activities are answered from a fixed config and a fixed set of
-  Rawhide builds (`World`), instead of Koji.
+- The real BatchCollector (ebs.workflows.collector) runs unchanged, and so does
+  its `resolve_components` activity (ebs.activities.settings) on a fixed
+  config, with Koji's answers from a fixed set of builds (`RawhideKoji`).
+- The settings activities answer with what the test sets (e.g. a short lull).
 - Its RebuildBatch child is `ScriptedBatch`: it keeps the message contract of
   the real batch (search attributes, the `status` query returning a
   BatchResult) while the test decides what the batch reports and when it ends.
@@ -14,14 +15,15 @@ hosts (workflow code must live in an importable module, free of pytest).
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
     import ebs.workflows.types as t
-    from ebs.activities.types import ComponentCandidates, KojiBuild, ResolveRequest, ResolveResult
-    from ebs.config.eligibility import Eligibility
+    from ebs.activities.settings import SettingsActivities
+    from ebs.activities.types import KojiBuild, LatestBuildsRequest, LatestBuildsResult
+    from ebs.config.holder import ConfigHolder
     from ebs.config.rules import ordering_for
     from ebs.temporal_client import OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
 
@@ -29,18 +31,39 @@ SIGNAL_SCRIPT = "test_script"
 SIGNAL_FINISH = "test_finish"
 
 
+class RawhideKoji:
+    """Stands in for ebs.kojiclient.KojiAdapter where the enqueue path asks Koji:
+    the latest build of each component in a tag."""
+
+    def __init__(self, builds: dict[str, dict[str, str]]) -> None:
+        self.builds = builds  # tag -> component -> NVR
+
+    def latest_builds(self, req: LatestBuildsRequest, on_progress: object = None
+                      ) -> LatestBuildsResult:
+        out = []
+        for component in req.components:
+            nvr = self.builds.get(req.tag, {}).get(component)
+            out.append(
+                KojiBuild(nvr=nvr, build_id=zlib.crc32(nvr.encode()) % 100000,
+                          component=component, creation_ts=1.7e9)
+                if nvr else KojiBuild(nvr="", found=False, component=component)
+            )
+        return LatestBuildsResult(builds=out)
+
+
 @dataclass
 class World:
-    """What the activities answer: the config's eligibility and the Rawhide builds."""
+    """What the activities answer: the real settings activities on a fixed
+    config, with Koji's latest builds from `koji`; `lull` set by the test."""
 
-    eligibility: Eligibility
-    trigger_tag: str
+    holder: ConfigHolder
+    koji: RawhideKoji
     settings: t.BatchSettings
     lull: float = 3600.0
-    rawhide: dict[str, str] = field(default_factory=dict)  # component -> latest NVR
 
     def activities(self) -> list:
         world = self
+        real = SettingsActivities(self.holder, self.koji)  # type: ignore[arg-type]
 
         @activity.defn(name="collector_settings")
         async def collector_settings() -> t.CollectorSettings:
@@ -50,26 +73,7 @@ class World:
         async def batch_settings() -> t.BatchSettings:
             return world.settings
 
-        @activity.defn(name="resolve_components")
-        async def resolve_components(req: ResolveRequest) -> ResolveResult:
-            out = []
-            for requested in req.components:
-                upstream = world.eligibility.upstream_name(requested) or requested
-                why = world.eligibility.why_not(upstream)
-                cand = ComponentCandidates(
-                    requested=requested, component=upstream, eligible=why is None,
-                    reason=why or "",
-                )
-                nvr = world.rawhide.get(upstream)
-                if cand.eligible and nvr:
-                    cand.rawhide = KojiBuild(
-                        nvr=nvr, build_id=zlib.crc32(nvr.encode()) % 100000, component=upstream,
-                        creation_ts=1.7e9,
-                    )
-                out.append(cand)
-            return ResolveResult(candidates=out, trigger_tag=world.trigger_tag)
-
-        return [collector_settings, batch_settings, resolve_components]
+        return [collector_settings, batch_settings, real.resolve_components]
 
 
 @workflow.defn(name="RebuildBatch")

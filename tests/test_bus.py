@@ -27,7 +27,6 @@ from tests.helpers.rabbitmq import RabbitMQ
 rabbitmq = rmq.rabbitmq  # the session broker fixture
 
 pytestmark = [
-    pytest.mark.broker,
     # fedora-messaging and crochet use Twisted APIs that Twisted now deprecates.
     pytest.mark.filterwarnings("ignore::DeprecationWarning:(crochet|fedora_messaging|twisted)"),
 ]
@@ -99,6 +98,7 @@ def bound_queue(
     conn.close()
 
 
+@pytest.mark.broker
 def test_amqp_sink_publishes_koji_messages_a_consumer_can_read(
     rabbitmq: RabbitMQ,
     bound_queue: tuple[pika.adapters.blocking_connection.BlockingChannel, str],
@@ -120,6 +120,7 @@ def test_amqp_sink_publishes_koji_messages_a_consumer_can_read(
     assert type(get_message(method.routing_key, props, body)).__name__ == "DoneV1"
 
 
+@pytest.mark.broker
 def test_amqp_sink_refuses_invalid_bodies_before_sending(rabbitmq: RabbitMQ) -> None:
     sink = AmqpSink("bustest", amqp_url=rabbitmq.amqp_url, timeout=20)
     with pytest.raises(ValidationError):

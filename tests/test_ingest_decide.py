@@ -389,3 +389,42 @@ def test_fuzz_the_callback_drops_and_counts_each_bad_message(topic: str, body: A
     assert _malformed_count(decision.kind) == before + 1
     assert len(records) == 1 and records[0].levelno == logging.WARNING
     assert "outcome=malformed" in records[0].getMessage()
+
+
+BUILD_TOPIC = PROD + "buildsys.build.state.change"
+
+
+def build_body(new: int = 1, **over: Any) -> dict[str, Any]:
+    """A build.state.change as the simulator (and Fedora's plugin) sends it."""
+    from ebs.simulator import messages as sim_messages
+
+    opts = {"draft": True, "custom_user_metadata": {"ebs_workflow_id": "ebs-batch-1-attempt-1"}}
+    task = {"id": 777, "method": "build", "host_id": 3, "arch": "noarch", "result": None,
+            "request": ["git+https://x/rpms/bash.git#a", "eln-build-side-7", opts]}
+    build = {"id": 55, "name": "bash", "version": "5.2", "release": "1.eln150,draft_55",
+             "task_id": 777, "owner_name": "ebs-bot"}
+    body = sim_messages.build_state_body("https://koji", "https://kojipkgs", build, 0, new, task,
+                                         "2026-11-25T09:00:00+00:00", None)
+    body.update(over)
+    return body
+
+
+def test_a_finished_draft_build_signals_its_attempt_as_the_task() -> None:
+    for new, state in ((1, "CLOSED"), (3, "FAILED"), (4, "CANCELED")):
+        d = decide(msg(BUILD_TOPIC, build_body(new=new)), RULES)
+        assert isinstance(d, SignalTask), d
+        assert d.workflow_id == "ebs-batch-1-attempt-1"
+        assert (d.event.task_id, d.event.state) == (777, state)
+
+
+def test_a_build_still_building_or_of_someone_else_is_dropped() -> None:
+    assert isinstance(decide(msg(BUILD_TOPIC, build_body(new=0)), RULES), Drop)
+    assert isinstance(decide(msg(BUILD_TOPIC, build_body(owner="mhroncok")), RULES), Drop)
+    assert isinstance(decide(msg(BUILD_TOPIC, build_body(request=None)), RULES), Drop)
+
+
+def test_a_renamed_component_carries_its_eln_name() -> None:
+    d = decide(msg(TAG_TOPIC, tag_body(name="freeipa")), RULES)
+    assert isinstance(d, SignalTag) and d.event.eln_name == "ipa"
+    d = decide(msg(TAG_TOPIC, tag_body(name="bash")), RULES)
+    assert isinstance(d, SignalTag) and d.event.eln_name == ""

@@ -108,7 +108,7 @@ def create_app(
     recent_batches: int = 10,
     refresh_seconds: int = 30,
     query_timeout: float = 5.0,
-    update_timeout: float = 300.0,
+    update_timeout: float = 120.0,
 ) -> FastAPI:
     """The API for one ebs deployment. Give a connected `client` (tests, `ebs dev`)
     or a `connect` coroutine factory; by default it connects from `cfg.temporal`."""

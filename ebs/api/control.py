@@ -9,11 +9,15 @@ visibility lists on the batch search attributes. No second database.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -33,7 +37,16 @@ from ebs.api.names import check_component, check_components
 from ebs.temporal_client import OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
 from ebs.workflows import types as t
 
+log = logging.getLogger(__name__)
+
 COLLECTOR_TYPE = "BatchCollector"
+# RPC errors that mean Temporal itself cannot be used (vs. one workflow not answering).
+_SERVER_TROUBLE = {
+    RPCStatusCode.UNAVAILABLE,
+    RPCStatusCode.UNAUTHENTICATED,
+    RPCStatusCode.PERMISSION_DENIED,
+    RPCStatusCode.RESOURCE_EXHAUSTED,
+}
 BATCH_TYPE = "RebuildBatch"
 
 T = TypeVar("T")
@@ -117,7 +130,7 @@ class Control:
         task_queue: str,
         *,
         query_timeout: float = 5.0,
-        update_timeout: float = 300.0,
+        update_timeout: float = 120.0,
     ) -> None:
         self.client = client
         self.task_queue = task_queue
@@ -132,11 +145,35 @@ class Control:
             "task_queue": self.task_queue,
         }
 
+    async def worker_polling(self) -> bool:
+        """Whether an ebs worker polled the workflow task queue lately (Temporal
+        remembers pollers for a few minutes)."""
+        request = DescribeTaskQueueRequest(
+            namespace=self.client.namespace,
+            task_queue=TaskQueue(name=self.task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW,
+        )
+        try:
+            resp = await self.client.workflow_service.describe_task_queue(
+                request, timeout=self.query_timeout
+            )
+        except RPCError as err:
+            raise _unavailable(err, "cannot reach Temporal") from err
+        return bool(resp.pollers)
+
     async def trigger(
         self, components: list[str], *, source: str, requested_by: str
     ) -> t.EnqueueResult:
-        """Queue components for the next batch; starts the collector if it is not running."""
+        """Queue components for the next batch; starts the collector if it is not running.
+
+        The collector answers only through a worker, so with none polling this
+        fails at once instead of waiting for the update timeout."""
         names = check_components(components)
+        if not await self.worker_polling():
+            raise TemporalUnavailable(
+                f"no ebs worker polls task queue {self.task_queue!r} in namespace "
+                f"{self.client.namespace!r}: start `ebs worker` (nothing was queued)"
+            )
         start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
             COLLECTOR_TYPE,
             t.CollectorState(),
@@ -161,8 +198,8 @@ class Control:
             raise RequestRejected(str(cause or err)) from err
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
             raise TemporalUnavailable(
-                f"the ebs worker did not answer the enqueue within {self.update_timeout:.0f} s "
-                "(is `ebs worker` running?); check `ebs status` before retrying"
+                f"the ebs worker did not answer the enqueue within {self.update_timeout:.0f} s; "
+                "check `ebs status` before retrying"
             ) from err
         except RPCError as err:
             raise _unavailable(err, "cannot reach Temporal") from err
@@ -241,15 +278,12 @@ class Control:
         except (WorkflowQueryFailedError, WorkflowQueryRejectedError):
             return None
         except RPCError as err:
-            # NOT_FOUND: no such workflow; a timeout (DEADLINE_EXCEEDED, or CANCELLED
-            # when the client gives up): no worker answered within query_timeout.
-            if err.status in (
-                RPCStatusCode.NOT_FOUND,
-                RPCStatusCode.DEADLINE_EXCEEDED,
-                RPCStatusCode.CANCELLED,
-            ):
-                return None
-            raise _unavailable(err, f"cannot query {workflow_id}") from err
+            if err.status in _SERVER_TROUBLE:
+                raise _unavailable(err, f"cannot query {workflow_id}") from err
+            # No such workflow, no worker answering within query_timeout (DEADLINE_EXCEEDED,
+            # or CANCELLED when the client gives up), a run that closed before it ever ran...
+            log.info("%s did not answer its status query: %s", workflow_id, err)
+            return None
 
     async def batch_status(self, batch_id: str) -> t.BatchResult | None:
         """A running batch's own snapshot of its packages (its `status` query)."""

@@ -94,7 +94,10 @@ class BatchOverview(_Model):
 class CollectorView(_Model):
     exists: bool = Field(description="The BatchCollector workflow has been started")
     status: str = Field(default="", description="Temporal execution status of the collector")
-    answered: bool = Field(description="The collector answered its status query")
+    answered: bool = Field(
+        description="The collector answered its status query; when false (no worker "
+        "answering), the fields below are unknown and shown empty"
+    )
     paused: bool = False
     paused_by_config: bool = False
     lull_deadline: datetime | None = Field(

@@ -15,6 +15,11 @@ or server-named cannot be shared: then there is one consumer.
 
 Callbacks run in Twisted's thread pool; the Temporal client lives on the
 asyncio loop given to the bridge, and callbacks hand their signal to it.
+
+Metrics: ebs_bridge_messages_total{kind=tag|task|repo|other, outcome=...} with
+outcome signalled, irrelevant, malformed, not_found (workflow gone), unrouted
+(repo event no batch waits on), rejected (Temporal refused the request),
+requeued (Temporal unavailable; counted per attempt) or error (a bug).
 """
 
 from __future__ import annotations

@@ -5,7 +5,9 @@
 * `Drop(kind, reason, malformed)`: irrelevant (most traffic) or malformed;
 * `SignalTag(TagEvent)`: an eligible build tagged into the trigger tag;
 * `SignalTask(workflow_id, TaskStateEvent)`: a build task ebs submitted
-  changed state; the attempt workflow waiting on it is named in the task's
+  changed state (buildsys.task.state.change, sent for scratch builds) or its
+  build finished (buildsys.build.state.change, for draft and real builds); the
+  attempt workflow waiting on it is named in the build request's
   `custom_user_metadata` (`ebs_workflow_id`);
 * `SignalRepo(RepoEvent)`: a repo event for a side tag; which batch waits on
   it is looked up on the Temporal side (the collector's routing query).
@@ -30,6 +32,7 @@ import jsonschema.exceptions
 
 from ebs.bus import (
     KOJI_MESSAGE_CLASSES,
+    TOPIC_BUILD_STATE,
     TOPIC_REPO_DONE,
     TOPIC_REPO_INIT,
     TOPIC_TAG,
@@ -52,9 +55,14 @@ KIND_TASK = "task"
 KIND_REPO = "repo"
 KIND_OTHER = "other"
 
+# koji.BUILD_STATES -> the state of the build task it stands for. A build that
+# is still BUILDING (0) or was DELETED (2) says nothing new about its task.
+BUILD_TO_TASK_STATE = {1: "CLOSED", 3: "FAILED", 4: "CANCELED"}
+
 _KINDS = {
     TOPIC_TAG: KIND_TAG,
     TOPIC_TASK_STATE: KIND_TASK,
+    TOPIC_BUILD_STATE: KIND_TASK,
     TOPIC_REPO_INIT: KIND_REPO,
     TOPIC_REPO_DONE: KIND_REPO,
 }
@@ -75,6 +83,8 @@ class Rules(Protocol):
     def koji_user(self) -> str | None: ...
 
     def is_eligible(self, component: str) -> bool: ...
+
+    def eln_name(self, component: str) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -180,6 +190,8 @@ def _int(value: Any, what: str) -> int:
         raise _Malformed(f"{what}: expected an integer, got {_short(repr(value), 60)}")
     if isinstance(value, float) and not value.is_integer():
         raise _Malformed(f"{what}: expected an integer, got {value!r}")
+    if not 0 <= value < 2**63:  # Koji ids are positive database keys
+        raise _Malformed(f"{what}: out of range: {_short(repr(value), 60)}")
     return int(value)
 
 
@@ -215,6 +227,8 @@ def decide(msg: Incoming, rules: Rules) -> Decision:
             _check_schema(topic, msg.body)
         if kind == KIND_TAG:
             return _decide_tag(msg, rules)
+        if topic == TOPIC_BUILD_STATE:
+            return _decide_build(msg, rules)
         if kind == KIND_TASK:
             return _decide_task(msg, rules)
         return _decide_repo(msg, topic)
@@ -233,6 +247,7 @@ def _decide_tag(msg: Incoming, rules: Rules) -> Decision:
     if not rules.is_eligible(component):
         return Drop(KIND_TAG, f"{component} is not eligible")
     build_id = body.get("build_id")
+    eln_name = rules.eln_name(component)
     return SignalTag(
         TagEvent(
             component=component,
@@ -241,8 +256,26 @@ def _decide_tag(msg: Incoming, rules: Rules) -> Decision:
             tag=tag,
             event_id=event_id(msg),
             tagged_at=_sent_at(msg.sent_at),
+            eln_name=eln_name if eln_name and eln_name != component else "",
         )
     )
+
+
+def _workflow_id(request: Any) -> str | None:
+    """The attempt workflow named in a build request's custom_user_metadata."""
+    if not isinstance(request, list) or len(request) < 3 or not isinstance(request[2], dict):
+        return None
+    metadata = request[2].get("custom_user_metadata")
+    if not isinstance(metadata, dict) or WORKFLOW_ID_KEY not in metadata:
+        return None
+    workflow_id = metadata[WORKFLOW_ID_KEY]
+    if (
+        not isinstance(workflow_id, str)
+        or not workflow_id.strip()
+        or len(workflow_id) > MAX_WORKFLOW_ID
+    ):
+        raise _Malformed(f"{WORKFLOW_ID_KEY}: not a workflow id: {_short(repr(workflow_id), 60)}")
+    return workflow_id
 
 
 def _decide_task(msg: Incoming, rules: Rules) -> Decision:
@@ -252,23 +285,32 @@ def _decide_task(msg: Incoming, rules: Rules) -> Decision:
     if rules.koji_user and body.get("owner") != rules.koji_user:
         return Drop(KIND_TASK, f"task owner {_short(repr(body.get('owner')), 60)} is not ebs")
     info = body["info"]
-    request = info.get("request") if isinstance(info, dict) else None
-    if not isinstance(request, list) or len(request) < 3 or not isinstance(request[2], dict):
-        return Drop(KIND_TASK, "build request carries no options")
-    metadata = request[2].get("custom_user_metadata")
-    if not isinstance(metadata, dict) or WORKFLOW_ID_KEY not in metadata:
+    workflow_id = _workflow_id(info.get("request") if isinstance(info, dict) else None)
+    if workflow_id is None:
         return Drop(KIND_TASK, f"build request has no {WORKFLOW_ID_KEY}")
-    workflow_id = metadata[WORKFLOW_ID_KEY]
-    if (
-        not isinstance(workflow_id, str)
-        or not workflow_id.strip()
-        or len(workflow_id) > MAX_WORKFLOW_ID
-    ):
-        raise _Malformed(f"{WORKFLOW_ID_KEY}: not a workflow id: {_short(repr(workflow_id), 60)}")
     state = body.get("new")
     if state not in TASK_STATES:
         raise _Malformed(f"new: not a task state: {_short(repr(state), 40)}")
     task_id = _int(body.get("id"), "id")
+    return SignalTask(
+        workflow_id, TaskStateEvent(task_id=task_id, state=state, event_id=event_id(msg))
+    )
+
+
+def _decide_build(msg: Incoming, rules: Rules) -> Decision:
+    """A draft or real build of ours finished: its task is done too."""
+    body = msg.body
+    if rules.koji_user and body.get("owner") != rules.koji_user:
+        return Drop(KIND_TASK, f"build owner {_short(repr(body.get('owner')), 60)} is not ebs")
+    state = BUILD_TO_TASK_STATE.get(body.get("new"))  # type: ignore[arg-type]
+    if state is None:
+        return Drop(KIND_TASK, f"build state {_short(repr(body.get('new')), 20)} is not final")
+    if body.get("task_id") is None:
+        return Drop(KIND_TASK, "build has no task (an import)")
+    workflow_id = _workflow_id(body.get("request"))
+    if workflow_id is None:
+        return Drop(KIND_TASK, f"build request has no {WORKFLOW_ID_KEY}")
+    task_id = _int(body.get("task_id"), "task_id")
     return SignalTask(
         workflow_id, TaskStateEvent(task_id=task_id, state=state, event_id=event_id(msg))
     )

@@ -30,6 +30,10 @@ class ConfigRules:
         # Tag messages carry the Fedora (upstream) package name.
         return self.eligibility.is_eligible(component, downstream=False)
 
+    def eln_name(self, component: str) -> str | None:
+        """The ELN name of a Fedora component (ordering rules use it)."""
+        return self.eligibility.downstream_name(component)
+
 
 def rules_of(holder: ConfigHolder) -> Callable[[], ConfigRules]:
     """A cheap per-message accessor that follows the holder's refreshes."""

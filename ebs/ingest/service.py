@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_CONFIG = 2
+DEFAULT_MESSAGING_CONF = "/etc/fedora-messaging/config.toml"
 
 
 def consumer_count(explicit: int | None) -> int:
@@ -175,6 +177,13 @@ def run(
         ebs_logger = logging.getLogger("ebs")
         if ebs_logger.level == logging.NOTSET:  # the TOML says nothing about ebs
             ebs_logger.setLevel(logging.INFO)
+    source = messaging_config or os.environ.get("FEDORA_MESSAGING_CONF") or DEFAULT_MESSAGING_CONF
+    if not os.path.exists(source):
+        log.warning(
+            "no fedora-messaging configuration at %s: using the library's defaults "
+            "(broker on localhost, a private queue bound to everything)",
+            source,
+        )
     port = metrics_port if metrics_port is not None else opts.metrics_port
     if port is not None:
         from prometheus_client import start_http_server

@@ -231,3 +231,79 @@ class Routing:
 
     batch_workflow_id: str = ""
     side_tags: list[str] = field(default_factory=list)
+
+
+# ---- periodic jobs (ebs.schedules): the side-tag sweep and the config refresh ----
+
+SWEEP_WORKFLOW = "SideTagSweep"
+CONFIG_REFRESH_WORKFLOW = "ConfigRefresh"
+
+
+@dataclass
+class SweepRequest:
+    """Input of SideTagSweep; the schedule starts it with the defaults."""
+
+    grace: float = 0.0  # seconds; 0: timers.sidetag_grace of the current config
+    dry_run: bool = False  # report what would go, remove nothing
+    collector_workflow_id: str = COLLECTOR_WORKFLOW_ID
+
+
+@dataclass
+class RunningSideTags:
+    """The side tags running batches hold: the sweep never removes these."""
+
+    batch_ids: list[str] = field(default_factory=list)
+    side_tags: list[str] = field(default_factory=list)  # build and errata side tags
+    sources: list[str] = field(default_factory=list)  # how they were found, for the report
+
+
+@dataclass
+class SweepPlan:
+    """Input of the sweep_side_tags activity."""
+
+    cutoff: float  # epoch seconds: only side tags that existed then are stale
+    keep: RunningSideTags = field(default_factory=RunningSideTags)
+    dry_run: bool = False
+
+
+@dataclass
+class SideTagNote:
+    name: str
+    reason: str
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did; the SideTagSweep result, shown in the Web UI."""
+
+    cutoff: str = ""  # ISO 8601: side tags created after this were left alone
+    grace: float = 0.0
+    dry_run: bool = False
+    removed: list[str] = field(default_factory=list)  # (would be, with dry_run)
+    kept: list[SideTagNote] = field(default_factory=list)
+    failed: list[SideTagNote] = field(default_factory=list)
+    running_batches: list[str] = field(default_factory=list)
+    error: str = ""  # why nothing was swept, when the sweep had to give up
+
+
+@dataclass
+class ConfigRefreshRequest:
+    sync_schedules: bool = True  # re-apply timers.* to the schedules afterwards
+
+
+@dataclass
+class WorkerRefresh:
+    """One worker process's answer to a scheduled config refresh."""
+
+    worker: str  # the worker's Temporal identity
+    ok: bool = True
+    version: str = ""  # the config version it runs now
+    previous_version: str = ""
+    error: str = ""  # why the refresh failed (the previous config is kept)
+
+
+@dataclass
+class ConfigRefreshReport:
+    workers: list[WorkerRefresh] = field(default_factory=list)
+    unreachable: list[str] = field(default_factory=list)  # listed but did not answer
+    schedules: list[str] = field(default_factory=list)  # schedule changes made afterwards

@@ -1,0 +1,477 @@
+"""What every ebs benchmark runs on: a Temporal dev server, the simulator and
+an `ebs worker`, each measurable on its own.
+
+* the dev server is `temporal server start-dev` as a child process (in-memory
+  store), so its CPU time can be read;
+* the simulator (Koji + Bodhi over HTTP) lives in the benchmark's process,
+  with N synthetic packages, zero-time builds and a small repo delay;
+* the worker is `python -m ebs worker --config FILE` as a child process, so
+  its peak RSS is the worker's alone (sampled every 50 ms with psutil).
+
+A batch is started directly as a RebuildBatch (no collector, no lull), like
+tests/test_worker_crash.py does, and measured from start to result.
+
+Koji load comes from the simulator's call log: every top-level call it
+records is one HTTP request to /kojihub (a multiCall is one request, whatever
+it holds), with its time, so requests can be counted inside any time window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from temporalio.client import Client, WorkflowHandle  # noqa: E402
+
+from ebs.config.holder import ConfigHolder  # noqa: E402
+from ebs.simulator import NullSink, Simulator, WorldLayout  # noqa: E402
+from ebs.simulator.hub import CallRecord  # noqa: E402
+from ebs.simulator.seed import synthetic_packages  # noqa: E402
+from ebs.simulator.sinks import MessageSink  # noqa: E402
+from ebs.temporal_client import (  # noqa: E402
+    SEARCH_ATTRIBUTES,
+    register_search_attributes,
+    temporal_cli_path,
+)
+from ebs.workflows import types as t  # noqa: E402
+from ebs.workflows.batch import RebuildBatch  # noqa: E402
+
+RAWHIDE = 45
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    cpu = ""
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": cpu,
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+    }
+
+
+# ---- processes ----------------------------------------------------------------
+
+
+class Sampler:
+    """Peak RSS and CPU time of one process, sampled on a thread."""
+
+    def __init__(self, pid: int, interval: float = 0.05) -> None:
+        self.proc = psutil.Process(pid)
+        self.interval = interval
+        self.peak_rss = 0
+        self._cpu_start = self._cpu()
+        self._cpu_end: float | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"sampler-{pid}")
+        self._thread.start()
+
+    def _cpu(self) -> float:
+        try:
+            c = self.proc.cpu_times()
+            return float(c.user + c.system)
+        except psutil.Error:
+            return 0.0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.peak_rss = max(self.peak_rss, self.proc.memory_info().rss)
+            except psutil.Error:
+                return
+            self._stop.wait(self.interval)
+
+    def reset(self) -> None:
+        """Start counting CPU (and peak RSS) from now."""
+        self._cpu_start = self._cpu()
+        try:
+            self.peak_rss = self.proc.memory_info().rss
+        except psutil.Error:
+            self.peak_rss = 0
+
+    def stop(self) -> None:
+        self._cpu_end = self._cpu()
+        self._stop.set()
+        self._thread.join(timeout=2)
+
+    @property
+    def cpu_seconds(self) -> float:
+        end = self._cpu_end if self._cpu_end is not None else self._cpu()
+        return end - self._cpu_start
+
+
+class Child:
+    """A child process with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], log: Path,
+                 env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.name, self.argv, self.log, self.cwd = name, argv, log, cwd or ROOT
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Child:
+        with self.log.open("ab") as out:
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
+                                         env=self.env, cwd=self.cwd, start_new_session=True)
+        return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def tail(self, chars: int = 3000) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def start_dev_server(workdir: Path, dynamic_config: Iterable[str] = ()) -> tuple[Child, str]:
+    """`temporal server start-dev` (in memory, no UI) with ebs's search attributes;
+    `dynamic_config`: extra KEY=VALUE settings (the defaults are production's)."""
+    port = free_port()
+    argv = [
+        temporal_cli_path(), "server", "start-dev", "--ip", "127.0.0.1",
+        "--port", str(port), "--headless", "--log-level", "error",
+        "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
+    ]
+    for item in dynamic_config:
+        argv += ["--dynamic-config-value", item]
+    for name, kind in SEARCH_ATTRIBUTES.items():
+        argv += ["--search-attribute", f"{name}={kind}"]
+    child = Child("temporal", argv, workdir / "temporal.log").start()
+    wait_until(lambda: port_open(port) or not child.alive(), 60, "the Temporal dev server")
+    if not child.alive():
+        raise RuntimeError(f"the dev server exited:\n{child.tail()}")
+    return child, f"127.0.0.1:{port}"
+
+
+def write_config(path: Path, sim: Simulator, address: str, task_queue: str, *,
+                 multicall_chunk: int = 500, timers: dict[str, float] | None = None) -> Path:
+    """An ebs config for the worker: the simulator, no mail, every package eligible."""
+    data: dict[str, Any] = {
+        "configuration": {
+            "koji": {
+                "server": sim.hub_url, "weburl": sim.weburl, "auth": "none",
+                "trigger_tag": sim.layout.trigger_tag, "build_target": "eln",
+                "stable_tag": "eln", "fail_fast": True, "multicall_chunk": multicall_chunk,
+            },
+            "bodhi": {"url": sim.bodhi_url, "auth": "none"},
+            "email": False,
+            "open_id_connect": False,
+        },
+        "components": {"overrides": {n: {} for (n, _v, _r) in sim.layout.packages}},
+        "temporal": {"address": address, "namespace": "default", "task_queue": task_queue},
+        "timers": {"lull": 1, "task_poll": 2, "repo_poll": 0.5, "stable_poll": 0.5,
+                   **(timers or {})},
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+# ---- the stack ------------------------------------------------------------------
+
+
+@dataclass
+class StackOptions:
+    packages: int = 1000
+    task_poll: float = 2.0  # the poll path's interval (the fallback for lost messages)
+    repo_delay: float = 0.2  # Koji repo regeneration, seconds
+    multicall_chunk: int = 500
+    attempt_chunk_size: int | None = None  # BatchSettings.attempt_chunk_size (None: default)
+    scratch: bool = False
+    task_messages: str = "scratch"  # the simulator: "scratch" (like Fedora) or "all"
+    sink: MessageSink | None = None  # where the simulator publishes (default: nowhere)
+    seed: int = 1
+    worker_args: list[str] = field(default_factory=list)
+    # Run the worker from another checkout (a scratch copy with a design change
+    # to measure); the benchmark itself keeps using this one.
+    engine: Path | None = None
+    temporal_dynamic_config: list[str] = field(default_factory=list)
+    keep_workdir: bool = False
+
+
+@dataclass
+class Stack:
+    opts: StackOptions
+    workdir: Path
+    sim: Simulator
+    temporal: Child
+    address: str
+    client: Client
+    worker: Child
+    worker_sampler: Sampler
+    temporal_sampler: Sampler
+    task_queue: str
+    config_path: Path
+
+    def settings(self) -> t.BatchSettings:
+        holder = ConfigHolder(str(self.config_path))
+        holder.load()
+        s = holder.batch_settings()
+        s = replace(s, scratch=self.opts.scratch)
+        if self.opts.attempt_chunk_size is not None:
+            s = replace(s, attempt_chunk_size=self.opts.attempt_chunk_size)
+        return s
+
+    def tag_events(self, count: int | None = None) -> list[t.TagEvent]:
+        """The Rawhide builds of the first `count` packages, as the collector
+        would hand them over."""
+        pkgs = self.sim.layout.packages[: count or len(self.sim.layout.packages)]
+        return [t.TagEvent(component=n, nvr=f"{n}-{v}-{r}.fc{RAWHIDE}",
+                           tag=self.sim.layout.trigger_tag, event_id=f"bench-{n}")
+                for (n, v, r) in pkgs]
+
+    async def start_batch(self, events: list[t.TagEvent], batch_id: str | None = None,
+                          settings: t.BatchSettings | None = None
+                          ) -> WorkflowHandle[Any, t.BatchResult]:
+        batch_id = batch_id or f"ebs-batch-bench-{uuid.uuid4().hex[:8]}"
+        return await self.client.start_workflow(
+            RebuildBatch.run,
+            t.BatchRequest(batch_id, events, settings or self.settings()),
+            id=batch_id,
+            task_queue=self.task_queue,
+        )
+
+
+@contextlib.asynccontextmanager
+async def stack(opts: StackOptions) -> AsyncIterator[Stack]:
+    """Dev server + simulator + worker process, torn down on exit."""
+    workdir = Path(tempfile.mkdtemp(prefix="ebs-bench-"))
+    sim = Simulator(seed=opts.seed, sink=opts.sink or NullSink(),
+                    layout=WorldLayout(packages=synthetic_packages(opts.packages)),
+                    task_messages=opts.task_messages)
+    sim.start("127.0.0.1", 0)
+    sim.set_duration(None, 0.0)
+    sim.set_repo_delay(opts.repo_delay)
+    if sim.bodhi_app is not None:
+        sim.bodhi_app.stable_after = 0.05
+    temporal: Child | None = None
+    worker: Child | None = None
+    samplers: list[Sampler] = []
+    try:
+        temporal, address = start_dev_server(workdir, opts.temporal_dynamic_config)
+        client = await Client.connect(address)
+        await register_search_attributes(client, "default")
+        queue = f"bench-{uuid.uuid4().hex[:6]}"
+        config = write_config(workdir / "ebs.yaml", sim, address, queue,
+                              multicall_chunk=opts.multicall_chunk,
+                              timers={"task_poll": opts.task_poll})
+        env = {"PYTHONPATH": str(opts.engine)} if opts.engine else None
+        worker = Child("worker", [sys.executable, "-m", "ebs", "worker", "--config", str(config),
+                                  *opts.worker_args], workdir / "worker.log", env=env,
+                       cwd=opts.engine).start()
+        await asyncio.to_thread(
+            wait_until, lambda: "worker on task queue" in worker.tail(100_000)
+            or not worker.alive(), 60, "the worker")
+        if not worker.alive():
+            raise RuntimeError(f"the worker exited:\n{worker.tail()}")
+        samplers = [Sampler(worker.pid), Sampler(temporal.pid)]
+        yield Stack(opts, workdir, sim, temporal, address, client, worker, samplers[0],
+                    samplers[1], queue, config)
+    finally:
+        for s in samplers:
+            s.stop()
+        if worker is not None:
+            worker.stop()
+        if temporal is not None:
+            temporal.stop()
+        sim.stop()
+        if not opts.keep_workdir:
+            import shutil
+
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
+# ---- histories ----------------------------------------------------------------------
+
+
+@dataclass
+class HistoryStats:
+    workflow_id: str
+    events: int
+    bytes: int
+    start: float  # epoch seconds
+    close: float
+
+
+async def history_stats(client: Client, workflow_id: str) -> HistoryStats:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    events = list(history.events)
+    return HistoryStats(
+        workflow_id,
+        len(events),
+        len(history.to_json()),
+        events[0].event_time.ToDatetime().timestamp() if events else 0.0,
+        events[-1].event_time.ToDatetime().timestamp() if events else 0.0,
+    )
+
+
+async def child_ids(client: Client, batch_id: str) -> list[str]:
+    """The batch's child workflows (BuildAttempts), from visibility."""
+    ids = []
+    async for wf in client.list_workflows(f"ParentWorkflowId = '{batch_id}'"):
+        ids.append(wf.id)
+    return sorted(ids)
+
+
+async def all_history_stats(client: Client, batch_id: str,
+                            expected_children: int | None = None) -> list[HistoryStats]:
+    """The batch's history and its children's (visibility is eventually consistent:
+    wait up to 10 s for the expected number of children)."""
+    deadline = time.monotonic() + 10
+    ids = await child_ids(client, batch_id)
+    while expected_children is not None and len(ids) < expected_children \
+            and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+        ids = await child_ids(client, batch_id)
+    return [await history_stats(client, wid) for wid in [batch_id, *ids]]
+
+
+def count_children_started(history_json: dict[str, Any]) -> int:
+    return sum(1 for e in history_json.get("events", [])
+               if e.get("eventType") in ("EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED",
+                                          "StartChildWorkflowExecutionInitiated"))
+
+
+# ---- Koji requests -------------------------------------------------------------------
+
+
+def request_label(rec: CallRecord) -> str:
+    """`method`, or `multiCall(getTaskInfo)` with the methods a multicall carried."""
+    if rec.method != "multiCall":
+        return rec.method
+    calls = rec.args[0] if rec.args and isinstance(rec.args[0], list) else []
+    inner = sorted({c.get("methodName", "?") for c in calls if isinstance(c, dict)})
+    return f"multiCall({','.join(inner)})"
+
+
+def hub_requests(calls: Iterable[CallRecord], start: float = 0.0,
+                 end: float = float("inf")) -> Counter[str]:
+    """HTTP requests to the hub in [start, end], by label."""
+    return Counter(request_label(c) for c in calls
+                   if not c.in_multicall and start <= c.at <= end)
+
+
+def inner_calls(calls: Iterable[CallRecord], start: float = 0.0,
+                end: float = float("inf")) -> Counter[str]:
+    """Hub methods run in [start, end], multicalled or not."""
+    return Counter(c.method for c in calls if c.method != "multiCall" and start <= c.at <= end)
+
+
+# ---- command line -----------------------------------------------------------------
+
+
+def add_common_options(p: Any) -> None:
+    p.add_argument("--out", type=Path, help="append the JSON line to this file")
+    p.add_argument("--engine", type=Path,
+                   help="run the worker from this checkout (a scratch copy with a change "
+                   "to measure) instead of this one")
+    p.add_argument("--temporal-config", action="append", default=[], metavar="KEY=VALUE",
+                   help="dev server dynamic config (repeatable), e.g. "
+                   "limit.searchAttributesSizeOfValue=65536")
+    p.add_argument("--keep", action="store_true", help="keep the logs' temporary directory")
+
+
+def common_options(a: Any) -> dict[str, Any]:
+    return {"engine": a.engine, "temporal_dynamic_config": list(a.temporal_config),
+            "keep_workdir": a.keep}
+
+
+# ---- output ---------------------------------------------------------------------------
+
+
+def emit(result: dict[str, Any], summary: str, out: Path | None = None) -> None:
+    """One JSON line (machine-readable) and a human summary."""
+    line = json.dumps(result, sort_keys=True)
+    print(line, flush=True)
+    print(summary, flush=True)
+    if out is not None:
+        with out.open("a") as f:
+            f.write(line + "\n")
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * p / 100
+    lo, hi = int(k), min(int(k) + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def iso_ts(value: str) -> float:
+    return datetime.fromisoformat(value).timestamp()
+
+
+def mb(n: int) -> float:
+    return round(n / 2**20, 1)

@@ -1,0 +1,151 @@
+"""Benchmark: one batch of N packages, a mass rebuild (not a test).
+
+Dev server, simulator (zero-time builds, small repo delay) and the worker as a
+child process; one RebuildBatch of N packages started directly and awaited.
+Reports the wall time from start to result, per-package orchestration
+overhead (every second of it is ebs + Temporal + the simulator, as builds take
+no time), the largest workflow history (events, bytes), the worker's peak RSS,
+CPU seconds of worker / dev server / this process (simulator), and the Koji
+hub requests of the whole batch by kind.
+
+    .venv/bin/python bench/mass_rebuild.py --packages 1000
+    .venv/bin/python bench/mass_rebuild.py --packages 10000 --out bench/results.jsonl
+
+Targets (issue "Scale and cost"): 10,000 packages in <= 180 s, no history
+over 20,000 events, worker RSS <= 500 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (  # noqa: E402
+    StackOptions,
+    add_common_options,
+    all_history_stats,
+    common_options,
+    emit,
+    hub_requests,
+    machine,
+    mb,
+    stack,
+)
+from ebs.workflows import types as t  # noqa: E402
+
+TARGET_SECONDS_10K = 180.0
+TARGET_EVENTS = 20_000
+TARGET_RSS_MB = 500.0
+
+
+async def run(opts: StackOptions, timeout: float) -> dict[str, Any]:
+    async with stack(opts) as st:
+        events = st.tag_events()
+        settings = st.settings()
+        calls_before = len(st.sim.calls)
+        st.worker_sampler.reset()
+        st.temporal_sampler.reset()
+        import psutil
+
+        me = psutil.Process()
+        my_cpu = sum(me.cpu_times()[:2])
+        started = time.monotonic()
+        handle = await st.start_batch(events, settings=settings)
+        result: t.BatchResult = await asyncio.wait_for(handle.result(), timeout)
+        wall = time.monotonic() - started
+        my_cpu = sum(me.cpu_times()[:2]) - my_cpu
+        worker_cpu, temporal_cpu = st.worker_sampler.cpu_seconds, st.temporal_sampler.cpu_seconds
+        peak_rss = st.worker_sampler.peak_rss
+        calls = st.sim.calls[calls_before:]
+        chunk = settings.attempt_chunk_size
+        attempts = max((p.attempts for p in result.packages), default=0)
+        histories = await all_history_stats(
+            st.client, handle.id, expected_children=-(-len(events) // chunk))
+    states: dict[str, int] = {}
+    for p in result.packages:
+        states[p.state] = states.get(p.state, 0) + 1
+    requests = hub_requests(calls)
+    biggest_events = max(histories, key=lambda h: h.events)
+    biggest_bytes = max(histories, key=lambda h: h.bytes)
+    n = len(events)
+    return {
+        "bench": "mass_rebuild",
+        "packages": n,
+        "outcome": result.outcome,
+        "states": states,
+        "attempts": attempts,
+        "wall_seconds": round(wall, 2),
+        "overhead_ms_per_package": round(1000 * wall / n, 2),
+        "workflows": len(histories),
+        "attempt_chunk_size": chunk,
+        "max_history_events": biggest_events.events,
+        "max_history_events_workflow": biggest_events.workflow_id,
+        "max_history_bytes": biggest_bytes.bytes,
+        "max_history_bytes_workflow": biggest_bytes.workflow_id,
+        "histories": [{"id": h.workflow_id, "events": h.events, "bytes": h.bytes}
+                      for h in histories],
+        "worker_peak_rss_mb": mb(peak_rss),
+        "cpu_seconds": {"worker": round(worker_cpu, 1), "temporal": round(temporal_cpu, 1),
+                        "bench+simulator": round(my_cpu, 1)},
+        "hub_requests": sum(requests.values()),
+        "hub_requests_per_1000": round(1000 * sum(requests.values()) / n, 1),
+        "hub_requests_by_kind": dict(requests.most_common()),
+        "task_poll": opts.task_poll,
+        "multicall_chunk": opts.multicall_chunk,
+        "machine": machine(),
+    }
+
+
+def summary(r: dict[str, Any]) -> str:
+    n = r["packages"]
+    lines = [
+        f"mass rebuild, {n} packages: {r['outcome']} in {r['wall_seconds']} s "
+        f"({r['overhead_ms_per_package']} ms/package), states {r['states']}",
+        f"  largest history: {r['max_history_events']} events "
+        f"({r['max_history_events_workflow']}), {r['max_history_bytes'] / 1e6:.2f} MB "
+        f"({r['max_history_bytes_workflow']}); {r['workflows']} workflows",
+        f"  worker peak RSS {r['worker_peak_rss_mb']} MB; CPU s {r['cpu_seconds']}",
+        f"  Koji hub: {r['hub_requests']} requests ({r['hub_requests_per_1000']} per 1000 "
+        f"packages)",
+    ]
+    checks = [
+        ("history events", r["max_history_events"] <= TARGET_EVENTS,
+         f"<= {TARGET_EVENTS}"),
+        ("worker RSS", r["worker_peak_rss_mb"] <= TARGET_RSS_MB, f"<= {TARGET_RSS_MB} MB"),
+    ]
+    if n >= 10_000:
+        checks.insert(0, ("wall time", r["wall_seconds"] <= TARGET_SECONDS_10K and
+                          r["outcome"] == "succeeded", f"<= {TARGET_SECONDS_10K} s"))
+    for name, ok, target in checks:
+        lines.append(f"  target {name} {target}: {'met' if ok else 'MISSED'}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--packages", type=int, default=1000)
+    p.add_argument("--task-poll", type=float, default=2.0,
+                   help="seconds between polls of open tasks (no task messages here)")
+    p.add_argument("--chunk", type=int, default=None,
+                   help="BatchSettings.attempt_chunk_size (default: the engine's)")
+    p.add_argument("--multicall-chunk", type=int, default=500)
+    p.add_argument("--repo-delay", type=float, default=0.2)
+    p.add_argument("--timeout", type=float, default=1800.0)
+    add_common_options(p)
+    a = p.parse_args(argv)
+    opts = StackOptions(packages=a.packages, task_poll=a.task_poll,
+                        attempt_chunk_size=a.chunk, multicall_chunk=a.multicall_chunk,
+                        repo_delay=a.repo_delay, **common_options(a))
+    result = asyncio.run(run(opts, a.timeout))
+    emit(result, summary(result), a.out)
+    return 0 if result["outcome"] == "succeeded" else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""The periodic maintenance workflows that ebs's Temporal Schedules start
+(see ebs.schedules): SideTagSweep and ConfigRefresh.
+
+SideTagSweep removes the side tags ebs leaked (a crash between createSideTag
+and recording it, a removal that failed for good) once they are older than
+timers.sidetag_grace and no running batch holds them; the rules are in
+ebs.activities.sweep. Its result, a SweepReport, says what went and why the
+rest stayed. Start one by hand with
+``temporal workflow start --type SideTagSweep --task-queue ebs --input '{"dry_run": true}'``.
+
+ConfigRefresh makes every live worker process re-read the configuration now,
+reports each one's version (or why its refresh failed, the previous config being
+kept), then re-applies the timers.* intervals to the schedules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
+
+with workflow.unsafe.imports_passed_through():
+    from ebs.workflows import types as t
+    from ebs.workflows.attempt import failure_text
+
+SETTINGS_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1),
+    maximum_attempts=5,
+)
+SWEEP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=10), backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=5), maximum_attempts=4,
+)
+REFRESH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_attempts=2)
+# A worker listed by Temporal that does not pick its refresh up within this is gone.
+WORKER_PICKUP = timedelta(seconds=30)
+
+
+@workflow.defn(name=t.SWEEP_WORKFLOW)
+class SideTagSweep:
+    @workflow.run
+    async def run(self, req: t.SweepRequest) -> t.SweepReport:
+        grace = req.grace
+        if grace <= 0:
+            grace = await workflow.execute_activity(
+                "sweep_grace", result_type=float,
+                start_to_close_timeout=timedelta(minutes=1), retry_policy=SETTINGS_RETRY,
+            )
+        cutoff = workflow.now() - timedelta(seconds=grace)
+        report = t.SweepReport(cutoff=cutoff.isoformat(), grace=grace, dry_run=req.dry_run)
+        try:
+            keep: t.RunningSideTags = await workflow.execute_activity(
+                "running_batch_side_tags", req.collector_workflow_id,
+                result_type=t.RunningSideTags,
+                start_to_close_timeout=timedelta(minutes=5),
+                heartbeat_timeout=timedelta(minutes=1),
+                retry_policy=SWEEP_RETRY,
+            )
+        except ActivityError as err:
+            report.error = (
+                "cannot tell which side tags the running batches hold, so nothing was "
+                f"removed: {failure_text(err)[0]}"
+            )
+            workflow.logger.error("side-tag sweep: %s", report.error)
+            return report
+        try:
+            swept: t.SweepReport = await workflow.execute_activity(
+                "sweep_side_tags", t.SweepPlan(cutoff.timestamp(), keep, req.dry_run),
+                result_type=t.SweepReport,
+                start_to_close_timeout=timedelta(minutes=30),
+                heartbeat_timeout=timedelta(minutes=1),
+                retry_policy=SWEEP_RETRY,
+            )
+        except ActivityError as err:
+            report.running_batches = list(keep.batch_ids)
+            report.error = f"the sweep failed: {failure_text(err)[0]}"
+            workflow.logger.error("side-tag sweep: %s", report.error)
+            return report
+        report.removed, report.kept, report.failed = swept.removed, swept.kept, swept.failed
+        report.running_batches = list(keep.batch_ids)
+        workflow.logger.info(
+            "side-tag sweep%s: %s %d (%s), kept %d, failed %d; running batches: %s",
+            " (dry run)" if req.dry_run else "",
+            "would remove" if req.dry_run else "removed",
+            len(report.removed), ", ".join(report.removed) or "none",
+            len(report.kept), len(report.failed), ", ".join(report.running_batches) or "none",
+        )
+        return report
+
+
+@workflow.defn(name=t.CONFIG_REFRESH_WORKFLOW)
+class ConfigRefresh:
+    @workflow.run
+    async def run(self, req: t.ConfigRefreshRequest) -> t.ConfigRefreshReport:
+        report = t.ConfigRefreshReport()
+        queues: list[str] = await workflow.execute_activity(
+            "config_refresh_queues", result_type=list[str],
+            start_to_close_timeout=timedelta(minutes=1), retry_policy=SETTINGS_RETRY,
+        )
+        answers = await asyncio.gather(
+            *(
+                workflow.execute_activity(
+                    "refresh_config", result_type=t.WorkerRefresh, task_queue=queue,
+                    schedule_to_start_timeout=WORKER_PICKUP,
+                    start_to_close_timeout=timedelta(minutes=5),
+                    retry_policy=REFRESH_RETRY,
+                )
+                for queue in queues
+            ),
+            return_exceptions=True,
+        )
+        for queue, answer in zip(queues, answers, strict=True):
+            if isinstance(answer, t.WorkerRefresh):
+                report.workers.append(answer)
+            elif isinstance(answer, ActivityError):
+                report.unreachable.append(queue)
+            elif isinstance(answer, BaseException):
+                raise answer
+        for worker in report.workers:
+            if not worker.ok:
+                workflow.logger.error(
+                    "config refresh on %s failed, it keeps version %s: %s",
+                    worker.worker, worker.version, worker.error,
+                )
+        if req.sync_schedules:
+            report.schedules = await workflow.execute_activity(
+                "sync_schedules", result_type=list[str],
+                start_to_close_timeout=timedelta(minutes=2), retry_policy=SETTINGS_RETRY,
+            )
+        return report
