@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import json
 import logging
 import signal
@@ -154,8 +155,11 @@ class DevStack:
     def _start_broker(self) -> str:
         from ebs.devstack.rabbitmq import RabbitMQ
 
+        # One node per state dir: it keeps its queue across runs, and two
+        # stacks in different dirs do not collide.
+        tag = hashlib.sha256(str(self.state).encode()).hexdigest()[:8]
         self.broker = RabbitMQ(self.state / "rabbitmq", port=self.args.amqp_port,
-                               node="ebsdev@localhost")
+                               node=f"ebsdev{tag}@localhost")
         self.broker.start()
         return str(self.broker.amqp_url)
 

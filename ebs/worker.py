@@ -1,4 +1,6 @@
-"""The ebs worker: hosts the workflows and the Koji, Bodhi, mail and settings activities."""
+"""The ebs worker: hosts the workflows and the Koji, Bodhi, mail, settings and
+periodic-job activities, and keeps ebs's Temporal Schedules up to date
+(ebs.schedules)."""
 
 from __future__ import annotations
 
@@ -6,6 +8,7 @@ import asyncio
 import logging
 import os
 import signal
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from temporalio.client import Client
@@ -15,18 +18,25 @@ from ebs.activities.bodhi import BodhiActivities
 from ebs.activities.koji import KojiActivities
 from ebs.activities.mail import MailActivities
 from ebs.activities.settings import SettingsActivities
+from ebs.activities.sweep import SweepActivities
 from ebs.bodhiclient import BodhiAdapter
 from ebs.config.holder import ConfigHolder
-from ebs.config.loader import load_config
-from ebs.config.model import EbsConfig
+from ebs.config.model import BodhiConfig, EbsConfig
 from ebs.kojiclient import KojiAdapter
+from ebs.schedules import (
+    ScheduleActivities,
+    build_refresh_worker,
+    ensure_schedules,
+    refresh_when_due,
+)
 from ebs.workflows.attempt import BuildAttempt
 from ebs.workflows.batch import RebuildBatch
 from ebs.workflows.collector import BatchCollector
+from ebs.workflows.sweep import ConfigRefresh, SideTagSweep
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [BatchCollector, RebuildBatch, BuildAttempt]
+WORKFLOWS = [BatchCollector, RebuildBatch, BuildAttempt, SideTagSweep, ConfigRefresh]
 
 
 def build_worker(
@@ -44,6 +54,8 @@ def build_worker(
         + BodhiActivities(bodhi).all()
         + SettingsActivities(holder, koji).all()
         + MailActivities(lambda: holder.current().config.configuration.email).all()
+        + SweepActivities(client, holder, koji, bodhi, task_queue).all()
+        + ScheduleActivities(client, holder, task_queue).all()
     )
     return Worker(
         client,
@@ -63,53 +75,87 @@ def _bodhi_kerberos_from_koji_keytab(cfg: EbsConfig) -> None:
         os.environ["KRB5_CLIENT_KTNAME"] = auth.keytab
 
 
+class _BodhiFor:
+    """The BodhiAdapter for a config's bodhi section, rebuilt only when that
+    section changes: resolving trigger tag 'rawhide' on a refresh uses the
+    config being loaded."""
+
+    def __init__(self) -> None:
+        self._section: BodhiConfig | None = None
+        self._adapter: BodhiAdapter | None = None
+
+    def __call__(self, cfg: EbsConfig) -> BodhiAdapter:
+        section = cfg.configuration.bodhi
+        if self._adapter is None or section != self._section:
+            self._section, self._adapter = section, BodhiAdapter(section)
+        return self._adapter
+
+
 async def run_worker(
-    config_path: str,
+    config: str | Sequence[str],
     *,
     metrics_port: int | None = None,
     max_concurrent_activities: int = 16,
 ) -> int:
-    """`ebs worker`: serve the workflows and activities until SIGTERM/SIGINT."""
+    """`ebs worker`: serve the workflows and activities until SIGTERM/SIGINT.
+
+    `config` is one config source or several merged in order (a path, an
+    http(s) URL or git+URL#ref[:path]; see ebs.config.sources), re-read by the
+    ConfigRefresh schedule and, failing that, every 1.5 × timers.config_refresh.
+    """
     from ebs.temporal_client import connect, register_search_attributes
 
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    cfg = load_config(config_path)
-    _bodhi_kerberos_from_koji_keytab(cfg)
-    bodhi = BodhiAdapter(cfg.configuration.bodhi)
-    holder = ConfigHolder(config_path, resolve_rawhide=bodhi.rawhide_stable_tag)
+    bodhi_for = _BodhiFor()
+    holder = ConfigHolder(
+        config, resolve_rawhide_for=lambda c: bodhi_for(c).rawhide_stable_tag()
+    )
     await asyncio.to_thread(holder.load)
+    cfg = holder.config
+    _bodhi_kerberos_from_koji_keytab(cfg)
+    bodhi = bodhi_for(cfg)
     koji = KojiAdapter(cfg.configuration.koji)
     if metrics_port is not None:
         from prometheus_client import start_http_server
 
         start_http_server(metrics_port)
     client = await connect(cfg.temporal)
+    task_queue = cfg.temporal.task_queue
     try:
         added = await register_search_attributes(client, cfg.temporal.namespace)
         if added:
             log.info("registered search attributes %s", ", ".join(added))
     except Exception as err:  # a cluster where ebs may not manage the namespace
         log.warning("could not check/register search attributes: %s", err)
+    try:
+        await ensure_schedules(client, task_queue, cfg.timers)
+    except Exception as err:  # e.g. no permission to manage schedules
+        log.warning(
+            "could not create or update the schedules (no scheduled side-tag sweep or "
+            "config refresh until a worker can): %s", err,
+        )
     worker = build_worker(
         client,
         holder=holder,
         koji=koji,
         bodhi=bodhi,
-        task_queue=cfg.temporal.task_queue,
+        task_queue=task_queue,
         max_concurrent_activities=max_concurrent_activities,
     )
+    refresh_worker = build_refresh_worker(client, holder, task_queue)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    refresher = asyncio.create_task(holder.refresh_forever())
+    refresher = asyncio.create_task(refresh_when_due(holder))
     log.info(
-        "worker on task queue %r at %s (namespace %s), config %s",
-        cfg.temporal.task_queue, cfg.temporal.address, cfg.temporal.namespace, holder.version,
+        "worker %s on task queue %r at %s (namespace %s), config %s",
+        client.identity, task_queue, cfg.temporal.address, cfg.temporal.namespace,
+        holder.version,
     )
-    async with worker:
+    async with worker, refresh_worker:
         await stop.wait()
         log.info("shutting down: finishing running activities")
     refresher.cancel()
