@@ -19,6 +19,7 @@ install_system_packages() {
     # need a RabbitMQ server; git for config-from-git.
     if command -v apt-get >/dev/null; then
         local want=(libkrb5-dev rabbitmq-server gcc python3-dev python3-venv git)
+        [ "$cmd" = test ] && want+=(chromium chromium-driver)  # the status page's browser test
         local missing=()
         for p in "${want[@]}"; do
             dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -36,6 +37,7 @@ install_system_packages() {
         fi
     elif command -v dnf >/dev/null; then
         local want=(krb5-devel rabbitmq-server gcc python3-devel git)
+        [ "$cmd" = test ] && want+=(chromium chromedriver)
         local todo=()
         for p in "${want[@]}"; do rpm -q "$p" >/dev/null 2>&1 || todo+=("$p"); done
         if [ ${#todo[@]} -gt 0 ]; then

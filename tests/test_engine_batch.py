@@ -230,3 +230,23 @@ async def test_slices_build_lowest_ordering_first_without_overlap(engine: Engine
         c for c in engine.sim.calls_named("build") if "coreutils" in c.args[0]
     )
     assert info["completion_ts"] <= coreutils_submit.at
+
+
+async def test_task_links_show_while_the_build_runs(engine: Engine) -> None:
+    import time
+
+    from ebs.workflows.batch import RebuildBatch
+
+    engine.sim.set_duration("bash", 3.0)
+    handle = await engine.start_batch(["bash"])
+    deadline = time.monotonic() + 20
+    while True:
+        status = await handle.query(RebuildBatch.status)
+        bash = status.packages[0]
+        if bash.task_ids:
+            break
+        assert time.monotonic() < deadline, status
+        await asyncio.sleep(0.05)
+    assert bash.state == "building" and bash.task_urls[0].endswith(str(bash.task_ids[0]))
+    result = await handle.result()
+    assert result.packages[0].task_ids == bash.task_ids  # not recorded twice

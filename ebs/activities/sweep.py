@@ -9,7 +9,8 @@ A side tag is *stale* when all of these hold:
   a batch waiting for Bodhi stable are kept) nor made for one (the request key
   ebs stores on every side tag starts with the batch id, which covers a tag
   whose creation the batch has not recorded yet);
-* it already existed at the cutoff (now minus ``timers.sidetag_grace``). Koji
+* it already existed at the cutoff (now minus ``timers.sidetag_grace``, by the
+  clock of the worker, as Koji's own timestamps are wall-clock ones). Koji
   has no creation time on a tag, but it has events: the tag is old enough
   when ``getTag(tag, event=E)`` finds it, E being ``getLastEvent(before=cutoff)``;
 * no open Bodhi update was filed from it: a batch that gave up waiting for
@@ -24,7 +25,8 @@ batch). If any of that cannot be asked, the sweep removes nothing.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporalio import activity
@@ -163,11 +165,15 @@ class SweepActivities:
     @activity.defn(name="sweep_side_tags")
     @fail_fast
     def sweep_side_tags(self, plan: t.SweepPlan) -> t.SweepReport:
-        report = t.SweepReport(dry_run=plan.dry_run, running_batches=list(plan.keep.batch_ids))
+        cutoff = time.time() - plan.grace
+        report = t.SweepReport(
+            cutoff=datetime.fromtimestamp(cutoff, UTC).isoformat(), grace=plan.grace,
+            dry_run=plan.dry_run, running_batches=list(plan.keep.batch_ids),
+        )
         ours = self._koji.list_side_tags()
         if not ours:
             return report
-        event = self._koji._call("getLastEvent", before=plan.cutoff, strict=False)  # noqa: SLF001
+        event = self._koji._call("getLastEvent", before=cutoff, strict=False)  # noqa: SLF001
         calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         for tag in ours:
             calls.append(("getTag", (tag.tag_id,), {}))

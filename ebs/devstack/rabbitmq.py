@@ -8,6 +8,7 @@ the wrapper script do not reach the Erlang VM).
 
 from __future__ import annotations
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -47,6 +48,37 @@ def _binaries() -> tuple[str, str] | None:
     return server, ctl
 
 
+def _traversable_by(path: Path, uid: int, gid: int) -> bool:
+    """Can user uid/gid reach `path` (x permission on every existing ancestor)?"""
+    for parent in [path, *path.parents]:
+        try:
+            st = parent.stat()
+        except FileNotFoundError:
+            continue
+        if st.st_uid == uid:
+            ok = st.st_mode & 0o100
+        elif st.st_gid == gid:
+            ok = st.st_mode & 0o010
+        else:
+            ok = st.st_mode & 0o001
+        if not ok:
+            return False
+    return True
+
+
+def _reachable_data_dir(base: Path) -> Path:
+    """As root the server runs as `rabbitmq`, which cannot enter e.g. /root or a
+    0700 temp dir; then the data lives in /var/tmp under a name derived from
+    `base`, so the same state dir finds the same broker data again."""
+    if os.geteuid() != 0:
+        return base
+    user = pwd.getpwnam("rabbitmq")
+    if _traversable_by(base.parent, user.pw_uid, user.pw_gid):
+        return base
+    digest = hashlib.sha256(str(base).encode()).hexdigest()[:12]
+    return Path("/var/tmp") / f"ebs-rabbitmq-{digest}"
+
+
 class RabbitMQ:
     """One private broker node; `start`, `stop` and `restart` keep its data.
 
@@ -68,7 +100,7 @@ class RabbitMQ:
         if base is None:
             self.base = Path(tempfile.mkdtemp(prefix="ebs-rabbitmq-"))
         else:
-            self.base = base
+            self.base = _reachable_data_dir(base.resolve())
             self.base.mkdir(parents=True, exist_ok=True)
         for sub in ("mnesia", "log"):
             (self.base / sub).mkdir(exist_ok=True)

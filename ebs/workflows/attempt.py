@@ -130,6 +130,7 @@ class BuildAttempt:
         tasks = {s.task_id: s.component for s in submitted.submitted}
         for task_id in tasks:
             self._states.setdefault(task_id, "FREE")
+        await self._tell_batch(tasks)
         await self._wait_for_tasks(req, tasks)
         reasons = await self._failure_reasons(req, tasks)
         for task_id, component in tasks.items():
@@ -199,6 +200,14 @@ class BuildAttempt:
                 )
             )
         return submitted
+
+    async def _tell_batch(self, tasks: dict[int, str]) -> None:
+        parent = workflow.info().parent
+        if parent is not None and tasks:
+            await workflow.get_external_workflow_handle(parent.workflow_id).signal(
+                t.SIGNAL_TASKS_SUBMITTED,
+                t.TasksSubmitted({component: task_id for task_id, component in tasks.items()}),
+            )
 
     def _open(self, tasks: dict[int, str]) -> list[int]:
         return [tid for tid in tasks if self._states.get(tid) not in TERMINAL_STATES | {"TIMEOUT"}]

@@ -114,6 +114,13 @@ class RebuildBatch:
         if event.kind == "done":
             self._repo_events.add(event.tag)
 
+    @workflow.signal(name=t.SIGNAL_TASKS_SUBMITTED)
+    def tasks_submitted(self, event: t.TasksSubmitted) -> None:
+        for component, task_id in event.tasks.items():
+            pkg = self._packages.get(component)
+            if pkg is not None:
+                self._add_task(pkg, task_id)
+
     @workflow.query(name=t.QUERY_STATUS)
     def status(self) -> t.BatchResult:
         return self._result(outcome=self._phase)
@@ -314,8 +321,7 @@ class RebuildBatch:
             for out in result.outcomes:
                 pkg = self._packages[out.component]
                 if out.task_id:
-                    pkg.task_ids.append(out.task_id)
-                    pkg.task_urls.append(self._task_url(out.task_id))
+                    self._add_task(pkg, out.task_id)
                 if out.outcome == Outcome.SUCCEEDED:
                     pkg.state = State.SUCCEEDED.value
                     pkg.reason = ""
@@ -498,6 +504,11 @@ class RebuildBatch:
             + ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
             + (f"; side tag `{self._side_tags[-1]}`" if self._side_tags else "")
         )
+
+    def _add_task(self, pkg: t.PackageResult, task_id: int) -> None:
+        if task_id not in pkg.task_ids:
+            pkg.task_ids.append(task_id)
+            pkg.task_urls.append(self._task_url(task_id))
 
     def _fail(self, pkg: t.PackageResult, reason: str) -> None:
         pkg.state = State.FAILED.value

@@ -17,6 +17,7 @@ from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
     from ebs.activities.types import ResolveRequest, ResolveResult
+    from ebs.api.names import check_components
     from ebs.rebuild_choice import choose_build
     from ebs.workflows import types as t
     from ebs.workflows.batch import RebuildBatch
@@ -24,9 +25,6 @@ with workflow.unsafe.imports_passed_through():
 # Bounds on what the state carries across continue-as-new.
 SEEN_EVENT_IDS = 5000
 RECENT_BATCHES = 20
-MAX_ENQUEUE = 5000
-
-COMPONENT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
 
 SETTINGS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=2)
@@ -99,13 +97,9 @@ class BatchCollector:
 
     @enqueue.validator
     def _validate_enqueue(self, req: t.EnqueueRequest) -> None:
-        if not req.components:
-            raise ValueError("no components given")
-        if len(req.components) > MAX_ENQUEUE:
-            raise ValueError(f"at most {MAX_ENQUEUE} components at once")
-        bad = [c for c in req.components if not COMPONENT_NAME.match(c)]
-        if bad:
-            raise ValueError(f"not a package name: {', '.join(repr(b) for b in bad[:10])}")
+        # The same rule the API and CLI check at the edge; rejected here before
+        # anything is written to the history.
+        check_components(req.components)
 
     @workflow.query(name=t.QUERY_STATUS)
     def status(self) -> t.CollectorStatus:

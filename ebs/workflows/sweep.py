@@ -49,8 +49,7 @@ class SideTagSweep:
                 "sweep_grace", result_type=float,
                 start_to_close_timeout=timedelta(minutes=1), retry_policy=SETTINGS_RETRY,
             )
-        cutoff = workflow.now() - timedelta(seconds=grace)
-        report = t.SweepReport(cutoff=cutoff.isoformat(), grace=grace, dry_run=req.dry_run)
+        report = t.SweepReport(grace=grace, dry_run=req.dry_run)
         try:
             keep: t.RunningSideTags = await workflow.execute_activity(
                 "running_batch_side_tags", req.collector_workflow_id,
@@ -68,7 +67,7 @@ class SideTagSweep:
             return report
         try:
             swept: t.SweepReport = await workflow.execute_activity(
-                "sweep_side_tags", t.SweepPlan(cutoff.timestamp(), keep, req.dry_run),
+                "sweep_side_tags", t.SweepPlan(grace, keep, req.dry_run),
                 result_type=t.SweepReport,
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(minutes=1),
@@ -79,6 +78,7 @@ class SideTagSweep:
             report.error = f"the sweep failed: {failure_text(err)[0]}"
             workflow.logger.error("side-tag sweep: %s", report.error)
             return report
+        report.cutoff = swept.cutoff
         report.removed, report.kept, report.failed = swept.removed, swept.kept, swept.failed
         report.running_batches = list(keep.batch_ids)
         workflow.logger.info(

@@ -20,6 +20,7 @@ SIGNAL_RESUME = "resume"
 SIGNAL_TASK_STATE = "task_state"
 SIGNAL_REPO_EVENT = "repo_event"
 SIGNAL_SIDE_TAGS = "side_tags"  # RebuildBatch -> BatchCollector
+SIGNAL_TASKS_SUBMITTED = "tasks_submitted"  # BuildAttempt -> RebuildBatch
 UPDATE_ENQUEUE = "enqueue"
 QUERY_STATUS = "status"
 QUERY_ROUTING = "routing"
@@ -77,6 +78,13 @@ class SideTagsEvent:
 
     batch_id: str
     side_tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class TasksSubmitted:
+    """The Koji tasks an attempt submitted, so the batch shows them while they run."""
+
+    tasks: dict[str, int] = field(default_factory=dict)  # component -> task id
 
 
 @dataclass
@@ -261,7 +269,7 @@ class RunningSideTags:
 class SweepPlan:
     """Input of the sweep_side_tags activity."""
 
-    cutoff: float  # epoch seconds: only side tags that existed then are stale
+    grace: float  # seconds: only side tags that existed this long ago are stale
     keep: RunningSideTags = field(default_factory=RunningSideTags)
     dry_run: bool = False
 
@@ -276,7 +284,7 @@ class SideTagNote:
 class SweepReport:
     """What one sweep did; the SideTagSweep result, shown in the Web UI."""
 
-    cutoff: str = ""  # ISO 8601: side tags created after this were left alone
+    cutoff: str = ""  # ISO 8601: side tags created after this were left alone (Koji time)
     grace: float = 0.0
     dry_run: bool = False
     removed: list[str] = field(default_factory=list)  # (would be, with dry_run)
