@@ -8,7 +8,6 @@ CollectorState, carried across continue-as-new.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timedelta
 
 from temporalio import workflow
