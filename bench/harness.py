@@ -23,6 +23,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import signal
 import socket
 import subprocess
@@ -167,7 +168,7 @@ class Child:
     def start(self) -> Child:
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                         env=self.env, cwd=self.cwd, start_new_session=True)
+                                         env=self.env, cwd=self.cwd)
         return self
 
     @property
@@ -246,6 +247,8 @@ class StackOptions:
     packages: int = 1000
     task_poll: float = 2.0  # the poll path's interval (the fallback for lost messages)
     repo_delay: float = 0.2  # Koji repo regeneration, seconds
+    stable_after: float = 0.05  # Bodhi pushes an update to stable after this many seconds
+    stable_poll: float = 0.5  # the batch checks the stable tag this often
     multicall_chunk: int = 500
     attempt_chunk_size: int | None = None  # BatchSettings.attempt_chunk_size (None: default)
     scratch: bool = False
@@ -273,6 +276,8 @@ class Stack:
     temporal_sampler: Sampler
     task_queue: str
     config_path: Path
+    # sizes of payloads over Temporal's 512 KB warning limit (from the worker's log)
+    payload_warnings: list[int] = field(default_factory=list)
 
     def settings(self) -> t.BatchSettings:
         holder = ConfigHolder(str(self.config_path))
@@ -303,6 +308,24 @@ class Stack:
         )
 
 
+def engine_data_converter(engine: Path | None) -> Any:
+    """The data converter the engine's clients use: an engine with
+    ebs/payload_codec.py (a prototype under --engine) brings its own
+    DATA_CONVERTER; else the default."""
+    from temporalio.converter import DataConverter
+
+    module = (engine or ROOT) / "ebs" / "payload_codec.py"
+    if not module.exists():
+        return DataConverter.default
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_engine_payload_codec", module)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.DATA_CONVERTER
+
+
 @contextlib.asynccontextmanager
 async def stack(opts: StackOptions) -> AsyncIterator[Stack]:
     """Dev server + simulator + worker process, torn down on exit."""
@@ -314,24 +337,28 @@ async def stack(opts: StackOptions) -> AsyncIterator[Stack]:
     sim.set_duration(None, 0.0)
     sim.set_repo_delay(opts.repo_delay)
     if sim.bodhi_app is not None:
-        sim.bodhi_app.stable_after = 0.05
+        sim.bodhi_app.stable_after = opts.stable_after
     temporal: Child | None = None
     worker: Child | None = None
     samplers: list[Sampler] = []
     try:
         temporal, address = start_dev_server(workdir, opts.temporal_dynamic_config)
-        client = await Client.connect(address)
+        client = await Client.connect(address,
+                                      data_converter=engine_data_converter(opts.engine))
         await register_search_attributes(client, "default")
         queue = f"bench-{uuid.uuid4().hex[:6]}"
+        if isinstance(opts.sink, DirectBridge):
+            opts.sink.attach(client, queue)
         config = write_config(workdir / "ebs.yaml", sim, address, queue,
                               multicall_chunk=opts.multicall_chunk,
-                              timers={"task_poll": opts.task_poll})
+                              timers={"task_poll": opts.task_poll,
+                                      "stable_poll": opts.stable_poll})
         env = {"PYTHONPATH": str(opts.engine)} if opts.engine else None
         worker = Child("worker", [sys.executable, "-m", "ebs", "worker", "--config", str(config),
                                   *opts.worker_args], workdir / "worker.log", env=env,
                        cwd=opts.engine).start()
         await asyncio.to_thread(
-            wait_until, lambda: "worker on task queue" in worker.tail(100_000)
+            wait_until, lambda: " on task queue " in worker.tail(100_000)
             or not worker.alive(), 60, "the worker")
         if not worker.alive():
             raise RuntimeError(f"the worker exited:\n{worker.tail()}")
@@ -352,6 +379,124 @@ async def stack(opts: StackOptions) -> AsyncIterator[Stack]:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
+class EngineError(RuntimeError):
+    """The engine hit a wall (a Temporal limit, a failed workflow): the figure is
+    "does not work at this size", with the reason."""
+
+
+LIMIT_MARKERS = ("exceeded the error limit", "exceeds size limit", "BadSearchAttributes")
+WARNING_MARKER = "exceeded the warning limit"
+
+
+async def await_result(st: Stack, handle: WorkflowHandle[Any, t.BatchResult],
+                       timeout: float) -> t.BatchResult:
+    """The batch's result; raises EngineError as soon as the worker's log shows a
+    Temporal size limit being hit (the SDK retries those for minutes)."""
+    task = asyncio.ensure_future(handle.result())
+    deadline = time.monotonic() + timeout
+    offset = st.worker.log.stat().st_size
+    try:
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=1.0)
+            if done:
+                try:
+                    return task.result()
+                except Exception as err:
+                    cause: BaseException = err
+                    while cause.__cause__ is not None:
+                        cause = cause.__cause__
+                    raise EngineError(f"the batch failed: {cause}") from err
+            with st.worker.log.open("rb") as f:
+                f.seek(offset)
+                chunk = f.read()
+            offset += len(chunk)
+            for line in chunk.decode(errors="replace").splitlines():
+                if WARNING_MARKER in line:
+                    m = re.search(r"size=(\d+)", re.sub(r"\x1b\[[0-9;]*m", "", line))
+                    st.payload_warnings.append(int(m.group(1)) if m else -1)
+                if any(m in line for m in LIMIT_MARKERS):
+                    raise EngineError(f"Temporal limit hit: {line.strip()[-300:]}")
+            if time.monotonic() > deadline:
+                raise EngineError(f"no result within {timeout:.0f} s")
+    finally:
+        task.cancel()
+
+
+# ---- task messages without a broker ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _AllEligible:
+    trigger_tag: str
+    koji_user: str | None = None
+
+    def is_eligible(self, component: str) -> bool:
+        return True
+
+
+@dataclass
+class Delivery:
+    """One task message: when the simulator published it, when Temporal accepted
+    the signal (epoch seconds), and where it went."""
+
+    task_id: int
+    state: str
+    workflow_id: str
+    published: float
+    signalled: float = 0.0
+    outcome: str = ""
+
+
+class DirectBridge:
+    """A simulator sink that does the bus bridge's job in this process, without a
+    broker: the bridge's own decision (ebs.ingest.decide) and forwarder
+    (ebs.ingest.forward), `consumers` signals in flight at most, like the
+    bridge's competing consumers. For runs where RabbitMQ is not the point."""
+
+    def __init__(self, trigger_tag: str, consumers: int = 8) -> None:
+        self.trigger_tag = trigger_tag
+        self.consumers = consumers
+        self.deliveries: list[Delivery] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._forwarder: Any = None
+        self._sem: asyncio.Semaphore | None = None
+        self._lock = threading.Lock()
+
+    def attach(self, client: Client, task_queue: str) -> None:
+        """Start forwarding (call on the event loop that owns `client`)."""
+        from ebs.ingest.forward import Forwarder
+
+        async def connect() -> Client:
+            return client
+
+        self._loop = asyncio.get_running_loop()
+        self._forwarder = Forwarder(connect, task_queue)
+        self._sem = asyncio.Semaphore(self.consumers)
+
+    def publish(self, topic: str, body: dict[str, Any]) -> None:
+        from ebs.bus import full_topic
+        from ebs.ingest.decide import Incoming, SignalTask, decide
+
+        if self._loop is None:
+            return
+        decision = decide(Incoming(full_topic("prod", topic), str(uuid.uuid4()), body),
+                          _AllEligible(self.trigger_tag))
+        if not isinstance(decision, SignalTask):
+            return
+        d = Delivery(decision.event.task_id, decision.event.state, decision.workflow_id,
+                     time.time())
+        with self._lock:
+            self.deliveries.append(d)
+        asyncio.run_coroutine_threadsafe(self._forward(decision, d), self._loop)
+
+    async def _forward(self, decision: Any, d: Delivery) -> None:
+        assert self._sem is not None
+        async with self._sem:
+            result = await self._forwarder.forward(decision)
+        d.signalled = time.time()
+        d.outcome = result.outcome.value
+
+
 # ---- histories ----------------------------------------------------------------------
 
 
@@ -359,21 +504,71 @@ async def stack(opts: StackOptions) -> AsyncIterator[Stack]:
 class HistoryStats:
     workflow_id: str
     events: int
-    bytes: int
+    bytes: int  # len(history.to_json()), as `temporal workflow show --output json` prints it
     start: float  # epoch seconds
     close: float
+    # protobuf bytes and seconds by what the events are about (activity type,
+    # child workflow, signal, timer, workflow task ...)
+    bytes_by_kind: dict[str, int] = field(default_factory=dict)
+    seconds_by_activity: dict[str, float] = field(default_factory=dict)
+    activities: dict[str, int] = field(default_factory=dict)  # scheduled, by type
 
 
-async def history_stats(client: Client, workflow_id: str) -> HistoryStats:
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
+def _ts(event: Any) -> float:
+    return float(event.event_time.ToDatetime().timestamp())
+
+
+def _kind(event: Any, scheduled: dict[int, str]) -> str:
+    which = event.WhichOneof("attributes") or "unknown"
+    attrs = getattr(event, which, None)
+    name = which.removesuffix("_event_attributes")
+    if name == "activity_task_scheduled":
+        return f"activity:{attrs.activity_type.name}"
+    if name.startswith("activity_task_"):
+        return scheduled.get(attrs.scheduled_event_id, "activity:?")
+    if "child_workflow" in name:
+        return "child workflows"
+    if name == "workflow_execution_signaled":
+        return f"signal:{attrs.signal_name}"
+    if name.startswith("workflow_task_"):
+        return "workflow tasks"
+    if name.startswith("timer_"):
+        return "timers"
+    return name
+
+
+def analyse_history(workflow_id: str, history: Any) -> HistoryStats:
     events = list(history.events)
+    scheduled: dict[int, str] = {}
+    started_at: dict[int, float] = {}
+    sizes: Counter[str] = Counter()
+    seconds: Counter[str] = Counter()
+    count: Counter[str] = Counter()
+    for e in events:
+        kind = _kind(e, scheduled)
+        if e.HasField("activity_task_scheduled_event_attributes"):
+            scheduled[e.event_id] = kind
+            count[kind] += 1
+            started_at[e.event_id] = _ts(e)
+        elif e.HasField("activity_task_completed_event_attributes"):
+            sid = e.activity_task_completed_event_attributes.scheduled_event_id
+            seconds[kind] += _ts(e) - started_at.get(sid, _ts(e))
+        sizes[kind] += e.ByteSize()
     return HistoryStats(
         workflow_id,
         len(events),
         len(history.to_json()),
-        events[0].event_time.ToDatetime().timestamp() if events else 0.0,
-        events[-1].event_time.ToDatetime().timestamp() if events else 0.0,
+        _ts(events[0]) if events else 0.0,
+        _ts(events[-1]) if events else 0.0,
+        dict(sizes.most_common()),
+        {k: round(v, 2) for k, v in seconds.most_common()},
+        dict(count),
     )
+
+
+async def history_stats(client: Client, workflow_id: str) -> HistoryStats:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return analyse_history(workflow_id, history)
 
 
 async def child_ids(client: Client, batch_id: str) -> list[str]:

@@ -24,12 +24,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import (  # noqa: E402
+    EngineError,
     StackOptions,
     add_common_options,
     all_history_stats,
+    await_result,
     common_options,
     emit,
     hub_requests,
@@ -45,41 +49,46 @@ TARGET_RSS_MB = 500.0
 
 
 async def run(opts: StackOptions, timeout: float) -> dict[str, Any]:
+    error = ""
+    result: t.BatchResult | None = None
     async with stack(opts) as st:
         events = st.tag_events()
         settings = st.settings()
         calls_before = len(st.sim.calls)
         st.worker_sampler.reset()
         st.temporal_sampler.reset()
-        import psutil
-
         me = psutil.Process()
         my_cpu = sum(me.cpu_times()[:2])
         started = time.monotonic()
         handle = await st.start_batch(events, settings=settings)
-        result: t.BatchResult = await asyncio.wait_for(handle.result(), timeout)
+        try:
+            result = await await_result(st, handle, timeout)
+        except EngineError as err:
+            error = str(err)
         wall = time.monotonic() - started
         my_cpu = sum(me.cpu_times()[:2]) - my_cpu
         worker_cpu, temporal_cpu = st.worker_sampler.cpu_seconds, st.temporal_sampler.cpu_seconds
         peak_rss = st.worker_sampler.peak_rss
         calls = st.sim.calls[calls_before:]
         chunk = settings.attempt_chunk_size
-        attempts = max((p.attempts for p in result.packages), default=0)
         histories = await all_history_stats(
-            st.client, handle.id, expected_children=-(-len(events) // chunk))
+            st.client, handle.id,
+            expected_children=-(-len(events) // chunk) if result is not None else None)
     states: dict[str, int] = {}
-    for p in result.packages:
+    for p in result.packages if result is not None else []:
         states[p.state] = states.get(p.state, 0) + 1
     requests = hub_requests(calls)
     biggest_events = max(histories, key=lambda h: h.events)
     biggest_bytes = max(histories, key=lambda h: h.bytes)
+    batch = histories[0]
     n = len(events)
     return {
         "bench": "mass_rebuild",
         "packages": n,
-        "outcome": result.outcome,
+        "outcome": result.outcome if result is not None else "error",
+        "error": error,
         "states": states,
-        "attempts": attempts,
+        "attempts": max((p.attempts for p in result.packages), default=0) if result else 0,
         "wall_seconds": round(wall, 2),
         "overhead_ms_per_package": round(1000 * wall / n, 2),
         "workflows": len(histories),
@@ -90,6 +99,12 @@ async def run(opts: StackOptions, timeout: float) -> dict[str, Any]:
         "max_history_bytes_workflow": biggest_bytes.workflow_id,
         "histories": [{"id": h.workflow_id, "events": h.events, "bytes": h.bytes}
                       for h in histories],
+        "batch_history_bytes_by_kind": batch.bytes_by_kind,
+        "batch_seconds_by_activity": batch.seconds_by_activity,
+        "batch_activities": batch.activities,
+        "batch_seconds_in_children": round(
+            sum(h.close - h.start for h in histories[1:]), 2),
+        "payloads_over_512k": sorted(st.payload_warnings, reverse=True)[:10],
         "worker_peak_rss_mb": mb(peak_rss),
         "cpu_seconds": {"worker": round(worker_cpu, 1), "temporal": round(temporal_cpu, 1),
                         "bench+simulator": round(my_cpu, 1)},
@@ -98,6 +113,8 @@ async def run(opts: StackOptions, timeout: float) -> dict[str, Any]:
         "hub_requests_by_kind": dict(requests.most_common()),
         "task_poll": opts.task_poll,
         "multicall_chunk": opts.multicall_chunk,
+        "engine": str(opts.engine or "this checkout"),
+        "temporal_dynamic_config": opts.temporal_dynamic_config,
         "machine": machine(),
     }
 
@@ -107,6 +124,9 @@ def summary(r: dict[str, Any]) -> str:
     lines = [
         f"mass rebuild, {n} packages: {r['outcome']} in {r['wall_seconds']} s "
         f"({r['overhead_ms_per_package']} ms/package), states {r['states']}",
+        *([f"  ERROR: {r['error']}"] if r["error"] else []),
+        f"  batch time in activities: {r['batch_seconds_by_activity']}; "
+        f"in children: {r['batch_seconds_in_children']} s",
         f"  largest history: {r['max_history_events']} events "
         f"({r['max_history_events_workflow']}), {r['max_history_bytes'] / 1e6:.2f} MB "
         f"({r['max_history_bytes_workflow']}); {r['workflows']} workflows",
@@ -136,12 +156,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="BatchSettings.attempt_chunk_size (default: the engine's)")
     p.add_argument("--multicall-chunk", type=int, default=500)
     p.add_argument("--repo-delay", type=float, default=0.2)
+    p.add_argument("--stable-after", type=float, default=0.05,
+                   help="seconds until Bodhi pushes the update to stable")
+    p.add_argument("--stable-poll", type=float, default=0.5)
     p.add_argument("--timeout", type=float, default=1800.0)
     add_common_options(p)
     a = p.parse_args(argv)
     opts = StackOptions(packages=a.packages, task_poll=a.task_poll,
                         attempt_chunk_size=a.chunk, multicall_chunk=a.multicall_chunk,
-                        repo_delay=a.repo_delay, **common_options(a))
+                        repo_delay=a.repo_delay, stable_after=a.stable_after,
+                        stable_poll=a.stable_poll, **common_options(a))
     result = asyncio.run(run(opts, a.timeout))
     emit(result, summary(result), a.out)
     return 0 if result["outcome"] == "succeeded" else 1

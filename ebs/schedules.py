@@ -134,7 +134,7 @@ def periodic_jobs(task_queue: str, timers: Timers) -> list[PeriodicJob]:
             workflow=t.SWEEP_WORKFLOW,
             arg=t.SweepRequest(),
             every=timedelta(seconds=timers.sidetag_sweep),
-            timeout=timedelta(hours=1),
+            timeout=timedelta(hours=4),  # its activities' retries included
             note="ebs: remove leaked side tags older than timers.sidetag_grace "
             "(timers.sidetag_sweep)",
         ),

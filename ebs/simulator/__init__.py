@@ -22,6 +22,12 @@ Fidelity notes (where the simulator follows Koji/Fedora on purpose):
 - Anonymous sessions act as the default user ("elnbuildsync"); Kerberos is not
   simulated.
 
+Persistence: with ``state_file`` (``ebs sim --state-file PATH``) the world is
+loaded from PATH if it exists (instead of seeding) and saved back atomically
+soon after every change and on stop; builds, tag tasks and repo regenerations
+that were pending resume, and Bodhi updates waiting to go stable still do.
+Not kept: the call logs and messages not yet delivered when the process died.
+
 Simplifications: no package lists (tagging never fails with "not in list"),
 no policies beyond side-tag ownership and the sidetag_admin check on extra,
 build opts wait_repo/fail_fast are recorded but do not change timing, no
@@ -32,25 +38,29 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import koji
 
 from .hub import CallRecord, Hub
 from .model import Build
+from .persist import Persister, StateFileError, encode_state, load_state, wrap_state
 from .script import FaultRule, Script
 from .seed import WorldLayout, seed_world
 from .server import SimApp, serve
 from .sinks import FanoutSink, ListSink, MessageSink, NullSink, Published
+from .snapshot import StateError, layout_state, restore_layout, restore_world, world_state
 from .world import World
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "Simulator", "MessageSink", "ListSink", "NullSink", "FanoutSink", "Published", "FaultRule",
-    "Script", "SimKojiView", "WorldLayout", "main",
+    "Script", "SimKojiView", "StateFileError", "WorldLayout", "main",
 ]
 
 
@@ -90,7 +100,11 @@ class Simulator:
                  layout: WorldLayout | None = None, task_messages: str = "scratch",
                  default_user: str = "elnbuildsync",
                  default_user_perms: Iterable[str] = ("sidetag_admin",),
-                 bodhi: bool = True) -> None:
+                 bodhi: bool = True, state_file: str | os.PathLike[str] | None = None,
+                 save_interval: float = 0.5) -> None:
+        """state_file: load the world from this file if it exists, save it there
+        (at most every `save_interval` seconds, and on stop). A file that cannot
+        be used raises StateFileError."""
         self.seed = seed
         self.sink: MessageSink = sink if sink is not None else NullSink()
         self._layout_template = layout
@@ -98,6 +112,11 @@ class Simulator:
         self._default_user = default_user
         self._default_user_perms = tuple(default_user_perms)
         self._want_bodhi = bodhi
+        self.state_file = Path(state_file) if state_file is not None else None
+        self._save_interval = save_interval
+        self._persister: Persister | None = None
+        self._bodhi_state: dict[str, Any] | None = None  # to restore when Bodhi mounts
+        self.restored = False  # the world came from the state file
         self.app = SimApp(self)
         self._server: Any = None
         self._thread: Any = None
@@ -107,27 +126,86 @@ class Simulator:
         self.world: World
         self.hub: Hub
         self.layout: WorldLayout
-        self._build_world()
+        self._build_world(load=True)
 
     # ------------------------------------------------------------- lifecycle
-    def _build_world(self) -> None:
-        self.world = World(self.seed, self.sink, base_url=self.url if self.port else "",
-                           default_user=self._default_user,
-                           default_user_perms=self._default_user_perms,
-                           task_messages=self._task_messages)
-        template = self._layout_template or WorldLayout()
-        self.layout = seed_world(self.world, WorldLayout(template.rawhide, template.eln,
-                                                         template.packages))
-        self.hub = Hub(self.world, stall=self.app.stopping.wait)
+    def _build_world(self, load: bool = False) -> None:
+        world = World(self.seed, self.sink, base_url=self.url if self.port else "",
+                      default_user=self._default_user,
+                      default_user_perms=self._default_user_perms,
+                      task_messages=self._task_messages)
+        saved = load_state(self.state_file) if load and self.state_file is not None else None
+        if saved is not None:
+            self.layout = self._restore(world, saved)
+            self.restored = True
+        else:
+            template = self._layout_template or WorldLayout()
+            self.layout = seed_world(world, WorldLayout(template.rawhide, template.eln,
+                                                        template.packages))
+            self._bodhi_state = None
+            self.restored = False
+        self.world = world
+        self.hub = Hub(world, stall=self.app.stopping.wait)
+        if self._persister is not None:
+            world.on_change = self._persister.mark
+            self._persister.mark()
+
+    def _restore(self, world: World, saved: dict[str, Any]) -> WorldLayout:
+        try:
+            layout = restore_layout(saved["layout"])
+            restore_world(world, saved["koji"], self._default_user, self._default_user_perms)
+            if saved.get("bodhi") is not None:
+                from .bodhi import BodhiSim
+
+                BodhiSim.check_state(saved["bodhi"])
+        except (StateError, ValueError) as exc:
+            raise StateFileError(f"simulator state file {self.state_file} is corrupt: "
+                                 f"{exc}") from None
+        if saved.get("seed") != self.seed:
+            log.warning("simulator: %s was saved with seed %r, not %r; its world is used",
+                        self.state_file, saved.get("seed"), self.seed)
+        self._bodhi_state = saved.get("bodhi")
+        log.info("simulator: world restored from %s (last event %d, %d tasks, %d pending "
+                 "actions)", self.state_file, world.last_event, len(world.tasks),
+                 len(world.timed))
+        return layout
+
+    def _state_text(self) -> str:
+        """The whole simulator state as JSON (Bodhi's lock, then the world's, as
+        Bodhi takes them when it tags builds)."""
+        world, bodhi = self.world, self.bodhi_app
+        if bodhi is None:
+            with world.lock:
+                return encode_state(wrap_state(self.seed, layout_state(self.layout),
+                                               world_state(world), self._bodhi_state))
+        with bodhi.lock, world.lock:
+            return encode_state(wrap_state(self.seed, layout_state(self.layout),
+                                           world_state(world), bodhi.state()))
+
+    def save_state(self) -> None:
+        """Save the state file now (StateFileError if it cannot be written)."""
+        if self.state_file is None:
+            raise ValueError("this simulator has no state file")
+        if self._persister is not None:
+            self._persister.save_now()
+        else:
+            Persister(self.state_file, self._state_text).save_now()
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
         import threading
 
+        if self.state_file is not None:
+            persister = Persister(self.state_file, self._state_text, self._save_interval)
+            persister.save_now()  # fail early (StateFileError) if the file is not writable
+            self._persister = persister
+            self.world.on_change = persister.mark
         self._server = serve(self.app, host, port)
         self.host, self.port = host, int(self._server.server_port)
         self.world.base_url = self.url
         self.world.start()
         self._mount_bodhi()
+        if self._persister is not None:
+            self._persister.start()
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
                                         name="ebs-sim-http", daemon=True)
@@ -141,7 +219,15 @@ class Simulator:
             self._server.shutdown()
             self._server.server_close()
             self._server = None
+        if self.bodhi_app is not None and hasattr(self.bodhi_app, "close"):
+            self.bodhi_app.close()  # no stable push after this; pending ones stay saved
         self.world.stop()
+        if self._persister is not None:
+            self._persister.stop()  # the final save
+            self._persister = None
+            self.world.on_change = None
+            if self.bodhi_app is not None:
+                self._bodhi_state = self.bodhi_app.state()
         self._close_bodhi()
 
     def __enter__(self) -> Simulator:
@@ -158,6 +244,7 @@ class Simulator:
             self.seed = seed
         self.world.stop()
         self._close_bodhi()
+        self._bodhi_state = None
         self._build_world()
         if self._server is not None:
             self.world.base_url = self.url
@@ -176,7 +263,13 @@ class Simulator:
         kwargs: dict[str, Any] = {"seed": self.seed} if "seed" in params else {}
         if isinstance(self.seed, str) and "seed" in kwargs:
             kwargs["seed"] = sum(self.seed.encode())
-        self.bodhi_app = BodhiSim(SimKojiView(self), **kwargs)
+        bodhi = BodhiSim(SimKojiView(self), **kwargs)
+        if self._bodhi_state is not None:
+            bodhi.restore_state(self._bodhi_state)  # checked when the file was loaded
+        self.bodhi_app = bodhi
+        if self._persister is not None:
+            bodhi.on_change = self._persister.mark
+            self._persister.mark()
 
     def _close_bodhi(self) -> None:
         if self.bodhi_app is not None and hasattr(self.bodhi_app, "close"):
@@ -212,6 +305,7 @@ class Simulator:
     def script_update(self, data: dict[str, Any]) -> None:
         with self.world.lock:
             self.world.script.update(data)
+        self.world.changed()
 
     def set_outcomes(self, package: str, outcomes: list[str] | str) -> None:
         self.script_update({"outcomes": {package: outcomes}})
@@ -225,6 +319,7 @@ class Simulator:
     def add_fault(self, rule: FaultRule) -> FaultRule:
         with self.world.lock:
             self.world.script.faults.append(rule)
+        self.world.changed()
         return rule
 
     def set_chaos(self, drop: float = 0.0, duplicate: float = 0.0, reorder: float = 0.0) -> None:
@@ -366,6 +461,8 @@ class Simulator:
                 "http_requests": self.http_requests, "hub_calls": len(self.hub.calls),
                 "trigger_tag": self.layout.trigger_tag,
                 "bodhi": self.bodhi_app is not None,
+                "state_file": str(self.state_file) if self.state_file else None,
+                "restored": self.restored,
             }
 
 

@@ -72,6 +72,9 @@ OPERATIONS = (
 )
 FAULT_KINDS = ("http_error", "bodhi_error", "slow", "lost_response")
 
+# SimUpdate's datetime fields (ISO strings in saved state).
+_UPDATE_DATES = ("date_submitted", "date_modified", "date_testing", "date_stable")
+
 SESSION_COOKIE = "bodhi_session"
 AUTH_COOKIE = "auth_tkt"
 _DATE_FMT = "%Y-%m-%d %H:%M:%S"
@@ -357,6 +360,8 @@ class BodhiSim:
     ) -> None:
         self._koji = koji
         self._lock = threading.RLock()
+        # Called (without arguments) after a change worth saving (ebs.simulator.persist).
+        self.on_change: Callable[[], None] | None = None
         self._rng = random.Random(seed)
         self._secret = hashlib.sha256(f"bodhi-sim-{seed}".encode()).digest()
         self._releases: dict[str, SimRelease] = {}
@@ -366,6 +371,7 @@ class BodhiSim:
         self._faults: list[Fault] = []
         self._calls: list[SimCall] = []
         self._timers: dict[str, threading.Timer] = {}
+        self._stable_due: dict[str, float] = {}  # alias -> wall-clock time it goes stable
         self._codes: dict[str, dict[str, str]] = {}
         self._access_tokens: dict[str, tuple[str, float]] = {}
         self._refresh_tokens: dict[str, str] = {}
@@ -385,6 +391,7 @@ class BodhiSim:
             if release.name in self._releases:
                 raise ValueError(f"release {release.name} already exists")
             self._releases[release.name] = release
+        self._changed()
 
     def release(self, name: str) -> SimRelease:
         with self._lock:
@@ -394,11 +401,13 @@ class BodhiSim:
         fault = Fault(operation, kind, **options)
         with self._lock:
             self._faults.append(fault)
+        self._changed()
         return fault
 
     def clear_faults(self) -> None:
         with self._lock:
             self._faults.clear()
+        self._changed()
 
     def calls(self, operation: str | None = None) -> list[SimCall]:
         with self._lock:
@@ -422,6 +431,7 @@ class BodhiSim:
             self._access_tokens.clear()
             self._refresh_tokens.clear()
             self._auth_tickets.clear()
+        self._changed()
 
     def make_stable(self, alias: str) -> SimUpdate:
         """Push an update to stable now: tag its builds into the release's stable
@@ -431,6 +441,7 @@ class BodhiSim:
             timer = self._timers.pop(alias, None)
             if timer is not None:
                 timer.cancel()
+            self._stable_due.pop(alias, None)
             if update.status == "stable":
                 return update
             tagged = set(self._koji.tagged_nvrs(update.release.stable_tag))
@@ -443,31 +454,132 @@ class BodhiSim:
             update.status, update.request = "stable", None
             update.date_testing = update.date_testing or now
             update.date_stable = update.date_modified = now
+            self._changed()
             log.info("bodhi sim: %s is stable in %s", alias, update.release.stable_tag)
             return update
 
     def close(self) -> None:
-        """Cancel pending stable timers; no new ones start after this."""
+        """Cancel pending stable timers; no new ones start after this.  Their due
+        times stay in :meth:`state`, so a restored simulator resumes them."""
         with self._lock:
             self._closed = True
             for timer in self._timers.values():
                 timer.cancel()
             self._timers.clear()
 
-    def _check_settings(self) -> None:
-        if self.auth not in ("none", "oidc"):
-            raise ValueError("auth must be 'none' or 'oidc'")
-        if self.kerberos not in ("accept", "reject"):
-            raise ValueError("kerberos must be 'accept' or 'reject'")
-        if self.stable_after is not None and self.stable_after < 0:
-            raise ValueError("stable_after must be >= 0 seconds, or None for never")
+    # ---- saved state (ebs.simulator.persist) -------------------------------
 
-    def _schedule_stable(self, alias: str) -> None:
-        if self.stable_after is None or self._closed:
+    @property
+    def lock(self) -> threading.RLock:
+        """Held while the state changes; take it before the Koji world's lock."""
+        return self._lock
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change()
+
+    def state(self) -> dict[str, Any]:
+        """Releases, updates, faults, settings, logins and pending stable pushes
+        as JSON-able data (the call log is not kept)."""
+        def date(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        with self._lock:
+            version, internal, gauss = self._rng.getstate()
+            return {
+                "rng": [version, list(internal), gauss],
+                "releases": [asdict(r) for r in self._releases.values()],
+                "updates": [{**{k: v for k, v in asdict(u).items() if k != "release"},
+                             "release": u.release.name,
+                             **{k: date(getattr(u, k)) for k in _UPDATE_DATES}}
+                            for u in self._updates.values()],
+                "faults": [asdict(f) for f in self._faults],
+                "stable_due": dict(self._stable_due),
+                "settings": {"stable_after": self.stable_after, "auth": self.auth,
+                             "kerberos": self.kerberos, "username": self.username,
+                             "token_lifetime": self.token_lifetime},
+                "codes": {k: dict(v) for k, v in self._codes.items()},
+                "access_tokens": {k: list(v) for k, v in self._access_tokens.items()},
+                "refresh_tokens": dict(self._refresh_tokens),
+                "auth_tickets": dict(self._auth_tickets),
+            }
+
+    @staticmethod
+    def _parse_state(data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            releases = {r.name: r for r in (SimRelease(**row) for row in data["releases"])}
+            updates = {}
+            for row in data["updates"]:
+                row = dict(row)
+                row["release"] = releases[row["release"]]
+                for key in _UPDATE_DATES:
+                    row[key] = datetime.fromisoformat(row[key]) if row.get(key) else None
+                update = SimUpdate(**row)
+                updates[update.alias] = update
+            version, internal, gauss = data["rng"]
+            settings = dict(data["settings"])
+            unknown = set(settings) - {"stable_after", "auth", "kerberos", "username",
+                                       "token_lifetime"}
+            if unknown:
+                raise ValueError(f"unknown settings {sorted(unknown)}")
+            _validate_settings(settings.get("auth", "none"), settings.get("kerberos", "accept"),
+                            settings.get("stable_after"))
+            return {
+                "rng": (int(version), tuple(int(i) for i in internal), gauss),
+                "releases": releases, "updates": updates,
+                "faults": [Fault(**row) for row in data["faults"]],
+                "stable_due": {str(a): float(t) for a, t in data["stable_due"].items()},
+                "settings": settings,
+                "codes": {str(k): dict(v) for k, v in data["codes"].items()},
+                "access_tokens": {str(k): (str(u), float(exp))
+                                  for k, (u, exp) in data["access_tokens"].items()},
+                "refresh_tokens": {str(k): str(v) for k, v in data["refresh_tokens"].items()},
+                "auth_tickets": {str(k): str(v) for k, v in data["auth_tickets"].items()},
+            }
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"bad Bodhi data ({type(exc).__name__}: {exc})") from None
+
+    @classmethod
+    def check_state(cls, data: dict[str, Any]) -> None:
+        """Raise ValueError if `data` (from :meth:`state`) cannot be restored."""
+        cls._parse_state(data)
+
+    def restore_state(self, data: dict[str, Any]) -> None:
+        """Replace this simulator's state with `data` (from :meth:`state`);
+        updates that were waiting to go stable go stable when their time comes
+        (at once if it has passed).  ValueError if `data` is malformed."""
+        parsed = self._parse_state(data)
+        with self._lock:
+            for timer in self._timers.values():
+                timer.cancel()
+            self._timers.clear()
+            self._stable_due.clear()
+            self._rng.setstate(parsed["rng"])
+            self._releases, self._updates = parsed["releases"], parsed["updates"]
+            self._faults = parsed["faults"]
+            self._codes, self._access_tokens = parsed["codes"], parsed["access_tokens"]
+            self._refresh_tokens = parsed["refresh_tokens"]
+            self._auth_tickets = parsed["auth_tickets"]
+            for key, value in parsed["settings"].items():
+                setattr(self, key, value)
+            now = time.time()
+            for alias, due in parsed["stable_due"].items():
+                update = self._updates.get(alias)
+                if update is not None and update.status != "stable":
+                    self._schedule_stable(alias, max(0.0, due - now))
+
+    def _check_settings(self) -> None:
+        _validate_settings(self.auth, self.kerberos, self.stable_after)
+
+    def _schedule_stable(self, alias: str, delay: float | None = None) -> None:
+        delay = self.stable_after if delay is None else delay
+        if delay is None or self._closed:
             return
-        timer = threading.Timer(self.stable_after, self._auto_stable, args=(alias,))
+        timer = threading.Timer(delay, self._auto_stable, args=(alias,))
         timer.daemon = True
         self._timers[alias] = timer
+        self._stable_due[alias] = time.time() + delay
+        self._changed()
         timer.start()
 
     def _auto_stable(self, alias: str) -> None:
@@ -593,6 +705,7 @@ class BodhiSim:
                     fault.times -= 1
                     if fault.times == 0:
                         self._faults.remove(fault)
+                    self._changed()
                 return fault
         return None
 
@@ -732,6 +845,7 @@ class BodhiSim:
                 created.append(update)
                 if update.from_tag:
                     self._schedule_stable(update.alias)
+                self._changed()
                 log.info("bodhi sim: created %s from %s", update.alias,
                          update.from_tag or ", ".join(nvrs))
         caveats = []
@@ -1032,6 +1146,7 @@ class BodhiSim:
             self._access_tokens[access] = (user, time.time() + self.token_lifetime)
             self._refresh_tokens[refresh_token] = user
             req.user = user
+        self._changed()
         return {"access_token": access, "token_type": "Bearer",
                 "expires_in": self.token_lifetime, "refresh_token": refresh_token,
                 "scope": "openid email profile"}
@@ -1053,6 +1168,7 @@ class BodhiSim:
                 raise _Reject(401, [("header", "Authorization", "Invalid or missing token")])
             ticket = secrets.token_hex(20)
             self._auth_tickets[ticket] = entry[0]
+        self._changed()
         req.user = entry[0]
         req.set_cookies.append(f"{AUTH_COOKIE}={ticket}; Path=/; HttpOnly")
         return {"name": entry[0]}
@@ -1120,6 +1236,17 @@ class BodhiSim:
                 for key, value in old.items():
                     setattr(self, key, value)
                 raise _Reject(400, [("body", "settings", str(err))]) from None
+        self._changed()
+
+
+def _validate_settings(auth: Any, kerberos: Any, stable_after: Any) -> None:
+    if auth not in ("none", "oidc"):
+        raise ValueError("auth must be 'none' or 'oidc'")
+    if kerberos not in ("accept", "reject"):
+        raise ValueError("kerberos must be 'accept' or 'reject'")
+    if stable_after is not None and (not isinstance(stable_after, int | float)
+                                     or stable_after < 0):
+        raise ValueError("stable_after must be >= 0 seconds, or None for never")
 
 
 def _form_str(value: Any) -> str:

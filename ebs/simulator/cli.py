@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sys
 import threading
 
-from . import Simulator
+from . import Simulator, StateFileError
 from .sinks import MessageSink, NullSink
 
 
@@ -26,6 +27,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--activity", type=float, default=0.0, metavar="SECONDS",
                    help="every SECONDS, a new Rawhide build lands in the trigger tag "
                         "(0: only when scripted)")
+    p.add_argument("--state-file", default=None, metavar="PATH",
+                   help="keep the world in this JSON file: load it on start if it exists "
+                        "(instead of seeding), save it after changes and on exit, so builds "
+                        "and side tags survive a restart")
     p.add_argument("-v", "--verbose", action="store_true")
     return p.parse_args(argv)
 
@@ -40,12 +45,23 @@ def main(argv: list[str] | None = None) -> int:
 
         sink = AmqpSink(args.env, amqp_url=args.amqp_url)
     seed: int | str = int(args.seed) if args.seed.lstrip("-").isdigit() else args.seed
-    sim = Simulator(seed=seed, sink=sink, task_messages=args.task_messages)
-    sim.start(args.host, args.port)
+    try:
+        sim = Simulator(seed=seed, sink=sink, task_messages=args.task_messages,
+                        state_file=args.state_file)
+        sim.start(args.host, args.port)
+    except StateFileError as exc:
+        print(f"ebs sim: error: {exc}", file=sys.stderr)
+        close_sink = getattr(sink, "close", None)
+        if close_sink is not None:
+            close_sink()
+        return 2
     if args.activity > 0:
         sim.start_activity(args.activity)
     print(f"ebs simulator: Koji hub {sim.hub_url}  Bodhi {sim.bodhi_url}  "
           f"control {sim.url}/_sim/state", flush=True)
+    if args.state_file:
+        print(f"ebs simulator: state in {args.state_file} "
+              f"({'restored' if sim.restored else 'new world'})", flush=True)
     done = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: done.set())

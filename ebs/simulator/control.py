@@ -85,8 +85,8 @@ def _route(sim: Simulator, method: str, path: str, data: dict[str, Any],
     if method != "POST":
         raise ValueError(f"method {method} not allowed")
     if path == "script":
+        sim.script_update(data)
         with sim.world.lock:
-            sim.world.script.update(data)
             return sim.world.script.to_dict()
     if path == "reset":
         sim.reset(seed=data.get("seed"))

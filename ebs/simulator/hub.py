@@ -149,6 +149,8 @@ class Hub:
         """Run a call under the first scripted fault rule that matches it, if any."""
         with self.world.lock:
             rule = self.world.script.take_fault(record.method, package)
+            if rule is not None:
+                self.world.changed()  # a scripted fault was used up
         try:
             if rule is not None and rule.kind == "fault":
                 raise _fault(rule.code, rule.message)

@@ -8,12 +8,14 @@ scheduler thread, so messages go out when the state actually changes.
 
 from __future__ import annotations
 
+import functools
+import itertools
 import logging
 import random
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import koji
@@ -35,6 +37,10 @@ SCM_RE = re.compile(
     r"^git\+https://(?P<host>[^/]+)/rpms/(?P<name>[^/#]+?)(?:\.git)?#(?P<commit>[0-9a-f]{7,40})$")
 ALLOWED_SCM_HOSTS = ("src.fedoraproject.org",)
 BUILD_ARCHES = ("aarch64", "ppc64le", "s390x", "x86_64")
+# Timed world actions by name (see World.after): the pending ones are plain
+# data, so a saved world can resume them.
+TIMED_ACTIONS = {"start_build": "_start_build", "finish_build": "_finish_build",
+                 "tag_task": "_run_tag_task", "repo_done": "_repo_done"}
 PACKAGERS = ("sgallagh", "churchyard", "ngompa", "tstellar", "jistone", "zbyszek", "music",
              "kkeithle", "sharkcz", "pbrobinson", "dcantrell", "mhroncok")
 
@@ -79,6 +85,12 @@ class World:
         self._regen_running: set[int] = set()
         self._regen_dirty: set[int] = set()
         self.quiet = False  # seeding history: no messages, no repo regeneration
+        # Pending timed actions: key -> (due wall-clock time, action name, args).
+        self.timed: dict[int, tuple[float, str, list[Any]]] = {}
+        self._timed_seq = itertools.count()
+        self._disarmed = False
+        # Called (without arguments) after a change worth saving; see ebs.simulator.persist.
+        self.on_change: Callable[[], None] | None = None
         self.side_tags_created: list[str] = []
         self.side_tags_removed: list[str] = []
         self.builds_submitted: list[dict[str, Any]] = []
@@ -98,7 +110,32 @@ class World:
     def _id(self, kind: str) -> int:
         value = self._next[kind]
         self._next[kind] += 1
+        self.changed()
         return value
+
+    def changed(self) -> None:
+        """Tell the state saver (if any) that the world changed."""
+        if self.on_change is not None:
+            self.on_change()
+
+    def after(self, delay: float, action: str, *args: Any) -> None:
+        """Run a named world action (TIMED_ACTIONS) on the scheduler after `delay`
+        seconds; until then it is listed in `timed`, with its wall-clock due time."""
+        if action not in TIMED_ACTIONS:
+            raise ValueError(f"unknown timed action {action!r}")
+        key = next(self._timed_seq)
+        with self.lock:
+            self.timed[key] = (time.time() + max(0.0, delay), action, list(args))
+        self.changed()
+        self.scheduler.call_later(delay, lambda: self._run_timed(key))
+
+    def _run_timed(self, key: int) -> None:
+        with self.lock:  # held throughout: a saved world never shows it half done
+            entry = self.timed.pop(key, None)
+            if entry is None:
+                return
+            _, action, args = entry
+            getattr(self, TIMED_ACTIONS[action])(*args)
 
     def _new_event(self) -> int:
         eid = self._id("event")
@@ -115,11 +152,18 @@ class World:
             self.outbox.put(topic, body)
 
     def start(self) -> None:
+        if self._disarmed:  # stopped before: the scheduler forgot what was pending
+            self._disarmed = False
+            now = time.time()
+            with self.lock:
+                for key, (due, _, _) in self.timed.items():
+                    self.scheduler.call_later(due - now, functools.partial(self._run_timed, key))
         self.scheduler.start()
         self.outbox.start()
 
     def stop(self) -> None:
         self.scheduler.stop()
+        self._disarmed = True  # `timed` still lists what was pending
         self.outbox.stop()
 
     # ------------------------------------------------------------------ users
@@ -127,7 +171,9 @@ class World:
         with self.lock:
             for user in self.users.values():
                 if user.name == name:
-                    user.perms.update(perms)
+                    if not set(perms) <= user.perms:
+                        user.perms.update(perms)
+                        self.changed()
                     return user
             user = User(self._id("user"), name, set(perms), f"{name}@FEDORAPROJECT.ORG")
             self.users[user.id] = user
@@ -427,7 +473,7 @@ class World:
             return
         self._regen_running.add(tag.id)
         repo = self._repo_init(tag)
-        self.scheduler.call_later(self.script.repo_delay, lambda: self._repo_done(repo.id))
+        self.after(self.script.repo_delay, "repo_done", repo.id)
 
     def _repo_init(self, tag: Tag) -> Repo:
         repo = Repo(self._id("repo"), tag.id, self._new_event(), time.time())
@@ -508,6 +554,7 @@ class World:
     def _task_state(self, t: Task, new: str) -> None:
         old = t.state_name
         t.state = ST[new]
+        self.changed()
         now = time.time()
         if new == "OPEN":
             t.start_ts = now
@@ -557,7 +604,7 @@ class World:
         t = self.new_task("build", [src, target.name, opts], user, priority, package=package)
         self.builds_submitted.append({"task_id": t.id, "src": src, "target": target.name,
                                       "opts": dict(opts), "package": package})
-        self.scheduler.call_later(self.script.start_delay, lambda: self._start_build(t.id))
+        self.after(self.script.start_delay, "start_build", t.id)
         return t
 
     def _start_build(self, task_id: int) -> None:
@@ -614,8 +661,7 @@ class World:
                 self._set_build_state(b, BS["BUILDING"])
             if outcome == "HANG":
                 return
-            self.scheduler.call_later(self.script.duration(package),
-                                      lambda: self._finish_build(task_id, outcome))
+            self.after(self.script.duration(package), "finish_build", task_id, outcome)
 
     def _rebuilt_release(self, release: str, target: Target) -> str:
         dist = self.tag_extra(self.tags[target.build_tag]).get("rpm.macro.dist")
@@ -706,7 +752,7 @@ class World:
     # -------------------------------------------------------------- tag tasks
     def submit_tag_task(self, user: User, tag: Tag, b: Build) -> Task:
         t = self.new_task("tagBuild", [tag.id, b.id, False, None], user, 10, package=b.name)
-        self.scheduler.call_later(self.script.tag_task_delay, lambda: self._run_tag_task(t.id))
+        self.after(self.script.tag_task_delay, "tag_task", t.id)
         return t
 
     def _run_tag_task(self, task_id: int) -> None:

@@ -65,6 +65,8 @@ class SideTagSweep:
             )
             workflow.logger.error("side-tag sweep: %s", report.error)
             return report
+        report.running_batches = list(keep.batch_ids)
+        report.running_batches_from = list(keep.sources)
         try:
             swept: t.SweepReport = await workflow.execute_activity(
                 "sweep_side_tags", t.SweepPlan(grace, keep, req.dry_run),
@@ -74,13 +76,11 @@ class SideTagSweep:
                 retry_policy=SWEEP_RETRY,
             )
         except ActivityError as err:
-            report.running_batches = list(keep.batch_ids)
             report.error = f"the sweep failed: {failure_text(err)[0]}"
             workflow.logger.error("side-tag sweep: %s", report.error)
             return report
         report.cutoff = swept.cutoff
         report.removed, report.kept, report.failed = swept.removed, swept.kept, swept.failed
-        report.running_batches = list(keep.batch_ids)
         workflow.logger.info(
             "side-tag sweep%s: %s %d (%s), kept %d, failed %d; running batches: %s",
             " (dry run)" if req.dry_run else "",
@@ -119,12 +119,6 @@ class ConfigRefresh:
                 report.unreachable.append(queue)
             elif isinstance(answer, BaseException):
                 raise answer
-        for worker in report.workers:
-            if not worker.ok:
-                workflow.logger.error(
-                    "config refresh on %s failed, it keeps version %s: %s",
-                    worker.worker, worker.version, worker.error,
-                )
         if req.sync_schedules:
             report.schedules = await workflow.execute_activity(
                 "sync_schedules", result_type=list[str],

@@ -291,6 +291,7 @@ class SweepReport:
     kept: list[SideTagNote] = field(default_factory=list)
     failed: list[SideTagNote] = field(default_factory=list)
     running_batches: list[str] = field(default_factory=list)
+    running_batches_from: list[str] = field(default_factory=list)  # what was asked, and its answer
     error: str = ""  # why nothing was swept, when the sweep had to give up
 
 

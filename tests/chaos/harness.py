@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import koji
 import yaml
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
@@ -49,10 +50,21 @@ ROOT = Path(__file__).resolve().parents[2]
 # (glibc), a package that fails every attempt (rust), one that is built but not
 # tagged into the side tag (fedora-release), and a Bodhi update.
 STANDARD_PACKAGES = ["bash", "coreutils", "fedora-release", "glibc", "llvm", "rust"]
-STANDARD_OUTCOMES = {"glibc": ["FAILED", "CLOSED"], "rust": ["FAILED", "FAILED"]}
+STANDARD_OUTCOMES = {"glibc": ["FAILED", "CLOSED"], "rust": ["FAILED"] * 3}
 STANDARD_CONTROL: dict[str, Any] = {
     "ordering": {"^llvm$": 0},
     "skip_tag": ["^fedora-release$"],
+}
+# What an undisturbed run of the standard batch ends with, per package:
+# (state, attempts, build tasks, ELN NVR, filed in Bodhi); see `signature`.
+# The crash tests check their undisturbed run against it.
+STANDARD_EXPECTED: dict[str, tuple[Any, ...]] = {
+    "bash": ("stable", 1, 1, "bash-5.2.37-1.eln150", True),
+    "coreutils": ("stable", 1, 1, "coreutils-9.6-2.eln150", True),
+    "fedora-release": ("stable", 1, 1, "fedora-release-45-0.4.eln150", True),
+    "glibc": ("stable", 2, 2, "glibc-2.41.9000-5.eln150", True),
+    "llvm": ("stable", 1, 1, "llvm-20.1.3-1.eln150", True),
+    "rust": ("failed", 3, 3, "", False),
 }
 # Short timers so a batch takes seconds (the issue's numbers).
 FAST_TIMERS = {"lull": 1, "task_poll": 1, "repo_poll": 0.5, "stable_poll": 0.5}
@@ -388,6 +400,17 @@ class World:
         self.workers.append(worker)
         return worker
 
+    async def start_worker_ready(self, within: float = 60.0) -> Process:
+        """Start a worker and wait until it polls its task queue."""
+        worker = self.start_worker()
+        await until(
+            lambda: " on task queue " in worker.tail(200) or not worker.alive(),
+            within, f"{self.name}: the worker to start", interval=0.05,
+        )
+        if not worker.alive():
+            raise AssertionError(f"{self.name}: the worker exited:\n{worker.tail()}")
+        return worker
+
     def live_workers(self) -> list[Process]:
         return [w for w in self.workers if w.alive()]
 
@@ -410,10 +433,17 @@ class World:
         holder.load()
         return holder.batch_settings()
 
+    def latest_nvr(self, name: str) -> str:
+        """The latest build of `name` in the trigger tag, read from the simulated
+        world directly (not over the hub, which a test may be making fail)."""
+        for nvr in self.sim.koji_view().tagged_nvrs(self.sim.layout.trigger_tag):
+            if koji.parse_NVR(nvr)["name"] == name:
+                return nvr
+        raise LookupError(f"no build of {name} in {self.sim.layout.trigger_tag}")
+
     def tag_event(self, name: str) -> t.TagEvent:
-        builds = self.sim.session().getLatestBuilds(self.sim.layout.trigger_tag, package=name)
-        return t.TagEvent(component=name, nvr=builds[0]["nvr"], tag=self.sim.layout.trigger_tag,
-                          event_id=f"chaos-{uuid.uuid4()}")
+        return t.TagEvent(component=name, nvr=self.latest_nvr(name),
+                          tag=self.sim.layout.trigger_tag, event_id=f"chaos-{uuid.uuid4()}")
 
     def script_standard(self, build_seconds: float = BUILD_SECONDS) -> None:
         self.sim.set_duration(None, build_seconds)

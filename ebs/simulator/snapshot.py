@@ -1,0 +1,181 @@
+"""The simulated Koji world (and its layout) as plain JSON data, and back.
+
+``world_state`` returns rows that still share mutable values (tag extra, task
+requests) with the live world: encode them while holding ``world.lock``.
+``restore_world`` fills a freshly constructed, unseeded World; timed actions
+that were pending (build start/finish, tagBuild tasks, repo regenerations)
+are put back on its scheduler with the time they had left (none: at once).
+Malformed data raises :class:`StateError`, never a half-restored world's
+traceback.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import fields
+from typing import Any
+
+from .model import Build, Listing, Repo, Tag, Target, Task, User
+from .script import Script
+from .seed import WorldLayout
+from .world import TIMED_ACTIONS, World
+
+
+class StateError(ValueError):
+    """Saved simulator state this version cannot load."""
+
+
+def _row(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def rng_state(rng: random.Random) -> list[Any]:
+    version, internal, gauss = rng.getstate()
+    return [version, list(internal), gauss]
+
+
+def set_rng_state(rng: random.Random, data: list[Any]) -> None:
+    version, internal, gauss = data
+    rng.setstate((int(version), tuple(int(i) for i in internal), gauss))
+
+
+# ------------------------------------------------------------------- layout
+def layout_state(layout: WorldLayout) -> dict[str, Any]:
+    return {"rawhide": layout.rawhide, "eln": layout.eln,
+            "packages": [list(p) for p in layout.packages],
+            "package_lists": [[view, source, list(names)]
+                              for (view, source), names in layout.package_lists.items()]}
+
+
+def restore_layout(data: dict[str, Any]) -> WorldLayout:
+    try:
+        return WorldLayout(
+            int(data["rawhide"]), int(data["eln"]),
+            tuple((str(n), str(v), str(r)) for n, v, r in data["packages"]),
+            {(str(view), str(source)): [str(n) for n in names]
+             for view, source, names in data["package_lists"]})
+    except (KeyError, TypeError, ValueError) as exc:
+        raise StateError(f"bad layout ({type(exc).__name__}: {exc})") from None
+
+
+# -------------------------------------------------------------------- world
+def world_state(world: World) -> dict[str, Any]:
+    """The world as JSON-able data (call with world.lock held)."""
+    def user(u: User) -> dict[str, Any]:
+        return {**_row(u), "perms": sorted(u.perms)}
+
+    return {
+        "seed": world.seed,
+        "trigger_tag": world.trigger_tag,
+        "next_ids": dict(world._next),
+        "last_event": world.last_event,
+        "events": [[e, ts] for e, ts in world.event_ts.items()],
+        "users": [user(u) for u in world.users.values()],
+        "hosts": [[hid, name] for hid, name in world.hosts.items()],
+        "packages": dict(world.packages),
+        "sources": dict(world.sources),
+        "tags": [_row(t) for t in world.tags.values()],
+        "targets": [_row(t) for t in world.targets.values()],
+        "builds": [_row(b) for b in world.builds.values()],
+        "listings": [[li.tag_id, li.build_id, li.create_event, li.creator_id, li.revoke_event]
+                     for li in world.listings],
+        "tasks": [_row(t) for t in world.tasks.values()],
+        "repos": [_row(r) for r in world.repos.values()],
+        "regen_running": sorted(world._regen_running),
+        "regen_dirty": sorted(world._regen_dirty),
+        "timed": [[due, action, args] for due, action, args in world.timed.values()],
+        "side_tags_created": list(world.side_tags_created),
+        "side_tags_removed": list(world.side_tags_removed),
+        "builds_submitted": list(world.builds_submitted),
+        "script": world.script.to_dict(),
+        "rng": {"world": rng_state(world.rng_world), "build": rng_state(world.rng_build),
+                "chaos": rng_state(world.outbox._rng)},
+    }
+
+
+def restore_world(world: World, data: dict[str, Any], default_user: str,
+                  default_user_perms: tuple[str, ...]) -> None:
+    """Load `data` (from world_state) into a fresh World, then re-schedule what
+    was pending. The named default user gets `default_user_perms` as on seeding."""
+    try:
+        _restore(world, data)
+    except StateError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise StateError(f"bad Koji world data ({type(exc).__name__}: {exc})") from None
+    with world.lock:
+        world.default_user = world.add_user(default_user, perms=default_user_perms)
+        world.kojira = world.add_user("kojira", perms=("repo",))
+        world.bodhi_user = world.add_user("bodhi", perms=("tag", "sidetag_admin"))
+        now = time.time()
+        for due, action, args in data["timed"]:
+            world.after(max(0.0, float(due) - now), action, *args)
+
+
+def _restore(world: World, data: dict[str, Any]) -> None:
+    """Parse everything first, then swap it in: a bad file leaves the world as it was."""
+    users = {}
+    for row in data["users"]:
+        u = User(**{**row, "perms": set(row["perms"])})
+        users[u.id] = u
+    tags = {t.id: t for t in (Tag(**row) for row in data["tags"])}
+    targets = {t.id: t for t in (Target(**row) for row in data["targets"])}
+    builds = {b.id: b for b in (Build(**row) for row in data["builds"])}
+    tasks = {}
+    for row in data["tasks"]:
+        t = Task(**row)
+        if t.fault is not None:
+            code, text = t.fault
+            t.fault = (int(code), str(text))
+        tasks[t.id] = t
+    repos = {r.id: r for r in (Repo(**row) for row in data["repos"])}
+    listings = [Listing(*row) for row in data["listings"]]
+    next_ids = {str(k): int(v) for k, v in data["next_ids"].items()}
+    missing = set(world._next) - set(next_ids)
+    if missing:
+        raise StateError(f"id counters missing: {sorted(missing)}")
+    for due, action, args in data["timed"]:
+        float(due)
+        if action not in TIMED_ACTIONS or not isinstance(args, list):
+            raise StateError(f"unknown timed action {action!r}")
+    script = Script()
+    script.update(data["script"])
+    for li in listings:
+        if li.build_id not in builds or li.tag_id not in tags:
+            raise StateError(f"tag listing of build {li.build_id} in tag {li.tag_id} "
+                             "names a missing build or tag")
+    for t in tasks.values():
+        if t.owner_id not in users:
+            raise StateError(f"task {t.id} has an unknown owner {t.owner_id}")
+
+    with world.lock:
+        world._next = next_ids
+        world.event_ts = {int(e): float(ts) for e, ts in data["events"]}
+        world.last_event = int(data["last_event"])
+        world.trigger_tag = str(data["trigger_tag"])
+        world.users, world.tags, world.targets = users, tags, targets
+        world.builds, world.tasks, world.repos = builds, tasks, repos
+        world.listings = listings
+        world.hosts = {int(hid): str(name) for hid, name in data["hosts"]}
+        world.packages = {str(k): int(v) for k, v in data["packages"].items()}
+        world.sources = {str(k): int(v) for k, v in data["sources"].items()}
+        world._regen_running = {int(t) for t in data["regen_running"]}
+        world._regen_dirty = {int(t) for t in data["regen_dirty"]}
+        world.side_tags_created = [str(n) for n in data["side_tags_created"]]
+        world.side_tags_removed = [str(n) for n in data["side_tags_removed"]]
+        world.builds_submitted = list(data["builds_submitted"])
+        world.script = script
+        set_rng_state(world.rng_world, data["rng"]["world"])
+        set_rng_state(world.rng_build, data["rng"]["build"])
+        set_rng_state(world.outbox._rng, data["rng"]["chaos"])
+        world._by_tag, world._by_tag_pkg, world._by_nvr, world._children = {}, {}, {}, {}
+        for b in builds.values():
+            world._by_nvr[b.nvr] = b.id
+        for li in listings:
+            world._by_tag.setdefault(li.tag_id, []).append(li)
+            world._by_tag_pkg.setdefault((li.tag_id, builds[li.build_id].name), []).append(li)
+        for t in sorted(tasks.values(), key=lambda t: t.id):
+            if t.parent is not None:
+                world._children.setdefault(t.parent, []).append(t.id)
+        world.timed.clear()
