@@ -103,6 +103,8 @@ def machine() -> dict[str, Any]:
         "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         "python": platform.python_version(),
         "os": f"{platform.system()} {platform.release()}",
+        # other work on the machine skews wall times: the 1-minute load when measured
+        "load_avg_1m": round(os.getloadavg()[0], 2),
     }
 
 

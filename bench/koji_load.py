@@ -129,6 +129,7 @@ async def run(mode: str, packages: int, task_poll: float, build_seconds: float,
         "wall_seconds": round(wall, 2),
         "task_poll": opts.task_poll,
         "build_seconds": build_seconds,
+        "multicall_chunk": opts.multicall_chunk,
         "attempts": per_attempt,
         "requests_per_1000_per_attempt": round(1000 * total / packages / max(1, len(
             {a["workflow"].split("-chunk")[0] for a in per_attempt})), 1),
@@ -169,14 +170,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--task-poll", type=float, default=2.0)
     p.add_argument("--build-seconds", type=float, default=0.0,
                    help="longest build; durations spread evenly up to it (default 0)")
+    p.add_argument("--multicall-chunk", type=int, default=500,
+                   help="koji.multicall_chunk: calls per multicall request")
     p.add_argument("--timeout", type=float, default=900.0)
     add_common_options(p)
     a = p.parse_args(argv)
     modes = ["lost", "delivered"] if a.mode == "both" else [a.mode]
     status = 0
     for mode in modes:
-        r = asyncio.run(run(mode, a.packages, a.task_poll, a.build_seconds,
-                            common_options(a), a.timeout))
+        extra = {**common_options(a), "multicall_chunk": a.multicall_chunk}
+        r = asyncio.run(run(mode, a.packages, a.task_poll, a.build_seconds, extra, a.timeout))
         emit(r, summary(r), a.out)
         if r["outcome"] == "error" or r["requests_per_1000_per_attempt"] > TARGET_PER_1000:
             status = 1

@@ -301,7 +301,7 @@ class BodhiAdapter:
     def file_update(self, req: UpdateRequest) -> UpdateInfo:
         """Create the update for an errata side tag, or find the one an earlier
         try created: Bodhi allows one update per side tag."""
-        existing = self._update_from_tag(req.from_tag)
+        existing = self.update_for_side_tag(req.from_tag)
         if existing is not None:
             log.info("Bodhi update %s already exists for %s (%s)", existing.alias,
                      req.from_tag, req.key)
@@ -323,7 +323,7 @@ class BodhiAdapter:
         except BodhiPermanentError as err:
             if _UPDATE_EXISTS in str(err):
                 # Created by a try whose answer was lost, between our query and now.
-                found = self._update_from_tag(req.from_tag)
+                found = self.update_for_side_tag(req.from_tag)
                 if found is not None:
                     return found
             raise
@@ -341,7 +341,8 @@ class BodhiAdapter:
 
     # ---- internals ---------------------------------------------------------
 
-    def _update_from_tag(self, tag: str) -> UpdateInfo | None:
+    def update_for_side_tag(self, tag: str) -> UpdateInfo | None:
+        """The update filed from this side tag, if any."""
         with self._session(f"look up the update for {tag}") as client:
             answer = client.send_request(
                 "updates/", verb="GET", params={"from_side_tag_name": tag, "rows_per_page": 20})

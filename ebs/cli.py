@@ -295,24 +295,42 @@ def history(config_path: str, as_json: bool, limit: int, package: str) -> None:
 
 
 @cli.command()
-@config_option
+@click.option("--config", "-c", "config_files", multiple=True, metavar="FILE",
+              envvar="EBS_CONFIG", help="A config file (YAML). Default: $EBS_CONFIG.")
+@click.option("--config-url", "config_urls", multiple=True, metavar="URL",
+              help="A config fetched over HTTP(S).")
+@click.option("--config-git", "config_gits", multiple=True, metavar="URL#REF[:PATH]",
+              help="A config in a git repository, re-fetched on every refresh "
+              "(PATH defaults to elnbuildsync_dynamic.yaml).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535),
               help="Serve this process's Prometheus metrics on this port.")
 @click.option("--max-concurrent-activities", default=16, show_default=True,
               type=click.IntRange(1, 1000), help="Koji/Bodhi/mail activities run at once.")
 @user_errors(catch_all=False)
-def worker(config_path: str, metrics_port: int | None, max_concurrent_activities: int) -> None:
-    """Run the Temporal worker: the workflows (collector, batches, attempts) and
-    the Koji, Bodhi, mail and settings activities, until SIGTERM/SIGINT.
+def worker(
+    config_files: tuple[str, ...],
+    config_urls: tuple[str, ...],
+    config_gits: tuple[str, ...],
+    metrics_port: int | None,
+    max_concurrent_activities: int,
+) -> None:
+    """Run the Temporal worker: the workflows (collector, batches, attempts,
+    sweep, config refresh) and the Koji, Bodhi, mail and settings activities,
+    until SIGTERM/SIGINT.
 
-    The config is re-read every timers.config_refresh; a running batch keeps
-    the settings it started with.
+    Several config sources are merged in order: files, then URLs, then git
+    repositories (as the original's static file plus its config repository).
+    They are re-fetched by the config-refresh schedule (timers.config_refresh);
+    a config that fails to fetch or validate is refused and the previous one
+    kept. A running batch keeps the settings it started with.
     """
-    load(config_path)  # a bad config is one line here, before anything starts
+    specs = [*config_files, *config_urls, *(f"git+{g}" for g in config_gits)]
+    if not specs:
+        raise click.UsageError("give at least one of --config, --config-url, --config-git")
     run_worker = _lazy("ebs.worker", "run_worker", "worker")
     code = _run(
         run_worker(
-            config_path,
+            specs,
             metrics_port=metrics_port,
             max_concurrent_activities=max_concurrent_activities,
         )

@@ -101,7 +101,10 @@ class DevStack:
         self._start_temporal()
         amqp_url = self._start_broker() if a.messaging_config is None else None
         if not a.no_sim:
-            argv = ["sim", "--port", str(a.sim_port), "--seed", "0"]
+            # The simulated Koji/Bodhi keep their world beside Temporal's SQLite
+            # file, so a batch interrupted by Ctrl-C resumes on the next run.
+            argv = ["sim", "--port", str(a.sim_port), "--seed", "0",
+                    "--state-file", str(self.state / "simulator.json")]
             if amqp_url:
                 argv += ["--amqp-url", amqp_url]
             self._spawn("sim", ebs_command(*argv))

@@ -370,6 +370,18 @@ class KojiAdapter:
                         "request will not find it", created["name"], req.key, exc)
         return SideTag(created["name"], int(created["id"]))
 
+    def last_event_before(self, ts: float) -> int | None:
+        """Koji's last event before epoch `ts` (None if there was none)."""
+        event = self._call("getLastEvent", before=ts, strict=False)
+        return int(event["id"]) if event else None
+
+    def get_tags(self, tag_ids: Sequence[int], event: int | None = None,
+                 on_progress: Progress = None) -> list[Any]:
+        """getTag for each id (at `event` if given), multicall; a fault or
+        None stands in the list where a tag cannot be read or did not exist."""
+        kwargs: dict[str, Any] = {} if event is None else {"event": event}
+        return self._multicall([("getTag", (tid,), kwargs) for tid in tag_ids], on_progress)
+
     def list_side_tags(self) -> list[SideTag]:
         return [SideTag(t["name"], int(t["id"]))
                 for t in self._call("listSideTags", user=self.username)]

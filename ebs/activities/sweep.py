@@ -173,19 +173,13 @@ class SweepActivities:
         ours = self._koji.list_side_tags()
         if not ours:
             return report
-        event = self._koji._call("getLastEvent", before=cutoff, strict=False)  # noqa: SLF001
-        calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-        for tag in ours:
-            calls.append(("getTag", (tag.tag_id,), {}))
-            if event:
-                calls.append(("getTag", (tag.tag_id,), {"event": int(event["id"])}))
-        answers = self._koji._multicall(calls)  # noqa: SLF001
-        step = 2 if event else 1
+        event = self._koji.last_event_before(cutoff)
+        ids = [tag.tag_id for tag in ours]
+        now_infos = self._koji.get_tags(ids)
+        then_infos: list[Any] = self._koji.get_tags(ids, event) if event else [None] * len(ids)
         held = set(plan.keep.side_tags)
         running = set(plan.keep.batch_ids)
-        for n, tag in enumerate(ours):
-            info = answers[n * step]
-            then = answers[n * step + 1] if event else None
+        for tag, info, then in zip(ours, now_infos, then_infos, strict=True):
             if isinstance(info, Exception) or isinstance(then, Exception):
                 fault = info if isinstance(info, Exception) else then
                 report.failed.append(t.SideTagNote(tag.name, f"cannot read the tag: {fault}"))
@@ -229,7 +223,7 @@ class SweepActivities:
 
     def _bodhi_hold(self, tag: str) -> str:
         try:
-            update = self._bodhi._update_from_tag(tag)  # noqa: SLF001
+            update = self._bodhi.update_for_side_tag(tag)
         except Exception as err:  # keep it: an unanswered question is not a yes
             return f"cannot ask Bodhi about it: {err}"
         if update is not None and update.status not in RELEASED_UPDATE_STATES:

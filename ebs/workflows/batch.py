@@ -19,6 +19,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
@@ -378,6 +379,7 @@ class RebuildBatch:
                 f"sidetag:errata:{n}",
             )
             self._errata_tags.append(errata.name)
+            await self._tell_collector()
             await self._koji(
                 "tag_builds", TagBuildsRequest(errata.name, chunk), TagBuildsResult,
                 f"tag:{errata.name}",
@@ -475,13 +477,17 @@ class RebuildBatch:
     async def _email(self, kind: str, reason: str = "") -> None:
         if not self._settings.email_enabled:
             return
-        await workflow.execute_activity(
-            "send_email",
-            EmailRequest(kind, self._result(self._phase), self._settings, reason),
-            result_type=EmailResult,
-            activity_id=f"email:{kind}",
-            start_to_close_timeout=timedelta(minutes=2),
-        )
+        try:
+            await workflow.execute_activity(
+                "send_email",
+                EmailRequest(kind, self._result(self._phase), self._settings, reason),
+                result_type=EmailResult,
+                activity_id=f"email:{kind}",
+                start_to_close_timeout=timedelta(minutes=2),
+                retry_policy=RetryPolicy(maximum_attempts=3),
+            )
+        except ActivityError as err:  # mail never holds up or fails a batch
+            workflow.logger.error("could not send the %s email: %s", kind, err)
 
     async def _tell_collector(self) -> None:
         """The collector answers the bridge's routing query for repo messages."""

@@ -17,3 +17,10 @@ POISON_TAG_MESSAGE = (
     "consumer fails, `ebs ingest` exits, the unacked message is redelivered to the "
     "restarted bridge, which fails again"
 )
+
+UNCLEAR_SHAPE_ERROR = (
+    "unclear error: when Koji answers with a value of the wrong shape, ebs.kojiclient."
+    "KojiAdapter passes it on unchecked and the activity fails with a bare Python error "
+    "(\"TypeError: list indices must be integers or slices, not str\") that names neither "
+    "the Koji call nor what was wrong with the answer; nothing is lost (Temporal retries)"
+)

@@ -143,7 +143,7 @@ async def run(tmp_path: Path, rabbitmq: RabbitMQ, chaos: Rows, down: float,
 async def test_bridge_broker_and_temporal_outages(
     rabbitmq: RabbitMQ, tmp_path: Path, chaos: Rows
 ) -> None:
-    await run(tmp_path, rabbitmq, chaos, down=10.0, rounds=1)
+    await run(tmp_path, rabbitmq, chaos, down=5.0, rounds=1)
 
 
 @pytest.mark.slow
