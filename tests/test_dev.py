@@ -59,3 +59,35 @@ def _logs(tmp_path: Path) -> str:
     return "\n".join(
         f"--- {p.name}\n{p.read_text()[-2000:]}" for p in sorted(logs.glob("*.log"))
     ) if logs.exists() else ""
+
+
+def test_dev_resumes_an_interrupted_batch_after_a_restart(tmp_path: Path) -> None:
+    """Stopped mid-batch (Ctrl-C), started again: Temporal's SQLite file and the
+    simulator's state file carry the batch on to the same result."""
+    import signal
+    import time
+
+    state = tmp_path / "state"
+    ports = _ports()
+    first = subprocess.Popen(
+        [sys.executable, "-m", "ebs", "dev", "--state-dir", str(state), *ports],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    worker_log = state / "logs" / "worker.log"
+    try:
+        deadline = time.monotonic() + 120
+        while "slice 10 attempt 1" not in (worker_log.read_text() if worker_log.exists() else ""):
+            assert first.poll() is None and time.monotonic() < deadline, _logs(tmp_path)
+            time.sleep(0.2)
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.wait(timeout=90)
+    assert "slice 1000" not in worker_log.read_text()  # interrupted before the last slice
+    second = subprocess.run(
+        [sys.executable, "-m", "ebs", "dev", "--state-dir", str(state), "--no-demo",
+         "--exit-after-demo", *ports],
+        capture_output=True, text=True, timeout=240,
+    )
+    assert second.returncode == 0, (second.stdout, second.stderr, _logs(tmp_path))
+    assert "partial — 6 package(s), 5 built, 1 failed; failed: rust" in second.stdout
+    assert "(restored)" in (state / "logs" / "sim.log").read_text()
