@@ -617,3 +617,12 @@ def test_a_wrongly_typed_secret_is_not_echoed() -> None:
     err = config_error(text)
     assert "configuration.open_id_connect.client_secret" in str(err)
     assert "918273645" not in str(err) and "(not shown)" in str(err)
+
+
+def test_staging_koji_profile_implies_staging_bodhi() -> None:
+    cfg = parse_config(
+        "configuration:\n  koji: {profile: stg, trigger_tag: f45, build_target: eln, "
+        "stable_tag: eln}\n"
+    )
+    assert cfg.configuration.bodhi.staging is True
+    assert cfg.configuration.bodhi.base_url() == STAGING_BODHI_URL

@@ -227,6 +227,9 @@ class Configuration(_Strict):
                 "koji.profile is 'stg' (staging) but bodhi.staging is false; "
                 "staging Koji needs staging Bodhi"
             )
+        if profile == "stg" and staging is None:
+            # As the original: the staging Koji profile means staging Bodhi.
+            object.__setattr__(self, "bodhi", self.bodhi.model_copy(update={"staging": True}))
         return self
 
 
