@@ -28,12 +28,14 @@ was sent, and the idempotent operations find their earlier work on the retry.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import koji
 import requests
@@ -110,6 +112,45 @@ class KojiPermanentError(Exception):
         self.fault_code = fault_code
 
 
+class KojiAnswerError(Exception):
+    """Koji answered with a value ebs cannot read (a list where a dict belongs,
+    a missing key). Transient: the next try may get a sane answer."""
+
+
+# What reading an answer of the wrong shape raises.
+_SHAPE_ERRORS = (TypeError, KeyError, AttributeError, ValueError, IndexError)
+_RECENT_CALLS = 3
+C = TypeVar("C", bound=type)
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _explain_unexpected_answers(cls: C) -> C:
+    """Wrap every public method of `cls`: a shape error while reading Koji's
+    answers becomes a KojiAnswerError naming the method, the Koji calls it made
+    last and what they answered, instead of a bare TypeError."""
+
+    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
+        @functools.wraps(fn)
+        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return fn(self, *args, **kwargs)
+            except _SHAPE_ERRORS as exc:
+                calls = "; ".join(getattr(self._local, "recent", ())) or "no call"
+                raise KojiAnswerError(
+                    f"{name}: unexpected answer from Koji ({calls}): "
+                    f"{type(exc).__name__}: {exc}") from exc
+        return wrapper
+
+    for name, value in list(vars(cls).items()):
+        if callable(value) and not name.startswith("_") and name != "close":
+            setattr(cls, name, wrap(name, value))
+    return cls
+
+
 def is_permanent_fault(exc: BaseException) -> bool:
     code = getattr(exc, "faultCode", None)
     if code in TRANSIENT_FAULT_CODES:
@@ -149,6 +190,7 @@ class _MeteredSession(koji.ClientSession):  # type: ignore[misc]
             KOJI_LATENCY.labels(label).observe(time.monotonic() - start)
 
 
+@_explain_unexpected_answers
 class KojiAdapter:
     def __init__(self, cfg: KojiConfig, *, timeout: float = 300.0, tag_wait: float = 120.0,
                  session_factory: Callable[[], koji.ClientSession] | None = None) -> None:
@@ -214,9 +256,18 @@ class KojiAdapter:
                 log.debug("koji logout failed", exc_info=True)
         self._local = threading.local()
 
+    def _remember(self, call: str, answer: Any) -> None:
+        """Keep the last few calls of this thread, for KojiAnswerError."""
+        recent = getattr(self._local, "recent", None)
+        if recent is None:
+            recent = self._local.recent = deque(maxlen=_RECENT_CALLS)
+        recent.append(f"{call} answered {_short(answer)}")
+
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            return getattr(self._session(), method)(*args, **kwargs)
+            answer = getattr(self._session(), method)(*args, **kwargs)
+            self._remember(f"{method}({_short(args, 60)[1:-1].rstrip(',')})", answer)
+            return answer
         except koji.GenericError as exc:
             if is_permanent_fault(exc):
                 raise _permanent_from(exc) from exc
@@ -249,6 +300,7 @@ class KojiAdapter:
                     raise KojiPermanentError(f"Koji hub answered HTTP {status} to multiCall") \
                         from exc
                 raise
+            self._remember(f"multiCall({len(batch)} × {batch[0][0]})", results)
             for entry in results:
                 if isinstance(entry, dict) and "faultCode" in entry:
                     err = koji.convertFault(koji.Fault(entry["faultCode"], entry["faultString"]))
@@ -350,25 +402,44 @@ class KojiAdapter:
     def create_side_tag(self, req: SideTagRequest) -> SideTag:
         """Create a side tag of base_tag, or find the one an earlier try made.
 
-        The request key is stored in the tag's extra (editSideTag needs the
-        sidetag_admin permission for that; without it the tag is still made,
-        but a retry cannot recognise it and the sweeper removes the orphan).
-        Likewise if createSideTag's answer is lost, the retry makes a new tag.
+        The request key is stored in the tag's extra by a second call
+        (editSideTag: Koji's createSideTag takes no extra). A try that died
+        between the two calls, or whose createSideTag answer was lost, left an
+        *orphan*: ours, of this base tag, unmarked and still empty. A retry
+        adopts it rather than making another, so nothing leaks. A tag with
+        builds in it is never adopted (without the sidetag_admin permission
+        every tag is unmarked; the running batch's tags are not empty).
         """
         ours = self._call("listSideTags", basetag=req.base_tag, user=self.username)
-        if ours:
-            infos = self._multicall([("getTag", (t["id"],), {}) for t in ours])
-            for info in infos:
-                if isinstance(info, dict) and (info.get("extra") or {}).get(SIDE_TAG_KEY) \
-                        == req.key:
+        infos = [i for i in self._multicall([("getTag", (t["id"],), {}) for t in ours])
+                 if isinstance(i, dict)] if ours else []
+        for info in infos:
+            if (info.get("extra") or {}).get(SIDE_TAG_KEY) == req.key:
+                return SideTag(info["name"], int(info["id"]), reused=True)
+        orphans = [i for i in infos if SIDE_TAG_KEY not in (i.get("extra") or {})]
+        if orphans:
+            contents = self._multicall([("listTagged", (i["id"],), {}) for i in orphans])
+            for info, tagged in zip(orphans, contents, strict=True):
+                if tagged == []:
+                    log.info("side tag %s: adopting the empty, unmarked side tag an "
+                             "interrupted try made for %s", info["name"], req.key)
+                    self._mark_side_tag(info["name"], req.key)
                     return SideTag(info["name"], int(info["id"]), reused=True)
         created = self._call("createSideTag", req.base_tag)
+        if not isinstance(created, dict) or "name" not in created or "id" not in created:
+            raise KojiPermanentError(
+                f"createSideTag({req.base_tag!r}) answered {created!r}, not a tag "
+                "({'name': ..., 'id': ...})")
+        self._mark_side_tag(created["name"], req.key)
+        return SideTag(created["name"], int(created["id"]))
+
+    def _mark_side_tag(self, name: str, key: str) -> None:
+        """Record the request key; transient errors propagate (the retry adopts)."""
         try:
-            self._call("editSideTag", created["name"], extra={SIDE_TAG_KEY: req.key})
+            self._call("editSideTag", name, extra={SIDE_TAG_KEY: key})
         except (KojiPermanentError, koji.GenericError) as exc:
             log.warning("side tag %s: cannot record request key %s (%s); a retry of this "
-                        "request will not find it", created["name"], req.key, exc)
-        return SideTag(created["name"], int(created["id"]))
+                        "request finds it only while it is empty", name, key, exc)
 
     def last_event_before(self, ts: float) -> int | None:
         """Koji's last event before epoch `ts` (None if there was none)."""

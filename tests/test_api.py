@@ -216,6 +216,7 @@ async def test_batch_status_history_and_metrics(stack: Stack) -> None:
         assert current["phase"] == "building:slice 10 attempt 2"
         assert current["temporal_url"] == f"{TEMPORAL_UI}/namespaces/default/workflows/{batch_id}"
         assert current["counts"] == {"building": 1, "failed": 1, "pending": 1, "succeeded": 1}
+        assert status["collector"]["config_version"] == "test"
         assert current["updates"] == [
             {"alias": "FEDORA-ELN-2026-0a1b2c3d4e",
              "url": f"{BODHI}/updates/FEDORA-ELN-2026-0a1b2c3d4e"}
@@ -250,6 +251,7 @@ async def test_batch_status_history_and_metrics(stack: Stack) -> None:
         assert done["outcome"] == "partial"
         assert (done["succeeded"], done["failed"], done["failed_components"]) == (3, 1, ["bash"])
         assert done["finished_at"]
+        assert done["config_version"] == "test"
 
         history = (await api.get("/history", params={"component": "bash"})).json()
         assert history["component"] == "bash"

@@ -174,6 +174,7 @@ async def test_a_new_config_reaches_the_next_batch_never_the_running_one(
             assert await config_version_attribute(
                 engine.client.get_workflow_handle(second)) == v2
             assert [(b.batch_id, b.config_version) for b in st.recent_batches] == [(first, v1)]
+            assert st.config_version == v2  # what /status.json shows as the collector's
     finally:
         koji.close()
 

@@ -24,7 +24,13 @@ from ebs.activities.types import (
     TagBuildsRequest,
     TaskPollRequest,
 )
-from ebs.kojiclient import SIDE_TAG_KEY, KojiAdapter, KojiPermanentError, is_permanent_fault
+from ebs.kojiclient import (
+    SIDE_TAG_KEY,
+    KojiAdapter,
+    KojiAnswerError,
+    KojiPermanentError,
+    is_permanent_fault,
+)
 from ebs.metrics import KOJI_CALLS
 from ebs.simulator import FaultRule, Simulator
 
@@ -88,6 +94,46 @@ def test_side_tag_without_permission_to_record_the_key(caplog: pytest.LogCapture
             tag = adapter.create_side_tag(SideTagRequest("eln-build", "k"))
         assert "cannot record request key" in caplog.text
         assert adapter.side_tag_key(tag.name) is None and SIDE_TAG_KEY not in caplog.text
+
+
+def test_interrupted_side_tag_creation_is_adopted_not_leaked(
+    sim: SimWithSink, koji_adapter: KojiAdapter
+) -> None:
+    # createSideTag done, its answer lost: the retry finds the empty unmarked tag.
+    sim.add_fault(FaultRule("createSideTag", "http500", times=1, after=True))
+    with pytest.raises(requests.HTTPError):
+        koji_adapter.create_side_tag(SideTagRequest("eln-build", "b:build:1"))
+    retried = koji_adapter.create_side_tag(SideTagRequest("eln-build", "b:build:1"))
+    assert retried.reused and sim.side_tags_created == [retried.name]
+    assert koji_adapter.side_tag_key(retried.name) == "b:build:1"
+    # The key could not be written (HTTP 500): the error propagates, the retry adopts.
+    sim.add_fault(FaultRule("editSideTag", "http500", times=1))
+    with pytest.raises(requests.HTTPError):
+        koji_adapter.create_side_tag(SideTagRequest("eln-build", "b:build:2"))
+    second = koji_adapter.create_side_tag(SideTagRequest("eln-build", "b:build:2"))
+    assert second.reused and sim.side_tags_created == [retried.name, second.name]
+    assert koji_adapter.side_tag_key(second.name) == "b:build:2"
+
+
+def test_an_unmarked_side_tag_with_builds_is_never_adopted(
+    sim: SimWithSink, koji_adapter: KojiAdapter
+) -> None:
+    busy = sim.session().createSideTag("eln-build")["name"]
+    koji_adapter.tag_builds(TagBuildsRequest(busy, [BASH]))
+    tag = koji_adapter.create_side_tag(SideTagRequest("eln-build", "b:errata:1"))
+    assert not tag.reused and tag.name != busy
+    assert koji_adapter.side_tag_key(busy) is None
+
+
+def test_an_answer_of_the_wrong_shape_names_the_call(sim: SimWithSink) -> None:
+    adapter = KojiAdapter(sim.koji_config())
+    adapter._call = lambda method, *a, **kw: (  # type: ignore[method-assign]
+        adapter._remember(f"{method}{a}", ["garbage"]) or ["garbage"])
+    with pytest.raises(KojiAnswerError) as caught:
+        adapter.get_build_target("eln")
+    text = str(caught.value)
+    assert text.startswith("get_build_target: unexpected answer from Koji")
+    assert "getBuildTarget('eln',) answered ['garbage']" in text and "TypeError" in text
 
 
 def test_submit_is_idempotent(sim: SimWithSink, koji_adapter: KojiAdapter) -> None:

@@ -100,8 +100,9 @@ async def test_sweep_removes_only_stale_leaked_side_tags_of_ebs(engine: Engine) 
     leaked = engine.koji.create_side_tag(
         SideTagRequest(build_tag, key="ebs-batch-20200101-000000-1:build:1")
     ).name
-    keyless = sim.session().createSideTag(build_tag)["name"]
     unrecorded = engine.koji.create_side_tag(SideTagRequest(build_tag, f"{live}:build:2")).name
+    # (made last: an empty keyless tag is what create_side_tag adopts)
+    keyless = sim.session().createSideTag(build_tag)["name"]
     foreign = foreign_side_tag(sim, build_tag)
 
     # Everything is younger than the 48 h grace period: nothing goes.

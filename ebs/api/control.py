@@ -34,7 +34,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ebs.api.names import check_component, check_components
-from ebs.temporal_client import OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
+from ebs.temporal_client import CONFIG_VERSION_KEY, OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
 from ebs.workflows import types as t
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class BatchExecution:
     packages: list[str] = field(default_factory=list)
     outcome: str = ""  # EbsOutcome search attribute, once the batch has one
     phase: str = ""  # EbsPhase search attribute
+    config_version: str = ""  # EbsConfigVersion search attribute
 
     @property
     def running(self) -> bool:
@@ -113,6 +114,7 @@ def _execution(wf: WorkflowExecution) -> BatchExecution:
         packages=list(sa.get(PACKAGES_KEY) or []),
         outcome=sa.get(OUTCOME_KEY) or "",
         phase=sa.get(PHASE_KEY) or "",
+        config_version=sa.get(CONFIG_VERSION_KEY) or "",
     )
 
 

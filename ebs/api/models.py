@@ -75,6 +75,9 @@ class CurrentBatch(_Model):
         default=True, description="False when the batch did not answer its status query right now"
     )
     slices: list[SliceStatus] = []
+    config_version: str = Field(
+        default="", description="Config the batch runs with (git commit or content hash)"
+    )
 
 
 class BatchOverview(_Model):
@@ -89,6 +92,9 @@ class BatchOverview(_Model):
     failed: int | None = None
     failed_components: list[str] = []
     temporal_url: str = ""
+    config_version: str = Field(
+        default="", description="Config the batch ran with (git commit or content hash)"
+    )
 
 
 class CollectorView(_Model):
@@ -106,6 +112,11 @@ class CollectorView(_Model):
     queue_length: int = 0
     queued: list[QueuedComponent] = []
     temporal_url: str = ""
+    config_version: str = Field(
+        default="",
+        description="Config version the collector read last (git commit or content hash); "
+        "the next batch reads the worker's current one",
+    )
 
 
 class StatusResponse(_Model):

@@ -126,6 +126,7 @@ def current_batch(
         updates=_updates(result, packages, links),
         error=result.error,
         slices=slices(packages),
+        config_version=result.config_version,
     )
 
 
@@ -146,6 +147,7 @@ def batch_overview(
             failed=summary.failed,
             failed_components=summary.failed_components,
             temporal_url=links.workflow(summary.batch_id),
+            config_version=summary.config_version,
         )
     overview = BatchOverview(
         batch_id=exe.batch_id,
@@ -156,6 +158,7 @@ def batch_overview(
         finished_at=exe.close_time,
         packages=len(exe.packages),
         temporal_url=links.workflow(exe.batch_id, exe.run_id),
+        config_version=exe.config_version,
     )
     if not overview.outcome and exe.status in ("failed", "terminated", "timed_out"):
         overview.outcome = "error"
@@ -167,6 +170,7 @@ def batch_overview(
         overview.succeeded = summary.succeeded
         overview.failed = summary.failed
         overview.failed_components = summary.failed_components
+        overview.config_version = overview.config_version or summary.config_version
     return overview
 
 
@@ -192,6 +196,7 @@ async def build_status(control: Control, links: Links, recent: int = 10) -> Stat
     if state is not None:
         view.paused = state.paused
         view.paused_by_config = state.paused_by_config
+        view.config_version = state.config_version
         view.lull_deadline = _when(state.lull_deadline)
         view.queue_length = len(state.queued)
         view.queued = [

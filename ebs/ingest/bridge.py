@@ -90,9 +90,31 @@ class Backoff:
 _counting_installed = False
 
 
+def _log_malformed(routing_key: str, properties: Any, err: BaseException) -> None:
+    kind = kind_of(routing_key or "")
+    BRIDGE_MESSAGES.labels(kind, MALFORMED).inc()
+    log.warning(
+        kv(
+            event="bridge_drop",
+            outcome=MALFORMED,
+            kind=kind,
+            topic=routing_key,
+            message_id=getattr(properties, "message_id", None),
+            reason=" ".join(f"{type(err).__name__}: {err}".split())[:300],
+        )
+    )
+
+
 def _install_validation_counter() -> None:
     """Count (and log once) the messages fedora-messaging itself drops because
-    they fail their schema, before any callback sees them."""
+    they fail their schema, before any callback sees them.
+
+    A schema class may also choke on a body before validating it (TagV1's
+    constructor reads body["tag"] of a body that is a list): fedora-messaging
+    lets that error kill the consumer, and the message, redelivered, kills the
+    next bridge too. Such a body is malformed like any other: it becomes a
+    ValidationError, which fedora-messaging drops (nack, no requeue).
+    """
     global _counting_installed
     if _counting_installed:
         return
@@ -104,19 +126,11 @@ def _install_validation_counter() -> None:
         try:
             return original(routing_key, properties, body)
         except ValidationError as err:
-            kind = kind_of(routing_key or "")
-            BRIDGE_MESSAGES.labels(kind, MALFORMED).inc()
-            log.warning(
-                kv(
-                    event="bridge_drop",
-                    outcome=MALFORMED,
-                    kind=kind,
-                    topic=routing_key,
-                    message_id=getattr(properties, "message_id", None),
-                    reason=" ".join(str(err).split())[:300],
-                )
-            )
+            _log_malformed(routing_key, properties, err)
             raise
+        except Exception as err:
+            _log_malformed(routing_key, properties, err)
+            raise ValidationError(err) from err
 
     fm_consumer.get_message = get_message
     _counting_installed = True

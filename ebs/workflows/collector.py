@@ -110,6 +110,7 @@ class BatchCollector:
             current_batch_id=self._s.current_batch_id,
             current_batch_packages=list(self._s.current_batch_packages),
             recent_batches=list(self._s.recent_batches),
+            config_version=self._settings.config_version,
         )
 
     @workflow.query(name=t.QUERY_ROUTING)

@@ -231,6 +231,8 @@ class CollectorStatus:
     current_batch_id: str = ""
     current_batch_packages: list[str] = field(default_factory=list)
     recent_batches: list[BatchSummary] = field(default_factory=list)
+    # The config version the collector read last (git commit or content hash).
+    config_version: str = ""
 
 
 @dataclass

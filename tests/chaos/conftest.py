@@ -3,7 +3,7 @@ process, killable) and the `chaos` row recorder (see record.py)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from typing import Any
 
 import pytest
@@ -16,15 +16,18 @@ from tests.chaos.record import Rows
 NAMESPACES = [f"chaos-{i}" for i in range(1, 9)]
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Iterator[None]:
-    outcome = yield
-    report = outcome.get_result()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: Any
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    """Remember the test's outcome for the `chaos` fixture's teardown."""
+    report = yield
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         item.chaos_outcome = (  # type: ignore[attr-defined]
             "xfailed" if hasattr(report, "wasxfail") and report.outcome == "skipped"
             else report.outcome
         )
+    return report
 
 
 @pytest.fixture

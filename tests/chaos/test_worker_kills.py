@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 from ebs.workflows import types as t
-from tests.chaos.bugs import SIDE_TAG_LEAK
 from tests.chaos.faults import Interceptor
 from tests.chaos.harness import (
     STANDARD_CONTROL,
@@ -35,8 +34,7 @@ from tests.chaos.record import Row, Rows
 GROUP = "worker crash"
 # Inside-activity kills wait for the 30 s heartbeat timeout: few in the fast set.
 FAST = [p.name for p in IDLE] + ["submit"]
-KNOWN_LEAKS = ["sidetag-create", "errata-sidetag"]
-SLOW = [p.name for p in ALL if p.name not in FAST and p.name not in KNOWN_LEAKS]
+SLOW = [p.name for p in ALL if p.name not in FAST]
 
 
 async def run_points(server: TemporalServer, workdir: Path, names: list[str],
@@ -106,17 +104,6 @@ async def test_worker_killed_at_every_other_point(
     names = ["undisturbed", *SLOW]
     runs = await run_points(temporal, tmp_path, names, concurrency=9)
     problems = record(chaos, runs)
-    assert not problems, "\n".join(problems)
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(600)
-@pytest.mark.xfail(strict=True, reason=SIDE_TAG_LEAK)
-async def test_worker_killed_after_create_side_tag(
-    temporal: TemporalServer, tmp_path: Path, chaos: Rows
-) -> None:
-    runs = await run_points(temporal, tmp_path, KNOWN_LEAKS, concurrency=2)
-    problems = record(chaos, runs, bug=SIDE_TAG_LEAK)
     assert not problems, "\n".join(problems)
 
 
