@@ -33,7 +33,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -390,11 +390,13 @@ LIMIT_MARKERS = ("exceeded the error limit", "exceeds size limit", "BadSearchAtt
 WARNING_MARKER = "exceeded the warning limit"
 
 
-async def await_result(st: Stack, handle: WorkflowHandle[Any, t.BatchResult],
-                       timeout: float) -> t.BatchResult:
-    """The batch's result; raises EngineError as soon as the worker's log shows a
-    Temporal size limit being hit (the SDK retries those for minutes)."""
-    task = asyncio.ensure_future(handle.result())
+async def await_result(st: Stack, handle: WorkflowHandle[Any, Any] | Awaitable[Any],
+                       timeout: float) -> Any:
+    """The batch's result (or what `handle`, an awaitable, gives); raises
+    EngineError as soon as the worker's log shows a Temporal size limit being
+    hit (the SDK retries those for minutes)."""
+    task = asyncio.ensure_future(
+        handle.result() if isinstance(handle, WorkflowHandle) else handle)
     deadline = time.monotonic() + timeout
     offset = st.worker.log.stat().st_size
     try:

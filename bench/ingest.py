@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import socket
@@ -48,6 +47,7 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from ebs.bus import koji_message  # noqa: E402
+from ebs.ingest.sandbox import sandbox_messaging_config  # noqa: E402
 from ebs.temporal_client import temporal_cli_path  # noqa: E402
 from ebs.workflows import types as t  # noqa: E402
 from ebs.workflows.collector import BatchCollector  # noqa: E402
@@ -167,36 +167,8 @@ temporal: {{address: "{address}", namespace: default, task_queue: {task_queue}}}
 """
     )
     messaging = workdir / "messaging.toml"
-    messaging.write_text(
-        f"""\
-amqp_url = "{broker.amqp_url}"
-[queues.{queue}]
-durable = true
-auto_delete = false
-exclusive = false
-arguments = {{}}
-[[bindings]]
-queue = "{queue}"
-exchange = "amq.topic"
-routing_keys = {json.dumps(ROUTING_KEYS)}
-[qos]
-prefetch_size = 0
-prefetch_count = 25
-[log_config]
-version = 1
-disable_existing_loggers = false
-[log_config.handlers.console]
-class = "logging.StreamHandler"
-stream = "ext://sys.stderr"
-[log_config.loggers."fedora_messaging.twisted.consumer"]
-level = "ERROR"
-handlers = ["console"]
-propagate = false
-[log_config.root]
-level = "WARNING"
-handlers = ["console"]
-"""
-    )
+    messaging.write_text(sandbox_messaging_config(broker.amqp_url, queue=queue,
+                                                  ebs_log_level="WARNING", app="ebs bench"))
     return config, messaging
 
 

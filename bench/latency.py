@@ -49,7 +49,7 @@ from bench.harness import (  # noqa: E402
     stack,
     wait_until,
 )
-from ebs.bus import BRIDGE_TOPICS  # noqa: E402
+from ebs.ingest.sandbox import sandbox_messaging_config  # noqa: E402
 from ebs.workflows import types as t  # noqa: E402
 
 TARGET_P95 = 1.0
@@ -106,46 +106,8 @@ class DirectRecorder(DirectBridge):
 
 
 def messaging_toml(path: Path, amqp_url: str, queue: str) -> Path:
-    keys = ", ".join(f'"org.fedoraproject.*.{topic}"' for topic in BRIDGE_TOPICS)
-    path.write_text(f"""\
-amqp_url = "{amqp_url}"
-[exchanges."amq.topic"]
-type = "topic"
-durable = true
-auto_delete = false
-arguments = {{}}
-[queues.{queue}]
-durable = true
-auto_delete = false
-exclusive = false
-arguments = {{}}
-[[bindings]]
-queue = "{queue}"
-exchange = "amq.topic"
-routing_keys = [{keys}]
-[consumer_config]
-consumers = 8
-[qos]
-prefetch_size = 0
-prefetch_count = 25
-[log_config]
-version = 1
-disable_existing_loggers = false
-[log_config.handlers.console]
-class = "logging.StreamHandler"
-stream = "ext://sys.stderr"
-[log_config.loggers.ebs]
-level = "WARNING"
-handlers = ["console"]
-propagate = false
-[log_config.loggers."fedora_messaging.twisted.consumer"]
-level = "ERROR"
-handlers = ["console"]
-propagate = false
-[log_config.root]
-level = "WARNING"
-handlers = ["console"]
-""")
+    path.write_text(sandbox_messaging_config(amqp_url, queue=queue, consumers=8,
+                                             ebs_log_level="WARNING", app="ebs bench"))
     return path
 
 

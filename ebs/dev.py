@@ -33,11 +33,11 @@ from ebs.devstack.processes import (
     port_open,
     wait_for,
 )
+from ebs.ingest.sandbox import SANDBOX_QUEUE, sandbox_messaging_config
 from ebs.temporal_client import temporal_cli_path
 
 log = logging.getLogger("ebs.dev")
 
-SANDBOX_QUEUE = "ebs-sandbox"  # as in ebs/ingest/conf/sandbox.toml
 
 # What --demo does: (package, sim outcomes); the sandbox config orders llvm
 # first (slice 0) and glibc next (slice 10), skips tagging fedora-release and llvm.
@@ -188,13 +188,11 @@ class DevStack:
         data["temporal"]["address"] = f"127.0.0.1:{a.temporal_port}"
         data["temporal"]["ui_url"] = f"http://127.0.0.1:{a.ui_port}"
         self.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
-        if a.messaging_config is not None:
+        if amqp_url is None:  # no broker of ours: the user's messaging config
+            assert a.messaging_config is not None
             self.messaging_path.write_text(a.messaging_config.read_text())
         else:
-            toml = (Path(__file__).parent / "ingest" / "conf" / "sandbox.toml").read_text()
-            toml = toml.replace('amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2F"',
-                                f'amqp_url = "{amqp_url}"')
-            self.messaging_path.write_text(toml)
+            self.messaging_path.write_text(sandbox_messaging_config(amqp_url))
 
     # ---- demo and watching -------------------------------------------------
 

@@ -172,3 +172,23 @@ async def test_continue_as_new_carries_the_queue_and_loses_no_signal(engine: Eng
         await asyncio.sleep(0.02)
     st = await until(current, lambda s: len(s.queued) == 60)
     assert sorted(e.component for e in st.queued) == sorted(names)
+
+
+async def test_a_queue_over_max_batch_packages_becomes_consecutive_batches(
+    engine: Engine,
+) -> None:
+    engine.configure(control={"max_batch_packages": 2,
+                              "ordering": {"^glibc$": 0, "^coreutils$": 10}})
+    handle = await engine.start_collector()
+    for name in ("bash", "coreutils", "glibc"):
+        await handle.signal(BatchCollector.tag, engine.tag_event(name))
+    st = await until(handle, lambda s: s.queue_length == 3)
+    assert [e.component for e in st.queued] == ["bash", "coreutils", "glibc"]
+    await engine.env.sleep(61)
+    first = await finish_current_batch(engine, handle)
+    # the lowest ordering goes first; the rest follows without another lull
+    assert sorted(p.component for p in first.packages) == ["coreutils", "glibc"]
+    second = await finish_current_batch(engine, handle)
+    assert [p.component for p in second.packages] == ["bash"]
+    st = await until(handle, lambda s: len(s.recent_batches) == 2)
+    assert [b.packages for b in st.recent_batches] == [2, 1] and st.queue_length == 0

@@ -35,6 +35,7 @@ from ebs.config.holder import ConfigHolder
 from ebs.ingest.bridge import Bridge
 from ebs.ingest.decide import SignalRepo
 from ebs.ingest.forward import Forwarder, Outcome
+from ebs.ingest.sandbox import sandbox_messaging_config
 from ebs.ingest.service import serve
 from ebs.temporal_client import temporal_cli_path
 from ebs.workflows import types as t
@@ -216,63 +217,8 @@ temporal:
 
 
 def write_messaging_config(path: Path, broker: RabbitMQ, queue: str, consumers: int) -> None:
-    path.write_text(
-        f"""\
-amqp_url = "{broker.amqp_url}"
-
-[client_properties]
-app = "ebs tests"
-
-[queues.{queue}]
-durable = true
-auto_delete = false
-exclusive = false
-arguments = {{}}
-
-[[bindings]]
-queue = "{queue}"
-exchange = "amq.topic"
-routing_keys = [
-    "org.fedoraproject.*.buildsys.tag",
-    "org.fedoraproject.*.buildsys.task.state.change",
-    "org.fedoraproject.*.buildsys.repo.init",
-    "org.fedoraproject.*.buildsys.repo.done",
-]
-
-[consumer_config]
-consumers = {consumers}
-
-[qos]
-prefetch_size = 0
-prefetch_count = 25
-
-[log_config]
-version = 1
-disable_existing_loggers = false
-
-[log_config.formatters.simple]
-format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-[log_config.handlers.console]
-class = "logging.StreamHandler"
-formatter = "simple"
-stream = "ext://sys.stderr"
-
-[log_config.loggers.ebs]
-level = "INFO"
-handlers = ["console"]
-propagate = false
-
-[log_config.loggers."fedora_messaging.twisted.consumer"]
-level = "ERROR"
-handlers = ["console"]
-propagate = false
-
-[log_config.root]
-level = "WARNING"
-handlers = ["console"]
-"""
-    )
+    path.write_text(sandbox_messaging_config(broker.amqp_url, queue=queue, consumers=consumers,
+                                             app="ebs tests"))
 
 
 _namespaces = iter(NAMESPACES)

@@ -198,7 +198,7 @@ async def build_status(control: Control, links: Links, recent: int = 10) -> Stat
         view.paused_by_config = state.paused_by_config
         view.config_version = state.config_version
         view.lull_deadline = _when(state.lull_deadline)
-        view.queue_length = len(state.queued)
+        view.queue_length = max(state.queue_length, len(state.queued))
         view.queued = [
             QueuedComponent(
                 component=e.component,

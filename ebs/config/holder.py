@@ -299,6 +299,7 @@ class ConfigHolder:
             skip_tag=list(cnf.control.skip_tag),
             ordering=dict(cnf.control.ordering),
             default_ordering=DEFAULT_ORDERING,
+            max_batch_packages=cnf.control.max_batch_packages,
             bodhi_batch_size=cnf.bodhi.batch_size,
             bodhi_max_single_batch_size=cnf.bodhi.max_single_batch_size,
             bodhi_warn_timeout=cnf.bodhi.warn_timeout,

@@ -161,6 +161,10 @@ class ControlConfig(_Strict):
     ordering: Annotated[dict[Regex, int], BeforeValidator(_none_as_empty_dict)] = {}
     pause: bool = False
     status_interval: int = Field(default=600, gt=0)
+    # ebs only: the most packages one batch takes; a larger queue becomes
+    # consecutive batches, lowest ordering first. Temporal refuses a payload
+    # over 2 MB, and a batch's input and result grow with its packages.
+    max_batch_packages: int = Field(default=2000, ge=1, le=5000)
 
 
 class EmailConfig(_Strict):

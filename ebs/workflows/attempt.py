@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
         TaskPollRequest,
         TaskPollResult,
     )
-    from ebs.temporal_client import PACKAGES_KEY
+    from ebs.temporal_client import PACKAGES_KEY, packages_value
     from ebs.workflows import types as t
 
 TERMINAL_STATES = {"CLOSED", "FAILED", "CANCELED"}
@@ -121,7 +121,7 @@ class BuildAttempt:
     @workflow.run
     async def run(self, req: AttemptRequest) -> AttemptResult:
         workflow.upsert_search_attributes(
-            [PACKAGES_KEY.value_set([b.component for b in req.builds][:500])]
+            [PACKAGES_KEY.value_set(packages_value([b.component for b in req.builds]))]
         )
         result = AttemptResult()
         submitted = await self._submit(req, result)

@@ -47,7 +47,13 @@ with workflow.unsafe.imports_passed_through():
         UpdateRequest,
     )
     from ebs.config.rules import is_skip_tag, ordering_for
-    from ebs.temporal_client import CONFIG_VERSION_KEY, OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
+    from ebs.temporal_client import (
+        CONFIG_VERSION_KEY,
+        OUTCOME_KEY,
+        PACKAGES_KEY,
+        PHASE_KEY,
+        packages_value,
+    )
     from ebs.workflows import types as t
     from ebs.workflows.attempt import (
         KOJI_RETRY,
@@ -133,7 +139,7 @@ class RebuildBatch:
         s = self._settings
         workflow.upsert_search_attributes(
             [
-                PACKAGES_KEY.value_set(sorted(self._packages)[:1000]),
+                PACKAGES_KEY.value_set(packages_value(sorted(self._packages))),
                 CONFIG_VERSION_KEY.value_set(s.config_version or "unknown"),
             ]
         )

@@ -17,6 +17,7 @@ from temporalio.exceptions import ChildWorkflowError
 with workflow.unsafe.imports_passed_through():
     from ebs.activities.types import ResolveRequest, ResolveResult
     from ebs.api.names import check_components
+    from ebs.config.rules import ordering_for
     from ebs.rebuild_choice import choose_build
     from ebs.workflows import types as t
     from ebs.workflows.batch import RebuildBatch
@@ -24,6 +25,7 @@ with workflow.unsafe.imports_passed_through():
 # Bounds on what the state carries across continue-as-new.
 SEEN_EVENT_IDS = 5000
 RECENT_BATCHES = 20
+STATUS_QUEUED = 500  # queued events a status query lists
 
 SETTINGS_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=2)
@@ -103,7 +105,8 @@ class BatchCollector:
     @workflow.query(name=t.QUERY_STATUS)
     def status(self) -> t.CollectorStatus:
         return t.CollectorStatus(
-            queued=sorted(self._s.queue.values(), key=lambda e: e.component),
+            queued=sorted(self._s.queue.values(), key=lambda e: e.component)[:STATUS_QUEUED],
+            queue_length=len(self._s.queue),
             paused=self._s.paused,
             paused_by_config=self._settings.paused_by_config,
             lull_deadline=self._lull_deadline.isoformat() if self._lull_deadline else "",
@@ -180,8 +183,7 @@ class BatchCollector:
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=SETTINGS_RETRY,
         )
-        events = sorted(self._s.queue.values(), key=lambda e: e.component)
-        self._s.queue = {}
+        events = self._take_batch(settings)
         self._s.batch_seq += 1
         now = workflow.now()
         batch_id = f"ebs-batch-{now:%Y%m%d-%H%M%S}-{self._s.batch_seq}"
@@ -219,6 +221,30 @@ class BatchCollector:
         self._s.current_batch_id = ""
         self._s.current_batch_packages = []
         self._s.current_side_tags = []
+
+    def _take_batch(self, settings: t.BatchSettings) -> list[t.TagEvent]:
+        """The queue, or its first max_batch_packages by (ordering, name): a
+        mass rebuild becomes consecutive batches, lower slices first; the rest
+        stay queued and go next, without another lull."""
+        events = sorted(self._s.queue.values(), key=lambda e: e.component)
+        cap = settings.max_batch_packages
+        if cap and len(events) > cap:
+            events = sorted(
+                events,
+                key=lambda e: (
+                    ordering_for(settings.ordering, e.component, settings.default_ordering),
+                    e.component,
+                ),
+            )[:cap]
+            workflow.logger.info(
+                "batch takes %d of %d queued packages; the rest go in the next batch",
+                cap, len(self._s.queue),
+            )
+            for e in events:
+                del self._s.queue[e.component]
+            return sorted(events, key=lambda e: e.component)
+        self._s.queue = {}
+        return events
 
     async def _load_collector_settings(self) -> t.CollectorSettings:
         return await workflow.execute_activity(

@@ -157,6 +157,7 @@ class BatchSettings:
     tag_timeout: float = 3600.0
     stable_poll: float = 600.0
     attempt_chunk_size: int = 1000
+    max_batch_packages: int = 0  # 0: no cap (the collector splits bigger queues)
     koji_weburl: str = ""
     bodhi_url: str = ""
     temporal_ui_url: str = ""
@@ -233,6 +234,8 @@ class CollectorStatus:
     recent_batches: list[BatchSummary] = field(default_factory=list)
     # The config version the collector read last (git commit or content hash).
     config_version: str = ""
+    # `queued` lists the first STATUS_QUEUED (a query answer must stay small).
+    queue_length: int = 0
 
 
 @dataclass

@@ -21,61 +21,15 @@ from temporalio.service import RPCError
 
 from ebs.bus import BRIDGE_TOPICS, AmqpSink, full_topic
 from ebs.devstack.rabbitmq import RabbitMQ
+from ebs.ingest.sandbox import sandbox_messaging_config
 from ebs.simulator import FanoutSink, ListSink
 from ebs.workflows import types as t
 from tests.chaos.harness import Process, TemporalServer, World, ebs_argv, until
 
 
 def write_messaging_config(path: Path, broker: RabbitMQ, queue: str, consumers: int = 4) -> Path:
-    keys = ",\n".join(f'    "{full_topic("prod", topic).replace(".prod.", ".*.")}"'
-                      for topic in BRIDGE_TOPICS)
-    path.write_text(f"""\
-amqp_url = "{broker.amqp_url}"
-
-[client_properties]
-app = "ebs chaos tests"
-
-[queues.{queue}]
-durable = true
-auto_delete = false
-exclusive = false
-arguments = {{}}
-
-[[bindings]]
-queue = "{queue}"
-exchange = "amq.topic"
-routing_keys = [
-{keys},
-]
-
-[consumer_config]
-consumers = {consumers}
-
-[qos]
-prefetch_size = 0
-prefetch_count = 25
-
-[log_config]
-version = 1
-disable_existing_loggers = false
-
-[log_config.formatters.simple]
-format = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-[log_config.handlers.console]
-class = "logging.StreamHandler"
-formatter = "simple"
-stream = "ext://sys.stderr"
-
-[log_config.loggers.ebs]
-level = "INFO"
-handlers = ["console"]
-propagate = false
-
-[log_config.root]
-level = "WARNING"
-handlers = ["console"]
-""")
+    path.write_text(sandbox_messaging_config(broker.amqp_url, queue=queue, consumers=consumers,
+                                             app="ebs chaos tests"))
     return path
 
 
