@@ -227,6 +227,7 @@ def write_config(path: Path, sim: Simulator, address: str, task_queue: str, *,
                 "server": sim.hub_url, "weburl": sim.weburl, "auth": "none",
                 "trigger_tag": sim.layout.trigger_tag, "build_target": "eln",
                 "stable_tag": "eln", "fail_fast": True, "multicall_chunk": multicall_chunk,
+                "username": sim.koji_user,
             },
             "bodhi": {"url": sim.bodhi_url, "auth": "none"},
             "email": False,
@@ -457,8 +458,9 @@ class DirectBridge:
     (ebs.ingest.forward), `consumers` signals in flight at most, like the
     bridge's competing consumers. For runs where RabbitMQ is not the point."""
 
-    def __init__(self, trigger_tag: str, consumers: int = 8) -> None:
+    def __init__(self, trigger_tag: str, koji_user: str, consumers: int = 8) -> None:
         self.trigger_tag = trigger_tag
+        self.koji_user = koji_user
         self.consumers = consumers
         self.deliveries: list[Delivery] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -484,7 +486,7 @@ class DirectBridge:
         if self._loop is None:
             return
         decision = decide(Incoming(full_topic("prod", topic), str(uuid.uuid4()), body),
-                          _AllEligible(self.trigger_tag))
+                          _AllEligible(self.trigger_tag, self.koji_user))
         if not isinstance(decision, SignalTask):
             return
         d = Delivery(decision.event.task_id, decision.event.state, decision.workflow_id,

@@ -58,6 +58,7 @@ from bench.harness import (  # noqa: E402
     machine,
     stack,
 )
+from ebs.simulator.world import DEFAULT_USER  # noqa: E402
 
 TARGET_PER_1000 = 20
 ORIGINAL_POLL = 300.0
@@ -76,7 +77,7 @@ async def run(mode: str, packages: int, task_poll: float, build_seconds: float,
     delivered = mode == "delivered"
     bridge: DirectBridge | None = None
     if delivered:
-        bridge = DirectBridge(trigger_tag="f45")
+        bridge = DirectBridge(trigger_tag="f45", koji_user=DEFAULT_USER)
     opts = StackOptions(packages=packages, task_poll=300.0 if delivered else task_poll,
                         sink=bridge,
                         **opts_extra)

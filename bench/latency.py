@@ -50,6 +50,7 @@ from bench.harness import (  # noqa: E402
     wait_until,
 )
 from ebs.ingest.sandbox import sandbox_messaging_config  # noqa: E402
+from ebs.simulator.world import DEFAULT_USER  # noqa: E402
 from ebs.workflows import types as t  # noqa: E402
 
 TARGET_P95 = 1.0
@@ -92,7 +93,7 @@ class DirectRecorder(DirectBridge):
     """The in-process bridge, noting final messages like RecordingSink."""
 
     def __init__(self, trigger_tag: str) -> None:
-        super().__init__(trigger_tag)
+        super().__init__(trigger_tag, DEFAULT_USER)
         self.published: dict[int, float] = {}
         self.messages = 0
 

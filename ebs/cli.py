@@ -203,7 +203,8 @@ def trigger(config_path: str, as_json: bool, packages: tuple[str, ...]) -> None:
 @cli.command()
 @config_option
 @json_option
-@click.option("--recent", default=10, show_default=True, help="How many past batches to show.")
+@click.option("--recent", default=10, show_default=True, type=click.IntRange(1, 100),
+              help="How many past batches to show.")
 @user_errors(catch_all=True)
 def status(config_path: str, as_json: bool, recent: int) -> None:
     """Show the queue, the pause flag, the current batch and recent batches.
@@ -386,9 +387,13 @@ def ingest(
               help="Static API tokens, one `sha256:HEX [name]` (or plain token) per line; "
               "see `ebs api-token`.")
 @click.option("--allow-anonymous-writes", is_flag=True,
-              help="Accept /trigger, /pause, /resume without credentials (local development).")
+              help="Accept /trigger, /pause, /resume without credentials (local development; "
+              "loopback --host only).")
 @click.option("--no-sdk-metrics", is_flag=True,
               help="Do not export the Temporal SDK's metrics on /metrics.")
+@click.option("--metrics-from", "metrics_from", multiple=True, metavar="URL",
+              help="Append the ebs_* metrics of this endpoint (a worker's or bridge's "
+              "--metrics-port) to /metrics; repeatable.")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
 @user_errors(catch_all=False)
@@ -399,6 +404,7 @@ def api(
     api_tokens_file: str | None,
     allow_anonymous_writes: bool,
     no_sdk_metrics: bool,
+    metrics_from: tuple[str, ...],
     log_level: str,
 ) -> None:
     """Serve the HTTP API: /status.html, /status.json, /history, /metrics, the
@@ -408,8 +414,12 @@ def api(
     issuer, audience, JWKS, admin_groups) and static API tokens. The OpenAPI
     document is at /openapi.json.
     """
-    from ebs.api.server import serve
+    from ebs.api.server import UnsafeOptions, check_anonymous_writes, serve
 
+    try:
+        check_anonymous_writes(host, allow_anonymous_writes)
+    except UnsafeOptions as err:
+        raise UsageFailure(str(err)) from None
     cfg = load(config_path)
     serve(
         cfg,
@@ -418,6 +428,7 @@ def api(
         api_tokens_file=api_tokens_file,
         allow_anonymous_writes=allow_anonymous_writes,
         sdk_metrics=not no_sdk_metrics,
+        metrics_from=metrics_from,
         log_level=log_level,
     )
 

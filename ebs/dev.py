@@ -33,6 +33,7 @@ from ebs.devstack.processes import (
     port_open,
     wait_for,
 )
+from ebs.devstack.rabbitmq import free_port
 from ebs.ingest.sandbox import SANDBOX_QUEUE, sandbox_messaging_config
 from ebs.temporal_client import temporal_cli_path
 
@@ -71,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--api-port", type=int, default=8080)
     p.add_argument("--sim-port", type=int, default=8880)
     p.add_argument("--amqp-port", type=int, default=5672)
+    p.add_argument("--worker-metrics-port", type=int, default=0,
+                   help="the worker's Prometheus metrics, also appended to the API's "
+                   "/metrics (default: a free port)")
+    p.add_argument("--ingest-metrics-port", type=int, default=0,
+                   help="the bridge's Prometheus metrics, likewise (default: a free port)")
     p.add_argument("--exit-after-demo", action="store_true",
                    help="stop once the demo batch has finished (for scripted checks)")
     return p
@@ -92,6 +98,10 @@ class DevStack:
     def start(self) -> None:
         a = self.args
         ports = {"temporal": a.temporal_port, "ui": a.ui_port, "api": a.api_port}
+        a.worker_metrics_port = a.worker_metrics_port or free_port()
+        a.ingest_metrics_port = a.ingest_metrics_port or free_port()
+        ports["worker metrics"] = a.worker_metrics_port
+        ports["ingest metrics"] = a.ingest_metrics_port
         if not a.no_sim:
             ports["sim"] = a.sim_port
         if a.messaging_config is None:
@@ -110,17 +120,22 @@ class DevStack:
             self._spawn("sim", ebs_command(*argv))
             wait_for(lambda: port_open(a.sim_port), 30, "simulator", self.children[-1].alive)
         self._write_config(amqp_url)
-        self._spawn("worker", ebs_command("worker", "--config", str(self.config_path)))
+        self._spawn("worker", ebs_command("worker", "--config", str(self.config_path),
+                                          "--metrics-port", str(a.worker_metrics_port)))
         ingest = self._spawn("ingest", ebs_command(
             "ingest", "--config", str(self.config_path),
-            "--messaging-config", str(self.messaging_path)))
+            "--messaging-config", str(self.messaging_path),
+            "--metrics-port", str(a.ingest_metrics_port)))
         if self.broker is not None:
             # Messages published before the bridge has declared and bound its
             # queue would be unroutable, and lost.
             wait_for(lambda: self.broker.consumers(SANDBOX_QUEUE) > 0, 60, "bridge",
                      ingest.alive)
-        self._spawn("api", ebs_command("api", "--config", str(self.config_path),
-                                       "--port", str(a.api_port), "--allow-anonymous-writes"))
+        self._spawn("api", ebs_command(
+            "api", "--config", str(self.config_path), "--port", str(a.api_port),
+            "--allow-anonymous-writes",
+            "--metrics-from", f"http://127.0.0.1:{a.worker_metrics_port}/metrics",
+            "--metrics-from", f"http://127.0.0.1:{a.ingest_metrics_port}/metrics"))
         wait_for(lambda: port_open(a.api_port), 60, "API", self.children[-1].alive)
 
     def _spawn(self, name: str, argv: list[str]) -> Child:
@@ -220,6 +235,7 @@ class DevStack:
             f"  Temporal Web UI   http://127.0.0.1:{a.ui_port}",
             f"  status page       http://127.0.0.1:{a.api_port}/status.html",
             f"  API (OpenAPI)     http://127.0.0.1:{a.api_port}/docs",
+            f"  metrics           http://127.0.0.1:{a.api_port}/metrics",
         ]
         if not a.no_sim:
             lines.append(f"  simulator         {self.sim_url}/_sim/state")
@@ -280,8 +296,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(list(argv) if argv is not None else None)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     stack = DevStack(args)
+
+    def interrupted(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    # Until the watch loop takes over, SIGTERM interrupts start-up as Ctrl-C
+    # does, so that both stop the children already started.
+    signal.signal(signal.SIGTERM, interrupted)
     try:
         stack.start()
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("interrupted while starting; stopping…", file=sys.stderr, flush=True)
+        stack.stop()
+        return 130
     except PortInUse as err:
         print(f"ebs dev: {err}", file=sys.stderr)
         stack.stop()

@@ -34,7 +34,7 @@ import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 import koji
@@ -128,6 +128,15 @@ def _short(value: Any, limit: int = 160) -> str:
     return text if len(text) <= limit else text[:limit] + "…"
 
 
+def _describe_calls(recent: Iterable[tuple[str, tuple[Any, ...] | str, Any]]) -> str:
+    """The last calls and their answers, for a KojiAnswerError."""
+    described = []
+    for method, args, answer in recent:
+        shown = args if isinstance(args, str) else _short(args, 60)[1:-1].rstrip(",")
+        described.append(f"{method}({shown}) answered {_short(answer)}")
+    return "; ".join(described) or "no call"
+
+
 def _explain_unexpected_answers(cls: C) -> C:
     """Wrap every public method of `cls`: a shape error while reading Koji's
     answers becomes a KojiAnswerError naming the method, the Koji calls it made
@@ -139,7 +148,7 @@ def _explain_unexpected_answers(cls: C) -> C:
             try:
                 return fn(self, *args, **kwargs)
             except _SHAPE_ERRORS as exc:
-                calls = "; ".join(getattr(self._local, "recent", ())) or "no call"
+                calls = _describe_calls(getattr(self._local, "recent", ()))
                 raise KojiAnswerError(
                     f"{name}: unexpected answer from Koji ({calls}): "
                     f"{type(exc).__name__}: {exc}") from exc
@@ -256,17 +265,18 @@ class KojiAdapter:
                 log.debug("koji logout failed", exc_info=True)
         self._local = threading.local()
 
-    def _remember(self, call: str, answer: Any) -> None:
-        """Keep the last few calls of this thread, for KojiAnswerError."""
+    def _remember(self, method: str, args: tuple[Any, ...] | str, answer: Any) -> None:
+        """Keep the last few calls of this thread, for KojiAnswerError (formatted
+        only then: a multicall's answer can be large)."""
         recent = getattr(self._local, "recent", None)
         if recent is None:
             recent = self._local.recent = deque(maxlen=_RECENT_CALLS)
-        recent.append(f"{call} answered {_short(answer)}")
+        recent.append((method, args, answer))
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
             answer = getattr(self._session(), method)(*args, **kwargs)
-            self._remember(f"{method}({_short(args, 60)[1:-1].rstrip(',')})", answer)
+            self._remember(method, args, answer)
             return answer
         except koji.GenericError as exc:
             if is_permanent_fault(exc):
@@ -300,7 +310,7 @@ class KojiAdapter:
                     raise KojiPermanentError(f"Koji hub answered HTTP {status} to multiCall") \
                         from exc
                 raise
-            self._remember(f"multiCall({len(batch)} × {batch[0][0]})", results)
+            self._remember("multiCall", f"{len(batch)} × {batch[0][0]}", results)
             for entry in results:
                 if isinstance(entry, dict) and "faultCode" in entry:
                     err = koji.convertFault(koji.Fault(entry["faultCode"], entry["faultString"]))

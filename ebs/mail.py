@@ -278,15 +278,27 @@ def send(
 
     STARTTLS is used when ``cfg.starttls`` and the server offers it; the
     password (argument, else read from ``cfg.password_file``) is only sent over
-    TLS unless ``cfg.starttls`` is false. ``ssl_context`` defaults to the system
-    trust store. Raises :class:`MailError` on any failure.
+    TLS unless ``cfg.starttls`` is false. With ``cfg.smtp_username`` set, an
+    empty (or whitespace-only) password is an error, never a send without
+    login. ``ssl_context`` defaults to the system trust store. Raises
+    :class:`MailError` on any failure.
     """
     subject = msg.get("Subject", "")
     where = f"{cfg.smtp_host}:{cfg.smtp_port}"
     if not cfg.recipients:
         raise MailError(f"not sending {subject!r}: email.recipients is empty")
+    source = "the SMTP password"
     if password is None and cfg.password_file:
         password = read_password(cfg.password_file)
+        source = f"the SMTP password file {cfg.password_file}"
+    if cfg.smtp_username and password is not None and not password.strip():
+        # Never fall back to sending without a login: the server would refuse
+        # the mail late, or accept it unauthenticated where it should not.
+        raise MailError(
+            f"not sending {subject!r}: email.smtp_username is {cfg.smtp_username!r} but "
+            f"{source} is empty; put the password in it, or remove smtp_username to "
+            "send without logging in"
+        )
     out = _prepare(msg, cfg)
     try:
         with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=timeout) as smtp:

@@ -1,20 +1,14 @@
-"""Prometheus metrics of ebs, one registry per process (worker, bridge, API).
+"""Prometheus metrics that move in the process doing the work.
 
-Each process exposes its own: the API serves /metrics, the worker and the
-bridge can serve theirs on a port of their own (see their --metrics-port).
+Koji/Bodhi calls and emails move in the worker, bus messages in the bridge;
+each serves its own with --metrics-port. Batch and package totals and the queue
+length come from the collector workflow instead: the API's /metrics exports
+them at scrape time (ebs.api.metrics).
 """
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge, Histogram
-
-BATCHES_STARTED = Counter("ebs_batches_started", "Rebuild batches started")
-BATCHES_FINISHED = Counter(
-    "ebs_batches_finished", "Rebuild batches finished, by outcome", ["outcome"]
-)
-PACKAGES_BUILT = Counter("ebs_packages_built", "Packages rebuilt successfully")
-PACKAGES_FAILED = Counter("ebs_packages_failed", "Packages whose rebuild failed")
-QUEUE_LENGTH = Gauge("ebs_queue_length", "Components queued for the next batch")
+from prometheus_client import Counter, Histogram
 
 BRIDGE_MESSAGES = Counter(
     "ebs_bridge_messages", "Bus messages seen by the bridge, by topic kind and outcome",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -27,6 +29,14 @@ from tests.test_api_fixtures import (
 )
 
 AUTH = bearer(API_TOKEN)
+
+
+def sample(text: str, name: str) -> float | None:
+    """The value of one sample (`name` with its labels) in a text exposition."""
+    for line in text.splitlines():
+        if line.startswith(f"{name} "):
+            return float(line.split()[-1])
+    return None
 
 
 async def test_alive_and_startup_start_the_collector(stack: Stack) -> None:
@@ -67,6 +77,44 @@ async def test_temporal_down_is_503_but_alive(stack: Stack) -> None:
         assert metrics.status_code == 200 and "ebs_queue_length" in metrics.text
 
 
+async def test_a_temporal_config_that_cannot_be_used_is_503(stack: Stack, tmp_path: Path) -> None:
+    """Connecting fails before any RPC (a missing TLS file: OSError)."""
+    temporal = stack.config.temporal.model_copy(
+        update={"tls_ca_file": str(tmp_path / "missing-ca.pem")}
+    )
+    config = stack.config.model_copy(update={"temporal": temporal})
+    async with http(create_app(config, tokens=ApiTokens(stack.tokens_path))) as api:
+        status = await api.get("/status.json")
+        assert status.status_code == 503, status.text
+        assert "cannot connect to Temporal" in status.json()["detail"]
+        assert "missing-ca.pem" in status.json()["detail"]
+        startup = await api.get("/startup")
+        assert startup.status_code == 503 and startup.json()["status"] == "unavailable"
+
+
+async def test_oversized_bodies_are_refused_before_authentication(stack: Stack) -> None:
+    await stack.reset_collector()
+    big = b'{"components": ["' + b"x" * (2 * 1024 * 1024) + b'"]}'
+
+    async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: chunked
+        for i in range(0, len(big), 64 * 1024):
+            yield big[i:i + 64 * 1024]
+
+    async with http(api_app(stack)) as api:
+        for headers in ({}, AUTH):
+            resp = await api.post("/trigger", content=big, headers=headers)
+            assert resp.status_code == 413, resp.text
+            assert "larger than 1048576 bytes" in resp.json()["detail"]
+        streamed = await api.post("/trigger", content=chunks(), headers=AUTH)
+        assert streamed.status_code == 413, streamed.text
+        assert (await api.post("/pause", content=big)).status_code == 413
+        # Bodies under the limit still work.
+        ok = await api.post("/trigger", json={"components": ["bash"]}, headers=AUTH)
+        assert ok.status_code == 200, ok.text
+    status = await stack.collector_status()
+    assert [e.component for e in status.queued] == ["bash"] and not status.paused
+
+
 async def test_trigger_without_a_worker_fails_fast(stack: Stack) -> None:
     await stack.reset_collector()
     temporal = stack.config.temporal.model_copy(update={"task_queue": "nobody-polls-this"})
@@ -105,9 +153,11 @@ async def test_trigger_queues_or_rejects_each_component(stack: Stack) -> None:
         assert outcome["no-such-package"]["reason"] == "not in the ELN package lists"
 
         status = (await api.get("/status.json")).json()
+        metrics = (await api.get("/metrics")).text
     collector = status["collector"]
     assert collector["exists"] and collector["answered"] and collector["paused"]
     assert collector["queue_length"] == 2
+    assert sample(metrics, "ebs_queue_length") == 2
     queued = [(q["component"], q["nvr"], q["source"], q["requested_by"])
               for q in collector["queued"]]
     assert queued == [
@@ -209,6 +259,7 @@ async def test_batch_status_history_and_metrics(stack: Stack) -> None:
         assert resp.json()["queued"] == 4
         batch_id = await stack.wait_for_batch()
         await stack.script_batch(batch_id, progress_batch)
+        during = (await api.get("/metrics")).text
 
         status = (await api.get("/status.json")).json()
         current = status["current_batch"]
@@ -249,7 +300,8 @@ async def test_batch_status_history_and_metrics(stack: Stack) -> None:
         )
         done = next(b for b in status.json()["recent_batches"] if b["batch_id"] == batch_id)
         assert done["outcome"] == "partial"
-        assert (done["succeeded"], done["failed"], done["failed_components"]) == (3, 1, ["bash"])
+        # llvm built, bash failed; glibc and coreutils never finished.
+        assert (done["succeeded"], done["failed"], done["failed_components"]) == (1, 1, ["bash"])
         assert done["finished_at"]
         assert done["config_version"] == "test"
 
@@ -257,6 +309,7 @@ async def test_batch_status_history_and_metrics(stack: Stack) -> None:
         assert history["component"] == "bash"
         entry = next(e for e in history["batches"] if e["batch"]["batch_id"] == batch_id)
         assert entry["batch"]["outcome"] == "partial"
+        assert (entry["batch"]["succeeded"], entry["batch"]["failed"]) == (1, 1)
         assert entry["package"]["state"] == "failed"
         assert entry["package"]["reason"] == "buildArch failed: %check exited 1"
         assert "EbsPackages" in history["temporal_search_url"]
@@ -267,11 +320,20 @@ async def test_batch_status_history_and_metrics(stack: Stack) -> None:
         assert metrics.status_code == 200
         assert metrics.headers["content-type"].startswith("text/plain")
         text = metrics.text
-        for name in ("ebs_batches_started", "ebs_packages_built", "ebs_queue_length",
-                     "ebs_bridge_messages", "ebs_koji_calls", "ebs_koji_call_seconds"):
-            assert f"# TYPE {name}" in text, name
-        assert 'ebs_batches_by_status{status="Completed"}' in text
-        assert "ebs_queue_length 0.0" in text
+        # The collector's running totals (a fresh collector: this batch only).
+        finished = 'ebs_batches_finished_total{outcome="partial"}'
+        before = {name: sample(during, name) for name in (
+            "ebs_batches_started_total", finished, "ebs_packages_built_total",
+            "ebs_packages_failed_total")}
+        assert before == {"ebs_batches_started_total": 1, finished: None,
+                          "ebs_packages_built_total": 0, "ebs_packages_failed_total": 0}
+        assert "# TYPE ebs_batches_started_total counter" in text
+        assert sample(text, "ebs_batches_started_total") == 1
+        assert sample(text, finished) == 1
+        assert sample(text, "ebs_packages_built_total") == 1
+        assert sample(text, "ebs_packages_failed_total") == 1
+        assert (sample(text, 'ebs_batches_by_status{status="Completed"}') or 0) >= 1
+        assert sample(text, "ebs_queue_length") == 0
         # The Temporal SDK's own metrics of the API's client.
         assert "temporal_request" in text
 
@@ -301,3 +363,36 @@ async def test_status_of_a_terminated_collector(stack: Stack) -> None:
     assert status["collector"]["exists"] is True
     assert status["collector"]["status"] == "terminated"
     assert ">terminated</a>" in page
+
+
+async def test_metrics_from_appends_the_ebs_figures_of_other_processes(stack: Stack) -> None:
+    """`--metrics-from`: a worker's and a bridge's endpoints, merged into /metrics."""
+    from prometheus_client import CollectorRegistry, Counter, start_http_server
+
+    urls = []
+    servers = []
+    for process, (name, labels) in {"worker": ("ebs_koji_calls", ["method"]),
+                                    "bridge": ("ebs_bridge_messages", ["kind"])}.items():
+        registry = CollectorRegistry()
+        Counter(name, f"{process} figure", labels, registry=registry).labels("x").inc(3)
+        Counter("process_things", "a per-process figure", registry=registry).inc()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        servers.append(start_http_server(port, addr="127.0.0.1", registry=registry))
+        urls.append(f"http://127.0.0.1:{port}/metrics")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        urls.append(f"http://127.0.0.1:{s.getsockname()[1]}/metrics")  # nobody there
+    try:
+        async with http(api_app(stack, metrics_from=urls)) as api:
+            text = (await api.get("/metrics")).text
+    finally:
+        for server, thread in servers:
+            server.shutdown()
+            thread.join()
+    assert sample(text, 'ebs_koji_calls_total{method="x"}') == 3
+    assert sample(text, 'ebs_bridge_messages_total{kind="x"}') == 3
+    assert "process_things" not in text  # each process's own figures stay its own
+    types = [line for line in text.splitlines() if line.startswith("# TYPE ")]
+    assert len(types) == len(set(types))  # one family once, however many sources

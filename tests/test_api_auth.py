@@ -11,7 +11,7 @@ import pytest
 from joserfc import jws
 from joserfc.jwk import OctKey
 
-from ebs.api.oidc import OidcSettings
+from ebs.api.oidc import AuthFailure, OidcSettings, OidcVerifier
 from ebs.api.tokens import ApiTokens, TokenFileError, hash_token, new_token, parse_tokens
 from ebs.config.model import OpenIdConnectConfig
 from tests.helpers.oidc import (
@@ -58,6 +58,8 @@ def _hs256_with_public_key(provider: OidcProvider, token: str) -> str:
 
 async def test_oidc_tokens(oidc_stack: Stack, oidc_provider: OidcProvider) -> None:
     p = oidc_provider
+    discovery = "/.well-known/openid-configuration"
+    asked = {path: p.requests.count(path) for path in (discovery, "/jwks")}
     await oidc_stack.reset_collector()
     refused = {
         "expired": (p.mint(expires_in=-120), 401, "expired"),
@@ -102,8 +104,27 @@ async def test_oidc_tokens(oidc_stack: Stack, oidc_provider: OidcProvider) -> No
     queued = await oidc_stack.collector_status()
     assert [(e.component, e.requested_by) for e in queued.queued] == [("coreutils", "alice")]
     # Discovery, then the JWKS; the unknown kid made one refetch (rate limited).
-    assert p.requests.count("/.well-known/openid-configuration") == 1
-    assert 1 <= p.requests.count("/jwks") <= 2
+    assert p.requests.count(discovery) - asked[discovery] == 1
+    assert 1 <= p.requests.count("/jwks") - asked["/jwks"] <= 2
+
+
+async def test_userinfo_endpoint_is_discovered_when_not_configured(
+    oidc_provider: OidcProvider,
+) -> None:
+    p = oidc_provider
+    verifier = OidcVerifier(
+        OidcSettings(issuer=p.issuer, audience=AUDIENCE, admin_groups=(ADMIN_GROUP,))
+    )
+    dave, erin = p.mint(sub="dave", with_groups=False), p.mint(sub="erin", with_groups=False)
+    p.userinfo[dave] = {"sub": "dave", "groups": [ADMIN_GROUP]}
+    p.userinfo[erin] = {"sub": "erin", "groups": ["packager"]}
+    asked = p.requests.count("/userinfo")
+    principal = await verifier.verify(dave)
+    assert (principal.name, principal.groups) == ("dave", (ADMIN_GROUP,))
+    with pytest.raises(AuthFailure) as refused:
+        await verifier.verify(erin)
+    assert refused.value.status == 403
+    assert p.requests.count("/userinfo") - asked == 2
 
 
 def test_oidc_settings_defaults_from_the_original_config() -> None:

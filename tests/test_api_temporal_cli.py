@@ -64,12 +64,20 @@ async def test_documented_temporal_commands_work(stack: Stack) -> None:
 
     env = {**os.environ, "TEMPORAL_ADDRESS": stack.address, "TEMPORAL_NAMESPACE": "default"}
     outputs: dict[str, str] = {}
+    signalled: list[str] = []
     for command in commands:
         argv = shlex.split(command.replace(EXAMPLE_BATCH, batch_id))
         argv[0] = temporal_cli_path()
         code, out, err = await run(argv, env)
         assert code == 0, f"{command}\n{out}\n{err}"
         outputs[command] = out
+        if command.startswith("temporal workflow signal ") and "--name " in command:
+            # Each documented signal has taken effect before the next step.
+            name = argv[argv.index("--name") + 1]
+            signalled.append(name)
+            paused = (await stack.collector_status()).paused
+            assert paused is (name == "pause"), (command, paused)
+    assert signalled == ["pause", "resume"]
 
     def output(fragment: str) -> str:
         return next(o for c, o in outputs.items() if fragment in c)

@@ -135,6 +135,7 @@ def test_batch_and_collector_settings(tmp_path: Path, lists_server: ListServer) 
         skip_tag=["^rust$"],
         ordering={"^llvm$": 0, "^clang$": 1},
         default_ordering=1000,
+        max_batch_packages=2000,  # control.max_batch_packages' default
         bodhi_batch_size=500,
         bodhi_max_single_batch_size=750,
         bodhi_warn_timeout=100,
@@ -411,3 +412,115 @@ def test_rawhide_resolving_to_nothing_is_an_error(tmp_path: Path, lists_server: 
     path = write(tmp_path / "ebs.yaml", config_data(lists_server.url, trigger_tag="rawhide"))
     with pytest.raises(ConfigError, match="resolved trigger tag 'rawhide' to ''"):
         ConfigHolder(str(path), resolve_rawhide=lambda: "").load()
+
+
+# --- credentials in config URLs ------------------------------------------------------
+
+TOKEN = "glpat-S3CR3T-t0ken"
+
+
+def test_credentials_in_a_source_url_are_never_shown(
+    config_file: Path, lists_server: ListServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Neither the first-load error, nor a refresh's log line and last_error, nor
+    the origins and ConfigIssues of a config fetched with a token show it."""
+    caplog.set_level(logging.DEBUG)
+    url = f"https://ebs:{TOKEN}@config.example.org/ebs.yaml"
+    good = config_file.read_text()
+    texts = {"now": good}
+
+    def fake_fetch(spec: str) -> Fetched:
+        assert spec == url  # the holder fetches with the credentials
+        if texts["now"] == "down":  # an error that echoes the URL as given
+            raise OSError(f"cannot connect to {spec}")
+        return Fetched(texts["now"], "sha256:" + str(hash(texts["now"]))[-12:], spec)
+
+    holder = ConfigHolder(url, fetch=fake_fetch)
+    state = holder.load()
+    assert state.origins == ("https://***@config.example.org/ebs.yaml",)
+
+    texts["now"] = "down"
+    assert not holder.refresh()
+    assert "https://***@config.example.org/ebs.yaml" in holder.last_error
+    texts["now"] = good.replace("trigger_tag: f45", "trigger_tag: [f45]")
+    assert not holder.refresh()
+    with pytest.raises(ConfigError) as err:
+        holder.load()
+    assert [i.origin for i in err.value.issues] == ["https://***@config.example.org/ebs.yaml"]
+    for shown in (caplog.text, holder.last_error, str(err.value), *map(str, err.value.issues)):
+        assert TOKEN not in shown
+
+    with pytest.raises(ConfigError, match=r"from https://\*\*\*@config\.example\.org") as first:
+        texts["now"] = "down"
+        ConfigHolder(url, fetch=fake_fetch).load()
+    assert TOKEN not in str(first.value)
+
+
+# --- settings only read at worker start ----------------------------------------------------
+
+
+def _restart_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records
+            if r.levelno == logging.WARNING and "restart the ebs workers" in r.getMessage()]
+
+
+def test_koji_and_bodhi_connection_changes_ask_for_a_worker_restart(
+    config_file: Path, lists_server: ListServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    holder = ConfigHolder(str(config_file))
+    holder.load()
+
+    # a change the next batch picks up by itself: no restart needed
+    data = config_data(lists_server.url, trigger_tag="f46")
+    data["configuration"]["bodhi"]["batch_size"] = 10
+    write(config_file, data)
+    assert holder.refresh()
+    assert _restart_warnings(caplog) == []
+
+    data = config_data(lists_server.url, trigger_tag="f46",
+                       server="http://127.0.0.1:10/kojihub", username="eln-bot",
+                       auth={"method": "kerberos", "principal": "ebs@EXAMPLE.ORG",
+                             "keytab": "/run/secrets/ebs/koji/koji.keytab"})
+    data["configuration"]["bodhi"] = {"url": "http://127.0.0.1:11/", "auth": "kerberos",
+                                      "batch_size": 10}
+    write(config_file, data)
+    caplog.clear()
+    assert holder.refresh()
+    (message,) = _restart_warnings(caplog)
+    assert message == (
+        "configuration: configuration.koji.server, configuration.koji.auth, "
+        "configuration.koji.username, configuration.bodhi.url, configuration.bodhi.auth "
+        "changed; the worker connects to Koji and Bodhi only at start: restart the ebs "
+        "workers to apply it"
+    )
+    assert "ebs@EXAMPLE.ORG" not in message and "127.0.0.1:10" not in message
+
+    # once per change, not on every refresh after it
+    caplog.clear()
+    assert holder.refresh()
+    assert _restart_warnings(caplog) == []
+
+
+@pytest.mark.parametrize(
+    ("koji", "bodhi", "keys"),
+    [
+        ({"profile": "stg"}, {}, ["configuration.koji.profile"]),
+        ({"multicall_chunk": 100}, {}, ["configuration.koji.multicall_chunk"]),
+        ({}, {"url": None, "staging": True}, ["configuration.bodhi.url"]),
+        ({}, {"warn_timeout": 60}, []),
+        ({"build_target": "eln-extras", "fail_fast": True}, {}, []),
+    ],
+)
+def test_start_only_changes(koji: dict[str, Any], bodhi: dict[str, Any], keys: list[str]) -> None:
+    from ebs.config.holder import start_only_changes
+
+    base = config_data("https://tiny.distro.builders")
+    before = parse_config(yaml.safe_dump(base))
+    changed = config_data("https://tiny.distro.builders", **koji)
+    changed["configuration"]["bodhi"].update(bodhi)
+    changed["configuration"]["bodhi"] = {
+        k: v for k, v in changed["configuration"]["bodhi"].items() if v is not None
+    }
+    after = parse_config(yaml.safe_dump(changed))
+    assert start_only_changes(before, after) == keys

@@ -18,7 +18,7 @@ from ebs.config.loader import (
     render_example,
 )
 from ebs.config.model import PRODUCTION_BODHI_URL, STAGING_BODHI_URL, EbsConfig
-from ebs.config.secrets import oidc_client_secret, read_secret_file
+from ebs.config.secrets import read_secret_file
 
 # The shape and values of the original ELNBuildSync's tests/local_testconfig.yaml
 # (its single-file format, with db, an inline client_secret and email).
@@ -211,8 +211,8 @@ def test_inline_client_secret_is_kept_but_never_shown(caplog: pytest.LogCaptureF
     caplog.set_level(logging.DEBUG)
     cfg = parse_config(ORIGINAL_LOCAL_TESTCONFIG, "local_testconfig.yaml")
     oidc = cfg.configuration.open_id_connect
-    assert oidc is not None
-    assert oidc_client_secret(oidc) == "YOUR_CLIENT_SECRET"
+    assert oidc is not None and oidc.client_secret is not None
+    assert oidc.client_secret.get_secret_value() == "YOUR_CLIENT_SECRET"
     assert "YOUR_CLIENT_SECRET" not in caplog.text
     assert "YOUR_CLIENT_SECRET" not in repr(cfg) and "YOUR_CLIENT_SECRET" not in str(cfg)
     assert "YOUR_CLIENT_SECRET" not in cfg.model_dump_json()
@@ -576,6 +576,11 @@ def test_secret_files(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read the SMTP password from"):
         read_secret_file(tmp_path / "missing", "SMTP password")
 
+
+
+def test_oidc_client_secret_file_is_accepted_but_unused(tmp_path: Path) -> None:
+    """The API validates bearer tokens and needs no client secret: an older
+    config's client_secret_file still loads, with a warning, and is never read."""
     text = config_text(
         {
             "configuration": {
@@ -584,20 +589,19 @@ def test_secret_files(tmp_path: Path) -> None:
                     "token_endpoint": "https://id.example.org/t",
                     "client_id": "ebs",
                     "admin_groups": ["eln"],
-                    "client_secret_file": str(secret),
+                    "client_secret_file": str(tmp_path / "does-not-exist"),
                 }
             }
         }
     )
-    oidc = parse_config(text).configuration.open_id_connect
-    assert oidc is not None
-    assert oidc_client_secret(oidc) == "s3cr3t"
-    other = tmp_path / "other"
-    other.write_text("from-option")
-    assert oidc_client_secret(oidc, str(other)) == "from-option"
-    no_secret = oidc.model_copy(update={"client_secret_file": None})
-    with pytest.raises(ConfigError, match="has no client secret"):
-        oidc_client_secret(no_secret)
+    warnings: list[str] = []
+    oidc = parse_config(text, warn=warnings.append).configuration.open_id_connect
+    assert oidc is not None and oidc.client_id == "ebs"
+    assert warnings == [
+        "configuration.open_id_connect.client_secret_file is ignored: the API validates "
+        "bearer tokens and needs no client secret"
+    ]
+    assert not any("--openid-client-secret-file" in w for w in warnings)
 
 
 def test_a_wrongly_typed_secret_is_not_echoed() -> None:

@@ -20,6 +20,7 @@ from ebs.config.sources import (
     SourceError,
     fetch,
     parse_git_spec,
+    redact,
 )
 
 CONFIG_V1 = "configuration:\n  koji:\n    trigger_tag: f44\n"
@@ -242,3 +243,115 @@ def test_git_concurrent_fetches_share_one_cache(config_repo: Path, tmp_path: Pat
     assert {r.text for r in results} == {CONFIG_V1}
     # one cache repository; the losers' staging directories are gone
     assert len(list(work.iterdir())) == 1
+
+
+# --------------------------------------------------------------------------- credentials in URLs
+
+TOKEN = "glpat-S3CR3T-t0ken"
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("https://user:token@host/c.yaml", "https://***@host/c.yaml"),
+        ("https://token@host", "https://***@host"),
+        ("git+https://oauth2:TOKEN@gitlab.com/eln/c.git#main:x.yaml",
+         "git+https://***@gitlab.com/eln/c.git#main:x.yaml"),
+        ("ssh://git@host:22/r", "ssh://***@host:22/r"),
+        ("https://u:p@ss@host/x", "https://***@host/x"),  # an unescaped "@" in the password
+        ("fetching 'https://a:b@h1/x': see https://c@h2/y", "fetching 'https://***@h1/x': "
+         "see https://***@h2/y"),
+        # nothing to hide
+        ("https://host/c.yaml?user=a@b", "https://host/c.yaml?user=a@b"),
+        ("git@github.com:eln/c.git", "git@github.com:eln/c.git"),
+        ("/etc/ebs/ebs.yaml", "/etc/ebs/ebs.yaml"),
+    ],
+)
+def test_redact(text: str, shown: str) -> None:
+    assert redact(text) == shown
+
+
+def test_http_credentials_never_shown(http_server: tuple[str, dict]) -> None:
+    base, pages = http_server
+    pages["/ebs.yaml"] = (200, CONFIG_V1.encode())
+    url = base.replace("http://", f"http://ebs:{TOKEN}@") + "/ebs.yaml"
+    got = fetch(url)
+    assert got.text == CONFIG_V1 and got.origin == redact(url) == (
+        base.replace("http://", "http://***@") + "/ebs.yaml"
+    )
+    with pytest.raises(SourceError, match=r"HTTP 404") as err:
+        fetch(url.replace("ebs.yaml", "nope.yaml"))
+    assert TOKEN not in str(err.value) and "http://***@127.0.0.1" in str(err.value)
+
+
+def test_http_credentials_not_in_connection_errors() -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(SourceError, match="ConnectionError") as err:
+        fetch(f"http://ebs:{TOKEN}@127.0.0.1:{port}/x", timeout=5)
+    assert TOKEN not in str(err.value)
+    with pytest.raises(SourceError, match="unsupported scheme") as err:
+        fetch(f"ftp://ebs:{TOKEN}@example.org/ebs.yaml")
+    assert TOKEN not in str(err.value)
+
+
+@pytest.fixture
+def dumb_http_repo(config_repo: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+    """The config repository served over git's dumb HTTP protocol (static files)."""
+    import functools
+
+    _commit(config_repo, {DEFAULT_GIT_PATH: CONFIG_V1}, "v1")
+    served = tmp_path / "served"
+    served.mkdir()
+    _git(served, "clone", "-q", "--bare", str(config_repo), "c.git")
+    _git(served / "c.git", "update-server-info")
+    handler = functools.partial(
+        type("Quiet", (http.server.SimpleHTTPRequestHandler,),
+             {"log_message": lambda *a: None}),
+        directory=str(served),
+    )
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{server.server_address[1]}/c.git", config_repo
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def _files_mentioning(root: Path, needle: str) -> list[Path]:
+    return [p for p in root.rglob("*") if needle in p.name
+            or (p.is_file() and needle.encode() in p.read_bytes())]
+
+
+def test_git_credentials_never_shown_nor_stored(
+    dumb_http_repo: tuple[str, Path], tmp_path: Path
+) -> None:
+    where, repo = dumb_http_repo
+    work = tmp_path / "cache"
+    spec = f"git+http://oauth2:{TOKEN}@{where}#main"
+    got = fetch(spec, workdir=work)
+    assert got.text == CONFIG_V1
+    assert got.origin == f"git+http://***@{where}#main:{DEFAULT_GIT_PATH}"
+    (cache,) = work.iterdir()
+    assert (cache / "ebs-source-url").read_text() == f"http://***@{where}\n"
+    assert _files_mentioning(work, TOKEN) == []
+    # errors name the redacted URL only
+    with pytest.raises(SourceError, match="couldn't find remote ref nope") as err:
+        fetch(f"git+http://oauth2:{TOKEN}@{where}#nope", workdir=work)
+    assert TOKEN not in str(err.value) and "http://***@" in str(err.value)
+    with pytest.raises(SourceError, match="no file 'missing.yaml'") as err:
+        fetch(f"git+http://oauth2:{TOKEN}@{where}#main:missing.yaml", workdir=work)
+    assert TOKEN not in str(err.value)
+    with pytest.raises(SourceError, match=r"may not contain '\.\.'") as err:
+        fetch(f"git+http://oauth2:{TOKEN}@{where}#main:../x", workdir=work)
+    assert TOKEN not in str(err.value)
+    # a rotated token keeps the cache
+    fetch(f"git+http://oauth2:other-token@{where}#main", workdir=work)
+    assert len(list(work.iterdir())) == 1
+    assert _files_mentioning(work, TOKEN) == [] and _files_mentioning(work, "other-token") == []

@@ -1,4 +1,4 @@
-"""The production deployment files (deploy/), checked with the tools that work offline.
+"""The production deployment files (deploy/temporal/), checked with the tools that work offline.
 
 - Containerfile: hadolint, every COPY source exists, the entry point is the
   package's `ebs` console script and its subcommands/flags exist in ebs.cli.
@@ -41,7 +41,7 @@ from ebs.config.loader import load_config, parse_config
 from ebs.temporal_client import SEARCH_ATTRIBUTES, temporal_cli_path
 
 ROOT = Path(__file__).resolve().parent.parent
-DEPLOY = ROOT / "deploy"
+DEPLOY = ROOT / "deploy" / "temporal"
 CONTAINERFILE = DEPLOY / "Containerfile"
 SCRIPTS = DEPLOY / "scripts"
 REGISTER_SCRIPT = SCRIPTS / "register-search-attributes.sh"
@@ -76,7 +76,7 @@ def _cli_options() -> dict[str, set[str]]:
     """
     if not (ROOT / "ebs" / "cli.py").exists():
         pytest.skip("ebs/cli.py is not written yet: cannot check the subcommands and flags "
-                    "that deploy/ runs")
+                    "that deploy/temporal/ runs")
     import click
 
     from ebs import cli
@@ -205,6 +205,54 @@ def _image_paths() -> set[str]:
     return paths
 
 
+def _ignore_patterns(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _ignored(rel: str, patterns: list[str]) -> bool:
+    """Whether a context path (or one of its parent directories) matches a pattern.
+
+    Enough of the .dockerignore syntax for these files: root-anchored globs,
+    `**/` for any depth; no `!` exceptions."""
+    import fnmatch
+
+    parts = rel.strip("/").split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    for pattern in patterns:
+        assert not pattern.startswith("!"), "exceptions are not expected here"
+        anchored = pattern.strip("/")
+        for prefix in prefixes:
+            if fnmatch.fnmatchcase(prefix, anchored):
+                return True
+            if anchored.startswith("**/") and fnmatch.fnmatchcase(
+                prefix.rsplit("/", 1)[-1], anchored[3:]
+            ):
+                return True
+    return False
+
+
+def test_build_context_ignore_files() -> None:
+    """The repo root is the build context: .containerignore (podman/buildah) and
+    .dockerignore (Docker) are the same file and keep local state out of it."""
+    containerignore, dockerignore = ROOT / ".containerignore", ROOT / ".dockerignore"
+    assert containerignore.read_text() == dockerignore.read_text(), (
+        ".dockerignore must be a copy of .containerignore"
+    )
+    patterns = _ignore_patterns(containerignore)
+    for path in (".venv/bin/python", "state/temporal.db", ".git/HEAD", "bench/results/x.json",
+                 "ebs/__pycache__/cli.cpython-312.pyc", "ebs.egg-info/PKG-INFO",
+                 "deploy/temporal/compose/secrets/koji.keytab",
+                 "deploy/temporal/compose/.env"):
+        assert _ignored(path, patterns), f"{path} is sent to the image build"
+    for keyword, args in _instructions(CONTAINERFILE):
+        if keyword != "COPY" or "--from=" in args:
+            continue
+        for source in [p for p in shlex.split(args) if not p.startswith("--")][:-1]:
+            assert not _ignored(source, patterns), f"the Containerfile copies ignored {source}"
+    assert not _ignored("ebs/cli.py", patterns) and not _ignored("pyproject.toml", patterns)
+
+
 # --- shell scripts ---------------------------------------------------------------
 
 
@@ -316,7 +364,7 @@ async def test_register_script_gives_up_at_its_deadline() -> None:
     assert "gave up" in out.decode()
 
 
-# --- the configs deploy/ ships ---------------------------------------------------
+# --- the configs deploy/temporal/ ships ------------------------------------------
 
 
 def _secret_paths(config: Any) -> set[str]:
@@ -335,8 +383,8 @@ def _secret_paths(config: Any) -> set[str]:
 
 def _process_secret_paths(config: dict[str, Any], messaging_toml: str) -> dict[str, set[str]]:
     """Which process reads which secret file of the config: the worker logs in to
-    Koji/Bodhi and sends mail, the bridge talks to the broker, the API does OIDC;
-    all of them connect to Temporal."""
+    Koji/Bodhi and sends mail, the bridge talks to the broker, the API validates
+    OIDC bearer tokens (no secret file); all of them connect to Temporal."""
     cnf = config["configuration"]
     temporal = _secret_paths(config.get("temporal", {}))
     tls = tomllib.loads(messaging_toml).get("tls", {})
@@ -454,7 +502,9 @@ def test_compose_processes_get_their_config_and_secret_files(
         _check_command(argv, f"compose service ebs-{process}")
 
     config_path = config_files["--config"]
-    load_config(config_path)  # ebs's own validation of the shipped config
+    warnings: list[str] = []
+    load_config(config_path, warn=warnings.append)  # ebs's own validation of the shipped config
+    assert not warnings, f"{config_path}: {warnings}"
     messaging = config_files["--messaging-config"].read_text()
     _check_messaging_config(messaging, "compose fedora-messaging.toml", tmp_path)
     _same_as_packaged(messaging, "staging.toml", "compose fedora-messaging.toml")
@@ -476,6 +526,9 @@ def test_compose_least_privilege_for_secrets(compose: dict[str, Any]) -> None:
     )
     for process in ("ingest", "api"):
         assert keytab not in _mounted(services[f"ebs-{process}"], "secrets")
+    assert not [s for s in compose.get("secrets") or {} if "oidc" in s], (
+        "the API validates bearer tokens: no OIDC client secret"
+    )
     for process in EBS_PROCESSES:
         svc = services[f"ebs-{process}"]
         assert svc.get("read_only") is True and "ALL" in svc.get("cap_drop", [])
@@ -506,7 +559,7 @@ def test_compose_temporal_setup_matches_the_ebs_config(compose: dict[str, Any]) 
     schema_mounts = {v.split(":")[1]: (COMPOSE_DIR / v.split(":")[0]).resolve()
                      for v in schema["volumes"]}
     assert schema_mounts[schema["entrypoint"][-1]] == SCRIPTS / "setup-temporal-schema.sh"
-    dynamic = yaml.safe_load((COMPOSE_DIR / "temporal" / "dynamicconfig.yaml").read_text())
+    dynamic = yaml.safe_load((COMPOSE_DIR / "temporal-server" / "dynamicconfig.yaml").read_text())
     for key, entries in dynamic.items():
         assert isinstance(entries, list) and all("value" in e for e in entries), key
 
@@ -614,7 +667,9 @@ def test_chart_config_is_a_valid_ebs_config(
 ) -> None:
     name, docs = rendered
     (configmap,) = _by_kind(docs, "ConfigMap").values()
-    parse_config(configmap["data"]["ebs.yaml"], f"chart[{name}] ebs.yaml")
+    warnings: list[str] = []
+    parse_config(configmap["data"]["ebs.yaml"], f"chart[{name}] ebs.yaml", warn=warnings.append)
+    assert not warnings, f"chart[{name}] ebs.yaml: {warnings}"
     _check_messaging_config(configmap["data"]["fedora-messaging.toml"], f"chart[{name}]", tmp_path)
     packaged = "production.toml" if name == "production" else "staging.toml"
     _same_as_packaged(configmap["data"]["fedora-messaging.toml"], packaged, f"chart[{name}]")
@@ -693,7 +748,10 @@ def test_chart_secrets_reach_only_the_processes_that_need_them(
     assert "ebs-koji-keytab" not in secret_names["api"] | secret_names["ingest"]
     assert "ebs-fedora-messaging" in secret_names["ingest"]
     assert "ebs-fedora-messaging" not in secret_names["api"] | secret_names["worker"]
-    assert "ebs-oidc" in secret_names["api"] and "ebs-api-tokens" in secret_names["api"]
+    assert "ebs-api-tokens" in secret_names["api"]
+    assert "ebs-api-tokens" not in secret_names["worker"] | secret_names["ingest"]
+    # The API validates bearer tokens: it has no OIDC client secret to mount.
+    assert not any("oidc" in s for names in secret_names.values() for s in names)
     (configmap,) = _by_kind(docs, "ConfigMap").values()
     config = yaml.safe_load(configmap["data"]["ebs.yaml"])
     keytab = config["configuration"]["koji"]["auth"]["keytab"]

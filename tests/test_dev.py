@@ -91,3 +91,32 @@ def test_dev_resumes_an_interrupted_batch_after_a_restart(tmp_path: Path) -> Non
     assert second.returncode == 0, (second.stdout, second.stderr, _logs(tmp_path))
     assert "partial — 6 package(s), 5 built, 1 failed; failed: rust" in second.stdout
     assert "(restored)" in (state / "logs" / "sim.log").read_text()
+
+
+def test_dev_interrupted_while_starting_leaves_no_process_behind(tmp_path: Path) -> None:
+    """SIGTERM (or Ctrl-C) before the stack is up stops what had started."""
+    import signal
+    import time
+
+    import psutil
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ebs", "dev", "--state-dir", str(tmp_path / "state"), *_ports()],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    me = psutil.Process(proc.pid)
+    started: list[psutil.Process] = []
+    deadline = time.monotonic() + 60
+    while not any("temporal" in " ".join(c.cmdline()) for c in started):
+        assert proc.poll() is None and time.monotonic() < deadline, _logs(tmp_path)
+        time.sleep(0.05)
+        try:
+            started = me.children(recursive=True)
+        except psutil.Error:
+            started = []
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    alive = [c for c in started if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not alive, [c.cmdline() for c in alive]

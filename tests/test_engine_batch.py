@@ -188,6 +188,7 @@ async def test_submission_refused_for_good_is_reported_not_lost(engine: Engine) 
     pkgs = by_name(result)
     assert pkgs["glibc"].state == "failed"
     assert "Invalid scm url" in pkgs["glibc"].reason
+    assert pkgs["glibc"].attempts == 1  # Koji refused it for good: no second attempt
     assert pkgs["bash"].state == "stable"
 
 
@@ -211,6 +212,7 @@ async def test_stable_warning_then_failure_emails(
     assert subjects == ["ELNBuildSync update warning", "ELNBuildSync update failure"]
     bash = by_name(result)["bash"]
     assert bash.state == "succeeded" and "not in eln" in bash.reason
+    assert result.outcome == "unstable"
     assert result.errata_tags  # left for a human to look at
 
 
@@ -253,3 +255,64 @@ async def test_task_links_show_while_the_build_runs(engine: Engine) -> None:
     assert bash.state == "building" and bash.task_urls[0].endswith(str(bash.task_ids[0]))
     result = await handle.result()
     assert result.packages[0].task_ids == bash.task_ids  # not recorded twice
+
+
+async def test_cancelled_batch_cancels_its_tasks_and_removes_its_side_tag(
+    engine: Engine,
+) -> None:
+    import time
+
+    from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
+
+    from ebs.workflows.batch import RebuildBatch
+
+    engine.sim.set_outcomes("glibc", "HANG")
+    handle = await engine.start_batch(["glibc"])
+    deadline = time.monotonic() + 60
+    while not (await handle.query(RebuildBatch.status)).packages[0].task_ids:
+        assert time.monotonic() < deadline
+        await engine.env.sleep(5)  # see test_task_links_show_while_the_build_runs
+        await asyncio.sleep(0.05)
+    task_id = (await handle.query(RebuildBatch.status)).packages[0].task_ids[0]
+    await handle.cancel()
+    try:
+        await handle.result()
+        raise AssertionError("a cancelled batch must not complete")
+    except WorkflowFailureError:
+        pass
+    assert (await handle.describe()).status == WorkflowExecutionStatus.CANCELED
+    assert [c.args[0] for c in engine.sim.calls_named("cancelTask")] == [task_id]
+    assert engine.sim.side_tags_created
+    assert sorted(engine.sim.side_tags_removed) == sorted(engine.sim.side_tags_created)
+
+
+async def test_an_attempt_that_fails_outright_spares_its_sibling_chunks(engine: Engine) -> None:
+    import dataclasses
+    import time
+    import uuid
+
+    from ebs.workflows import types as t
+    from ebs.workflows.batch import RebuildBatch
+
+    # One chunk a package; once the builds run, the next task poll is refused
+    # for good, so one chunk's child workflow fails. Its package is retried in
+    # a new attempt; the other chunk's build is kept.
+    settings = dataclasses.replace(engine.settings(), attempt_chunk_size=1)
+    batch_id = f"ebs-batch-test-{uuid.uuid4().hex[:8]}"
+    handle = await engine.client.start_workflow(
+        RebuildBatch.run,
+        t.BatchRequest(batch_id, [engine.tag_event(n) for n in ("bash", "glibc")], settings),
+        id=batch_id,
+        task_queue=engine.task_queue,
+    )
+    deadline = time.monotonic() + 60
+    while not all(p.task_ids for p in (await handle.query(RebuildBatch.status)).packages):
+        assert time.monotonic() < deadline
+        await engine.env.sleep(5)  # see test_task_links_show_while_the_build_runs
+        await asyncio.sleep(0.05)
+    engine.sim.add_fault(FaultRule.auth_failure("getTaskInfo", times=1))
+    result = await handle.result()
+    pkgs = by_name(result)
+    assert result.outcome == "succeeded", result
+    assert {p.state for p in pkgs.values()} == {"stable"}
+    assert sorted(p.attempts for p in pkgs.values()) == [1, 2]

@@ -60,6 +60,8 @@ async def test_batch_starts_only_after_a_quiet_lull(engine: Engine) -> None:
     st = await until(handle, lambda s: s.recent_batches)
     assert st.recent_batches[0].outcome == "succeeded" and st.recent_batches[0].packages == 2
     assert st.queued == []
+    assert st.totals == t.BatchTotals(batches_started=1, batches_finished={"succeeded": 1},
+                                      packages_built=2, packages_failed=0)
 
 
 async def test_events_during_a_batch_wait_for_the_next_one(engine: Engine) -> None:
@@ -98,6 +100,14 @@ async def test_last_tagged_build_wins_and_redelivery_is_a_no_op(engine: Engine) 
     await handle.signal(BatchCollector.tag, stale)
     st = await until(handle, lambda s: s.queued)
     assert st.queued[0].nvr == "bash-5.0-1.fc45"
+    # a redelivery is recognised by its message id alone: even a body that
+    # would otherwise win (a later tag time) changes nothing
+    replay = t.TagEvent("bash", "bash-6.0-1.fc45", tag=newer.tag, event_id="m-old",
+                        tagged_at=3000.0)
+    await handle.signal(BatchCollector.tag, replay)
+    await handle.signal(BatchCollector.tag, t.TagEvent("zsh", "zsh-1-1.fc45", event_id="m-z"))
+    st = await until(handle, lambda s: len(s.queued) == 2)
+    assert [e.nvr for e in st.queued] == ["bash-5.0-1.fc45", "zsh-1-1.fc45"]
 
 
 async def test_pause_holds_batches_and_resume_releases_them(engine: Engine) -> None:
@@ -160,10 +170,12 @@ async def test_continue_as_new_carries_the_queue_and_loses_no_signal(engine: Eng
         await handle.signal(
             BatchCollector.tag, t.TagEvent(name, f"{name}-1-1.fc45", event_id=f"ev-{name}")
         )
-    # redelivered messages after continue-as-new are still recognised
+    # redelivered messages after continue-as-new are still recognised (a
+    # different body proves the id, not the content, decides)
     for name in names[:5]:
         await handle.signal(
-            BatchCollector.tag, t.TagEvent(name, f"{name}-1-1.fc45", event_id=f"ev-{name}")
+            BatchCollector.tag,
+            t.TagEvent(name, f"{name}-2-1.fc45", event_id=f"ev-{name}", tagged_at=9e9),
         )
     current = engine.client.get_workflow_handle(handle.id)
     deadline = time.monotonic() + 20
@@ -172,6 +184,7 @@ async def test_continue_as_new_carries_the_queue_and_loses_no_signal(engine: Eng
         await asyncio.sleep(0.02)
     st = await until(current, lambda s: len(s.queued) == 60)
     assert sorted(e.component for e in st.queued) == sorted(names)
+    assert {e.nvr.split("-", 1)[1] for e in st.queued} == {"1-1.fc45"}
 
 
 async def test_a_queue_over_max_batch_packages_becomes_consecutive_batches(

@@ -9,6 +9,8 @@ arrive, the broker restarted, SIGTERM for a graceful stop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import logging
 import os
 import signal
 import subprocess
@@ -52,7 +54,7 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
-NAMESPACES = [f"ingest-{i}" for i in range(1, 7)]
+NAMESPACES = [f"ingest-{i}" for i in range(1, 8)]
 KOJI_USER = "ebs-bot"
 ROUTING_KEYS = [
     "org.fedoraproject.*.buildsys.tag",
@@ -666,3 +668,35 @@ async def test_routing_is_cached_briefly_and_new_side_tags_are_found(world: Setu
     assert result.outcome is Outcome.UNROUTED and queries == 5
     now[0] += 20
     assert (await fw.forward(SignalRepo(event))).outcome is Outcome.UNROUTED and queries == 5
+
+
+async def test_a_missing_namespace_requeues_and_loses_nothing(
+    world: Setup, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """NOT_FOUND for the namespace is a misconfiguration, not "workflow gone"."""
+    missing = dataclasses.replace(world, namespace="ingest-no-such-namespace",
+                                  config=tmp_path / "missing-ns.yaml")
+    write_config(missing.config, world.server, missing.namespace, world.task_queue)
+    requeued, not_found = counter("tag", "requeued"), counter("tag", "not_found")
+    async with bridge_in_process(missing):
+        with world.sink() as sink:
+            sent = {name: sink.send("buildsys.tag", tag_body(name)) for name in ELIGIBLE[:3]}
+
+        async def requeued_each() -> bool:
+            return counter("tag", "requeued") - requeued >= len(sent)
+
+        await eventually(requeued_each, 30, "every message requeued", interval=0.2)
+    assert counter("tag", "not_found") == not_found
+    assert sum(world.depth()) == len(sent)  # still on the broker
+    errors = [r.getMessage() for r in caplog.records
+              if r.name == "ebs.ingest.bridge" and r.levelno == logging.ERROR]
+    assert any("event=bridge_requeue" in m and "ingest-no-such-namespace" in m for m in errors)
+
+    # Pointed at the right namespace, the bridge delivers every one of them.
+    async with bridge_in_process(world):
+
+        async def delivered() -> bool:
+            return len(await world.queued()) == len(sent) and world.depth() == (0, 0)
+
+        await eventually(delivered, 60, "the held messages in the collector", interval=0.2)
+    assert {name: ev.event_id for name, ev in (await world.queued()).items()} == sent

@@ -35,3 +35,25 @@ def test_example_configurations_bind_the_bridge_topics_on_a_shared_queue(
 def test_sandbox_broker_url_is_the_line_ebs_dev_rewrites() -> None:
     text = (CONF / "sandbox.toml").read_text()
     assert 'amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2F"' in text.splitlines()
+
+
+@pytest.mark.parametrize("via_env", [False, True])
+def test_a_named_messaging_config_that_does_not_exist_is_exit_2(
+    via_env: bool,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from ebs.ingest.service import EXIT_CONFIG, run
+
+    missing = tmp_path / "nope.toml"
+    args: list[str] = []
+    if via_env:
+        monkeypatch.setenv("FEDORA_MESSAGING_CONF", str(missing))
+    else:
+        monkeypatch.delenv("FEDORA_MESSAGING_CONF", raising=False)
+        args = ["--messaging-config", str(missing)]
+    assert run(str(tmp_path / "ebs.yaml"), *args) == EXIT_CONFIG
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "no such file" in lines[0] and str(missing) in lines[0]
+    assert ("$FEDORA_MESSAGING_CONF" if via_env else "--messaging-config") in lines[0]

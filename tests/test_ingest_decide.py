@@ -197,9 +197,13 @@ def test_build_task_of_ebs_is_routed_to_the_workflow_in_its_metadata() -> None:
     assert (d.event.task_id, d.event.state, d.event.event_id) == (12345678, "CLOSED", "uuid-7")
 
 
-def test_without_a_configured_koji_user_the_metadata_alone_routes() -> None:
-    d = decide(msg(TASK_TOPIC, task_body(owner="someone")), rules(koji_user=None))
-    assert isinstance(d, SignalTask)
+def test_without_a_configured_koji_user_task_and_build_messages_are_dropped() -> None:
+    # custom_user_metadata alone is anyone's word: it routes nothing.
+    for koji_user in (None, ""):
+        for topic, body in ((TASK_TOPIC, task_body()), (BUILD_TOPIC, build_body())):
+            d = decide(msg(topic, body), rules(koji_user=koji_user))
+            assert isinstance(d, Drop) and not d.malformed, (topic, d)
+            assert "koji.username is not set" in d.reason
 
 
 @pytest.mark.parametrize(

@@ -128,12 +128,12 @@ def test_an_unmarked_side_tag_with_builds_is_never_adopted(
 def test_an_answer_of_the_wrong_shape_names_the_call(sim: SimWithSink) -> None:
     adapter = KojiAdapter(sim.koji_config())
     adapter._call = lambda method, *a, **kw: (  # type: ignore[method-assign]
-        adapter._remember(f"{method}{a}", ["garbage"]) or ["garbage"])
+        adapter._remember(method, a, ["garbage"]) or ["garbage"])
     with pytest.raises(KojiAnswerError) as caught:
         adapter.get_build_target("eln")
     text = str(caught.value)
     assert text.startswith("get_build_target: unexpected answer from Koji")
-    assert "getBuildTarget('eln',) answered ['garbage']" in text and "TypeError" in text
+    assert "getBuildTarget('eln') answered ['garbage']" in text and "TypeError" in text
 
 
 def test_submit_is_idempotent(sim: SimWithSink, koji_adapter: KojiAdapter) -> None:

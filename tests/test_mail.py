@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import logging
+import re
 import socket
 import ssl
 from collections.abc import Iterator
@@ -485,3 +486,27 @@ async def test_send_quietly_async(plain_server: tuple[LoopbackController, Record
     assert rec.received[0].message["elnbuildsync-updates"] == (
         "bash-5.2.37-1.eln, zsh-5.9-15.eln, fish-3.7-1.eln"
     )
+
+
+@pytest.mark.parametrize("content", ["", "\n", "   \n", "\t\r\n"])
+def test_empty_password_file_with_a_username_is_an_error(
+    plain_server: tuple[LoopbackController, Recorder], tmp_path: Path, content: str
+) -> None:
+    """smtp_username with an empty password file fails clearly; it never falls
+    back to sending without logging in."""
+    ctl, rec = plain_server
+    pw = tmp_path / "ebs_smtp_pw"
+    pw.write_text(content)
+    cfg = _cfg(ctl.port, starttls=False, smtp_username=USER, password_file=str(pw))
+    msg = mail.compose_permanent_failure("batch-43", "x")
+    with pytest.raises(mail.MailError, match=rf"smtp_username is '{USER}' but the SMTP "
+                       rf"password file {re.escape(str(pw))} is empty"):
+        mail.send(msg, cfg, timeout=5)
+    with pytest.raises(mail.MailError, match="the SMTP password is empty"):
+        mail.send(msg, cfg, password="  ", timeout=5)
+    assert mail.send_quietly(msg, cfg, timeout=5, kind="test") is False
+    assert rec.received == []
+    # without a username, an empty password file means no login, as before
+    anonymous = _cfg(ctl.port, starttls=False, password_file=str(pw))
+    mail.send(msg, anonymous, timeout=5)
+    assert len(rec.received) == 1 and rec.received[0].login is None

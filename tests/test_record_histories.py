@@ -65,3 +65,36 @@ async def test_record_collector_two_batches_and_enqueue(engine: Engine) -> None:
     await finish_current_batch(engine, handle)
     await until(handle, lambda s: len(s.recent_batches) == 2)
     await _save(engine, handle.id, "batch_collector_two_batches")
+
+
+async def test_record_cancelled_batch(engine: Engine) -> None:
+    import asyncio
+
+    from ebs.workflows.batch import RebuildBatch
+
+    engine.sim.set_outcomes("glibc", "HANG")
+    handle = await engine.start_batch(["glibc"], batch_id="ebs-batch-record-3")
+    while not (await handle.query(RebuildBatch.status)).packages[0].task_ids:
+        await engine.env.sleep(5)
+        await asyncio.sleep(0.05)
+    await handle.cancel()
+    with pytest.raises(Exception):  # noqa: B017 - WorkflowFailureError, cancelled
+        await handle.result()
+    await _save(engine, handle.id, "rebuild_batch_cancelled")
+    await _save(engine, "ebs-batch-record-3-slice1000-attempt1-chunk0",
+                "build_attempt_cancelled")
+
+
+async def test_record_collector_continue_as_new(engine: Engine) -> None:
+    import asyncio
+
+    handle = await engine.start_collector(t.CollectorState(history_limit=40))
+    for i in range(30):
+        await handle.signal(BatchCollector.tag,
+                            t.TagEvent(f"pkg{i}", f"pkg{i}-1-1.fc45", event_id=f"ev-{i}"))
+    current = engine.client.get_workflow_handle(handle.id)
+    while (await current.describe()).run_id == handle.first_execution_run_id:
+        await asyncio.sleep(0.02)
+    history = await engine.client.get_workflow_handle(
+        handle.id, run_id=handle.first_execution_run_id).fetch_history()
+    (HISTORIES / "batch_collector_continue_as_new.json").write_text(history.to_json())

@@ -19,7 +19,10 @@ A side tag is *stale* when all of these hold:
 
 Running batches are found through Temporal visibility (RebuildBatch, running,
 on ebs's task queue) and through the collector's routing query (its current
-batch). If any of that cannot be asked, the sweep removes nothing.
+batch). If either answers with an error, the sweep removes nothing. A server
+with no visibility at all (only Temporal's time-skipping test server; every
+real cluster and the dev server have it) leaves the collector's answer alone:
+enough there, as the collector starts every batch and runs one at a time.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ annotations at runtime, and the dependencies are closures of create_app.
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Query, Request
@@ -17,6 +17,7 @@ from temporalio.client import Client
 from ebs.api.auth import Authenticator, AuthFailure, Principal
 from ebs.api.control import Control, RequestRejected, TemporalUnavailable
 from ebs.api.html import render_status, render_unavailable
+from ebs.api.limits import MAX_BODY_BYTES, BodyLimit
 from ebs.api.links import Links
 from ebs.api.metrics import CONTENT_TYPE, MetricsExporter
 from ebs.api.models import (
@@ -33,6 +34,7 @@ from ebs.api.names import PACKAGE_NAME, InvalidComponents
 from ebs.api.oidc import OidcSettings, OidcVerifier
 from ebs.api.status import build_history, build_status
 from ebs.api.tokens import ApiTokens
+from ebs.config.loader import ConfigError
 from ebs.config.model import EbsConfig
 from ebs.workflows.types import EventSource
 
@@ -73,7 +75,9 @@ class ClientSource:
             if self._client is None:
                 try:
                     self._client = await self._connect()
-                except RuntimeError as err:  # temporalio: "Failed client connect: ..."
+                # temporalio: RuntimeError "Failed client connect: ..."; the config:
+                # OSError (TLS or API key file), ValueError/ConfigError (a profile).
+                except (RuntimeError, OSError, ValueError, ConfigError) as err:
                     raise TemporalUnavailable(f"cannot connect to Temporal: {err}") from err
             return self._client
 
@@ -82,6 +86,7 @@ _bearer = HTTPBearer(auto_error=False, description="OIDC access token (JWT) or A
 _WRITE_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "No or invalid credentials"},
     403: {"model": ErrorResponse, "description": "Not an admin"},
+    413: {"model": ErrorResponse, "description": "Request body over 1 MB"},
     503: {"model": ErrorResponse, "description": "Temporal or the ebs worker unavailable"},
 }
 _READ_ERRORS: dict[int | str, dict[str, object]] = {
@@ -105,10 +110,12 @@ def create_app(
     tokens: ApiTokens | None = None,
     allow_anonymous_writes: bool = False,
     sdk_metrics_url: str | None = None,
+    metrics_from: Sequence[str] = (),
     recent_batches: int = 10,
     refresh_seconds: int = 30,
     query_timeout: float = 5.0,
     update_timeout: float = 120.0,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> FastAPI:
     """The API for one ebs deployment. Give a connected `client` (tests, `ebs dev`)
     or a `connect` coroutine factory; by default it connects from `cfg.temporal`."""
@@ -125,10 +132,11 @@ def create_app(
         source = ClientSource(connect)
     links = Links.from_config(cfg)
     authenticator = build_authenticator(cfg, tokens, allow_anonymous_writes)
-    exporter = MetricsExporter(sdk_metrics_url)
+    exporter = MetricsExporter(sdk_metrics_url, metrics_from)
     task_queue = cfg.temporal.task_queue
 
     app = FastAPI(title="ebs", version="1", description=DESCRIPTION)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.state.authenticator = authenticator
     app.state.links = links
 

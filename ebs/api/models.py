@@ -83,7 +83,11 @@ class CurrentBatch(_Model):
 class BatchOverview(_Model):
     batch_id: str
     status: str = Field(description="Temporal execution status: running, completed, failed, ...")
-    outcome: str = Field(default="", description="succeeded | failed | partial | cancelled | error")
+    outcome: str = Field(
+        default="",
+        description="succeeded | unstable (built and filed, an update not stable in time) "
+        "| failed | partial | cancelled | error",
+    )
     phase: str = ""
     started_at: datetime | None = None
     finished_at: datetime | None = None

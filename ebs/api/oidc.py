@@ -9,7 +9,7 @@ the provider's userinfo endpoint (called with the token itself).
 Defaults for what the original configuration format does not carry:
 issuer = `auth_url` without its last path segment (Ipsilon's layout:
 https://id.fedoraproject.org/openidc/Authorization -> .../openidc),
-audience = `client_id`, jwks_uri = discovered from
+audience = `client_id`, jwks_uri and userinfo_endpoint = discovered from
 `{issuer}/.well-known/openid-configuration`.
 """
 
@@ -121,6 +121,7 @@ class OidcVerifier:
     _keys: KeySet | None = None
     _keys_at: float = 0.0
     _jwks_uri: str = ""
+    _discovery: dict[str, Any] | None = None
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     _userinfo: dict[str, _Cached] = field(default_factory=dict)
 
@@ -145,19 +146,33 @@ class OidcVerifier:
             raise AuthFailure(503, f"identity provider sent unexpected JSON at {url}")
         return data
 
+    async def _discovered(self, key: str, *, required: bool) -> str:
+        """An endpoint of the provider's discovery document (fetched once)."""
+        if self._discovery is None:
+            doc = await self._get_json(f"{self.settings.issuer}/.well-known/openid-configuration")
+            if str(doc.get("issuer", "")).rstrip("/") != self.settings.issuer:
+                raise AuthFailure(503, "the provider's discovery document names another issuer")
+            self._discovery = doc
+        uri = str(self._discovery.get(key) or "")
+        if not uri and not required:
+            return ""
+        try:
+            return _require_https(uri, key)
+        except ValueError as err:
+            raise AuthFailure(503, str(err)) from err
+
     async def _discover_jwks_uri(self) -> str:
         if self.settings.jwks_uri:
             return self.settings.jwks_uri
         if not self._jwks_uri:
-            doc = await self._get_json(f"{self.settings.issuer}/.well-known/openid-configuration")
-            if str(doc.get("issuer", "")).rstrip("/") != self.settings.issuer:
-                raise AuthFailure(503, "the provider's discovery document names another issuer")
-            uri = str(doc.get("jwks_uri") or "")
-            try:
-                self._jwks_uri = _require_https(uri, "jwks_uri")
-            except ValueError as err:
-                raise AuthFailure(503, str(err)) from err
+            self._jwks_uri = await self._discovered("jwks_uri", required=True)
         return self._jwks_uri
+
+    async def _userinfo_endpoint(self) -> str:
+        """The configured userinfo endpoint, else the discovered one ("" if none)."""
+        if self.settings.userinfo_endpoint:
+            return self.settings.userinfo_endpoint
+        return await self._discovered("userinfo_endpoint", required=False)
 
     async def _keyset(self, *, refresh: bool = False) -> KeySet:
         async with self._lock:
@@ -200,13 +215,14 @@ class OidcVerifier:
 
     async def _groups(self, token: str, claims: dict[str, Any]) -> tuple[str, ...]:
         value = claims.get(self.settings.groups_claim)
-        if value is None and self.settings.userinfo_endpoint:
+        userinfo = await self._userinfo_endpoint() if value is None else ""
+        if userinfo:
             key = hashlib.sha256(token.encode()).hexdigest()
             cached = self._userinfo.get(key)
             now = time.time()
             if cached and cached.until > now:
                 return cached.groups
-            info = await self._get_json(self.settings.userinfo_endpoint, token=token)
+            info = await self._get_json(userinfo, token=token)
             if info.get("sub") != claims.get("sub"):
                 raise AuthFailure(401, "userinfo belongs to another subject")
             value = info.get(self.settings.groups_claim, [])

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
+from collections.abc import Sequence
 
 import uvicorn
 from fastapi import FastAPI
@@ -18,12 +20,34 @@ from ebs.temporal_client import connect
 log = logging.getLogger(__name__)
 
 
+class UnsafeOptions(ValueError):
+    """Options that would expose the API (exit status 2)."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_anonymous_writes(host: str, allow_anonymous_writes: bool) -> None:
+    """--allow-anonymous-writes only on a loopback address; UnsafeOptions otherwise."""
+    if allow_anonymous_writes and not is_loopback(host):
+        raise UnsafeOptions(
+            f"--allow-anonymous-writes needs a loopback --host (127.0.0.1, ::1), not {host!r}"
+        )
+
+
 def build_app(
     cfg: EbsConfig,
     *,
     api_tokens_file: str | None = None,
     allow_anonymous_writes: bool = False,
     sdk_metrics: bool = True,
+    metrics_from: Sequence[str] = (),
 ) -> FastAPI:
     """The API as `ebs api` runs it: its own Temporal client (with SDK metrics)."""
     tokens = ApiTokens(api_tokens_file) if api_tokens_file else None
@@ -44,6 +68,7 @@ def build_app(
         tokens=tokens,
         allow_anonymous_writes=allow_anonymous_writes,
         sdk_metrics_url=sdk_url,
+        metrics_from=metrics_from,
     )
 
 
@@ -66,12 +91,15 @@ def serve(
     api_tokens_file: str | None = None,
     allow_anonymous_writes: bool = False,
     sdk_metrics: bool = True,
+    metrics_from: Sequence[str] = (),
     log_level: str = "info",
 ) -> None:
+    check_anonymous_writes(host, allow_anonymous_writes)
     app = build_app(
         cfg,
         api_tokens_file=api_tokens_file,
         allow_anonymous_writes=allow_anonymous_writes,
         sdk_metrics=sdk_metrics,
+        metrics_from=metrics_from,
     )
     uvicorn_server(app, host, port, log_level).run()

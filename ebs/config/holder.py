@@ -21,7 +21,7 @@ from ebs.config.loader import ConfigError, parse_documents
 from ebs.config.model import EbsConfig, KojiConfig
 from ebs.config.packages import HttpGet, PackageLists, fetch_package_lists, requests_get_text
 from ebs.config.rules import DEFAULT_ORDERING
-from ebs.config.sources import Fetched
+from ebs.config.sources import Fetched, redact
 from ebs.config.sources import fetch as fetch_source
 from ebs.workflows.types import BatchSettings, CollectorSettings
 
@@ -33,6 +33,23 @@ _FEDORA_WEBURLS = {
     "koji": "https://koji.fedoraproject.org/koji",
     "stg": "https://koji.stg.fedoraproject.org/koji",
 }
+# What the worker's Koji and Bodhi adapters take from the config once, at start
+# (ebs.worker): a refresh that changes one of them needs a worker restart.
+# bodhi.url is compared as the effective server, so it covers bodhi.staging.
+START_ONLY_KEYS: tuple[tuple[str, Callable[[EbsConfig], object]], ...] = (
+    ("configuration.koji.server", lambda c: c.configuration.koji.server),
+    ("configuration.koji.profile", lambda c: c.configuration.koji.profile),
+    ("configuration.koji.auth", lambda c: c.configuration.koji.auth),
+    ("configuration.koji.username", lambda c: c.configuration.koji.username),
+    ("configuration.koji.multicall_chunk", lambda c: c.configuration.koji.multicall_chunk),
+    ("configuration.bodhi.url", lambda c: c.configuration.bodhi.base_url()),
+    ("configuration.bodhi.auth", lambda c: c.configuration.bodhi.auth),
+)
+
+
+def start_only_changes(previous: EbsConfig, current: EbsConfig) -> list[str]:
+    """The START_ONLY_KEYS whose value differs between two configs."""
+    return [key for key, get in START_ONLY_KEYS if get(previous) != get(current)]
 
 
 @dataclass(frozen=True)
@@ -69,8 +86,9 @@ def koji_weburl(koji: KojiConfig) -> str:
 
 
 def _one_line(error: BaseException) -> str:
+    """The error on one line, credentials in any URL it names redacted."""
     text = str(error) or type(error).__name__
-    return "; ".join(part.strip() for part in text.splitlines() if part.strip())
+    return redact("; ".join(part.strip() for part in text.splitlines() if part.strip()))
 
 
 class ConfigHolder:
@@ -212,7 +230,7 @@ class ConfigHolder:
                 fetched.append(self._fetch(spec))
             except Exception as e:
                 raise ConfigError(
-                    f"cannot read the configuration from {spec}: {_one_line(e)}"
+                    f"cannot read the configuration from {redact(spec)}: {_one_line(e)}"
                 ) from e
         config = parse_documents([(f.text, f.origin) for f in fetched], warn=warnings.append)
         components = config.components
@@ -229,7 +247,7 @@ class ConfigHolder:
             eligibility=Eligibility(lists, config.configuration.control),
             trigger_tag=trigger_tag,
             version="+".join(f.version for f in fetched),
-            origins=tuple(f.origin for f in fetched),
+            origins=tuple(redact(f.origin) for f in fetched),
             koji_weburl=koji_weburl(config.configuration.koji),
             loaded_at=time.time(),
         )
@@ -280,6 +298,13 @@ class ConfigHolder:
             logger.debug("configuration %s unchanged", state.version)
         if previous.config.temporal != state.config.temporal:
             logger.warning("configuration: the temporal section changed; restart ebs to apply it")
+        restart_keys = start_only_changes(previous.config, state.config)
+        if restart_keys:
+            logger.warning(
+                "configuration: %s changed; the worker connects to Koji and Bodhi only at "
+                "start: restart the ebs workers to apply it",
+                ", ".join(restart_keys),
+            )
 
     # --- snapshots for the workflows ----------------------------------------------
 

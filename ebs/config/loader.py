@@ -17,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from ebs.config.model import EbsConfig
+from ebs.config.sources import redact
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +126,18 @@ def _adapt_original(data: dict[str, Any], warn: Warn) -> dict[str, Any]:
     if "db" in cnf:
         del cnf["db"]
         warn("configuration.db is ignored: ebs keeps its state in Temporal")
+    # The API only validates bearer tokens (ebs.api.oidc): no client secret.
     oidc = cnf.get("open_id_connect")
     if isinstance(oidc, dict) and "client_secret" in oidc:
         warn(
             "configuration.open_id_connect.client_secret is set inline in the configuration; "
-            "move it to a file (open_id_connect.client_secret_file or "
-            "--openid-client-secret-file)"
+            "ebs does not use it (the API validates bearer tokens and needs no client "
+            "secret): remove it"
+        )
+    if isinstance(oidc, dict) and "client_secret_file" in oidc:
+        warn(
+            "configuration.open_id_connect.client_secret_file is ignored: the API validates "
+            "bearer tokens and needs no client secret"
         )
     # The original's split ("dynamic") config keeps the trigger tag in control.
     control, koji = cnf.get("control"), cnf.get("koji")
@@ -316,7 +323,7 @@ def parse_documents(documents: Sequence[tuple[str, str]], *, warn: Warn | None =
     if not documents:
         raise ConfigError("no configuration given")
     warn = warn or _log_warning
-    docs = [_read_yaml(text, origin) for text, origin in documents]
+    docs = [_read_yaml(text, redact(origin)) for text, origin in documents]
     merged: dict[str, Any] = {}
     for doc in docs:
         merged = _merge(merged, doc.data)

@@ -2,9 +2,9 @@
 
 Field names here are the contract other modules use; validation details and
 semantics live beside them in this package.  The original's format is read
-unchanged: its ``db`` block, the dynamic config's ``control.trigger_tag`` and an
-inline ``open_id_connect.client_secret`` are handled by ``ebs.config.loader``
-before validation.
+unchanged: its ``db`` block, the dynamic config's ``control.trigger_tag`` and
+``open_id_connect.client_secret`` (unused: the API needs no client secret) are
+handled by ``ebs.config.loader`` before validation.
 """
 
 from __future__ import annotations
@@ -195,7 +195,9 @@ class OpenIdConnectConfig(_Strict):
     issuer: str | None = None
     audience: str | None = None
     jwks_uri: str | None = None
-    client_secret_file: str | None = None  # --openid-client-secret-file overrides
+    # Accepted for older configs, with a warning, and never read: the API only
+    # validates bearer tokens (ebs.api.oidc) and needs no client secret.
+    client_secret_file: str | None = None
     # Accepted for the original's configs (with a warning); never printed.
     client_secret: SecretStr | None = Field(default=None, repr=False)
 

@@ -15,6 +15,11 @@ The repository is kept as a bare cache under ``workdir`` (cloned once, then
 ``git fetch``-ed on every call), so a refresh downloads only what changed.
 
 Either a complete text comes back or :class:`SourceError`, never a part.
+
+A URL may carry credentials (``https://user:token@host/...``,
+``git+https://oauth2:TOKEN@host/...``): they are used for the fetch only.
+Every origin, error message and cache file shows the URL through
+:func:`redact`, with the userinfo replaced by ``***``.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -36,6 +42,16 @@ DEFAULT_GIT_PATH = "elnbuildsync_dynamic.yaml"
 # Transports git may use for a config repository (no ext::, fd::, ...).
 GIT_PROTOCOLS = "file:git:http:https:ssh"
 _KEEP_REF = "refs/ebs/fetched"  # keeps the last fetch's objects, for cheap refetches
+# scheme://userinfo@ : the userinfo runs to the last "@" before the host's end.
+_USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.-]*://)[^\s/?#'\"<>]*@")
+REDACTED = "***"
+
+
+def redact(text: str) -> str:
+    """``text`` (a URL, a source spec or a message naming them) with the
+    userinfo of every ``scheme://user:password@host`` replaced by ``***``:
+    ``https://oauth2:TOKEN@host/x`` → ``https://***@host/x``."""
+    return _USERINFO.sub(lambda m: f"{m['scheme']}{REDACTED}@", text)
 
 
 class SourceError(Exception):
@@ -56,7 +72,8 @@ class GitSpec:
     path: str = DEFAULT_GIT_PATH
 
     def __str__(self) -> str:
-        return f"git+{self.url}#{self.ref}:{self.path}"
+        """The spec for logs and origins: credentials in the URL are redacted."""
+        return redact(f"git+{self.url}#{self.ref}:{self.path}")
 
 
 def content_version(data: bytes) -> str:
@@ -65,15 +82,16 @@ def content_version(data: bytes) -> str:
 
 def parse_git_spec(spec: str) -> GitSpec:
     """``git+<url>[#<ref>][:<path>]`` → :class:`GitSpec` (ref names cannot hold ':')."""
+    shown = redact(spec)
     if not spec.startswith("git+"):
-        raise SourceError(f"{spec!r} is not a git+<url>#<ref>[:<path>] spec")
+        raise SourceError(f"{shown!r} is not a git+<url>#<ref>[:<path>] spec")
     url, sep, fragment = spec[len("git+") :].partition("#")
     ref, _, path = fragment.partition(":") if sep else ("", "", "")
     path = path.strip("/")
     if not url:
-        raise SourceError(f"{spec!r}: no repository URL before '#'")
+        raise SourceError(f"{shown!r}: no repository URL before '#'")
     if ".." in Path(path).parts:
-        raise SourceError(f"{spec!r}: the path may not contain '..'")
+        raise SourceError(f"{shown!r}: the path may not contain '..'")
     return GitSpec(url=url, ref=ref or DEFAULT_GIT_REF, path=path or DEFAULT_GIT_PATH)
 
 
@@ -94,14 +112,18 @@ def _fetch_file(path_text: str) -> Fetched:
 
 
 def _fetch_http(url: str, timeout: float) -> Fetched:
+    origin = redact(url)
     try:
         resp = requests.get(url, timeout=timeout)
     except requests.RequestException as e:
-        raise SourceError(f"fetching {url}: {e.__class__.__name__}: {e}") from None
+        detail = redact(f"{e.__class__.__name__}: {e}")
+        raise SourceError(f"fetching {origin}: {detail}") from None
     if resp.status_code != 200:
-        raise SourceError(f"fetching {url}: HTTP {resp.status_code} {resp.reason or ''}".rstrip())
+        raise SourceError(
+            f"fetching {origin}: HTTP {resp.status_code} {resp.reason or ''}".rstrip()
+        )
     data = resp.content
-    return Fetched(_decode(data, url), content_version(data), url)
+    return Fetched(_decode(data, origin), content_version(data), origin)
 
 
 def _git(args: list[str], cwd: Path, timeout: float, what: str) -> bytes:
@@ -123,7 +145,7 @@ def _git(args: list[str], cwd: Path, timeout: float, what: str) -> bytes:
         lines = proc.stderr.decode("utf-8", "replace").strip().splitlines()
         fatal = [ln.strip() for ln in lines if ln.startswith(("fatal:", "error:"))]
         detail = "; ".join(fatal) or (lines[-1] if lines else f"exit status {proc.returncode}")
-        raise SourceError(f"{what}: git {args[0]} failed: {detail}")
+        raise SourceError(redact(f"{what}: git {args[0]} failed: {detail}"))
     return proc.stdout
 
 
@@ -136,17 +158,23 @@ def _local_git_url(url: str) -> str:
 
 
 def _cache_dir(workdir: Path, url: str) -> Path:
-    """The bare cache repository for ``url``; created (atomically) when missing."""
-    repo = workdir / ("git-" + hashlib.sha256(url.encode()).hexdigest()[:16])
+    """The bare cache repository for ``url``; created (atomically) when missing.
+
+    Named and labelled after the redacted URL: no credentials on disk (the URL
+    with them is passed to every ``git fetch`` and never stored as a remote),
+    and a rotated token keeps the cache."""
+    shown = redact(url)
+    repo = workdir / ("git-" + hashlib.sha256(shown.encode()).hexdigest()[:16])
     if (repo / "HEAD").is_file():
         return repo
     workdir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".init-", dir=workdir))
     try:
         _git(
-            ["init", "--bare", "--quiet", str(staging)], workdir, 30, f"creating a cache for {url}"
+            ["init", "--bare", "--quiet", str(staging)], workdir, 30,
+            f"creating a cache for {shown}",
         )
-        (staging / "ebs-source-url").write_text(url + "\n")
+        (staging / "ebs-source-url").write_text(shown + "\n")
         try:
             staging.rename(repo)
         except OSError:  # another process made it first
@@ -163,7 +191,7 @@ def _fetch_git(spec_text: str, workdir: Path | None, timeout: float) -> Fetched:
     if shutil.which("git") is None:
         raise SourceError(f"fetching {spec}: git is not installed")
     root = workdir or Path(tempfile.gettempdir()) / f"ebs-config-sources-{os.getuid()}"
-    origin = str(spec)
+    origin = str(spec)  # redacted
     try:
         repo = _cache_dir(root, url)
         lock = open(repo / "ebs.lock", "a")  # noqa: SIM115 - held for the whole fetch
@@ -198,10 +226,11 @@ def fetch(spec: str, *, workdir: Path | None = None, timeout: float = 30) -> Fet
     if spec.startswith("file://"):
         parsed = urlparse(spec)
         if parsed.netloc not in ("", "localhost"):
-            raise SourceError(f"{spec}: only local file:// URLs are supported")
+            raise SourceError(f"{redact(spec)}: only local file:// URLs are supported")
         return _fetch_file(unquote(parsed.path))
     if "://" in spec:
         raise SourceError(
-            f"{spec}: unsupported scheme (use a path, http(s)://, file:// or git+<url>#<ref>)"
+            f"{redact(spec)}: unsupported scheme "
+            "(use a path, http(s)://, file:// or git+<url>#<ref>)"
         )
     return _fetch_file(spec)

@@ -6,7 +6,9 @@ Each message is settled only after its fate is certain:
 * irrelevant, stale (workflow gone) or malformed -> Drop (nack, no requeue),
   counted in ebs_bridge_messages; malformed ones also log one line;
 * Temporal unreachable -> Nack (requeue) after a backoff, so an outage neither
-  loses messages nor spins.
+  loses messages nor spins; logged at WARNING, or at ERROR when Temporal's
+  answer means a misconfiguration (a missing namespace, the collector "not
+  found" by its own signal-with-start), which must not drop messages either.
 
 fedora-messaging consumes serially per connection, and a signal takes a few
 milliseconds, so the bridge opens `consumers` connections on the same queue
@@ -19,7 +21,8 @@ asyncio loop given to the bridge, and callbacks hand their signal to it.
 Metrics: ebs_bridge_messages_total{kind=tag|task|repo|other, outcome=...} with
 outcome signalled, irrelevant, malformed, not_found (workflow gone), unrouted
 (repo event no batch waits on), rejected (Temporal refused the request),
-requeued (Temporal unavailable; counted per attempt) or error (a bug).
+requeued (Temporal unavailable or misconfigured; counted per attempt) or
+error (a bug).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from ebs.bus import install_schema_cache
 from ebs.ingest.decide import KIND_OTHER, Decision, Drop, Incoming, Rules, decide, kind_of
 from ebs.ingest.forward import Forwarder, Outcome, Result
 from ebs.metrics import BRIDGE_MESSAGES
+from ebs.workflows.types import COLLECTOR_WORKFLOW_ID
 
 log = logging.getLogger(__name__)
 
@@ -234,9 +238,14 @@ class Bridge:
     def _settle(self, msg: Incoming, decision: Decision, result: Result) -> None:
         kind = getattr(decision, "kind", KIND_OTHER)
         outcome = result.outcome
+        if outcome is Outcome.NOT_FOUND and result.workflow_id == COLLECTOR_WORKFLOW_ID:
+            # The collector is signal-with-started: "not found" is never "gone".
+            result = Result(Outcome.UNAVAILABLE, result.detail, result.workflow_id, logging.ERROR)
+            outcome = result.outcome
         if outcome is Outcome.UNAVAILABLE:
             self._count(kind, REQUEUED)
-            log.warning(
+            log.log(
+                result.level,
                 kv(
                     event="bridge_requeue",
                     kind=kind,

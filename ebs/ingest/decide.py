@@ -8,7 +8,9 @@
   changed state (buildsys.task.state.change, sent for scratch builds) or its
   build finished (buildsys.build.state.change, for draft and real builds); the
   attempt workflow waiting on it is named in the build request's
-  `custom_user_metadata` (`ebs_workflow_id`);
+  `custom_user_metadata` (`ebs_workflow_id`). Anyone can put that there, so
+  only tasks owned by `koji.username` count: without it, task and build
+  messages are dropped and completions come from polling Koji;
 * `SignalRepo(RepoEvent)`: a repo event for a side tag; which batch waits on
   it is looked up on the Temporal side (the collector's routing query).
 
@@ -227,6 +229,8 @@ def decide(msg: Incoming, rules: Rules) -> Decision:
             _check_schema(topic, msg.body)
         if kind == KIND_TAG:
             return _decide_tag(msg, rules)
+        if kind == KIND_TASK and not rules.koji_user:
+            return Drop(KIND_TASK, "koji.username is not set: task messages are ignored")
         if topic == TOPIC_BUILD_STATE:
             return _decide_build(msg, rules)
         if kind == KIND_TASK:
@@ -282,7 +286,7 @@ def _decide_task(msg: Incoming, rules: Rules) -> Decision:
     body = msg.body
     if body.get("method") != "build":
         return Drop(KIND_TASK, f"method {_short(repr(body.get('method')), 40)} is not build")
-    if rules.koji_user and body.get("owner") != rules.koji_user:
+    if body.get("owner") != rules.koji_user:
         return Drop(KIND_TASK, f"task owner {_short(repr(body.get('owner')), 60)} is not ebs")
     info = body["info"]
     workflow_id = _workflow_id(info.get("request") if isinstance(info, dict) else None)
@@ -300,7 +304,7 @@ def _decide_task(msg: Incoming, rules: Rules) -> Decision:
 def _decide_build(msg: Incoming, rules: Rules) -> Decision:
     """A draft or real build of ours finished: its task is done too."""
     body = msg.body
-    if rules.koji_user and body.get("owner") != rules.koji_user:
+    if body.get("owner") != rules.koji_user:
         return Drop(KIND_TASK, f"build owner {_short(repr(body.get('owner')), 60)} is not ebs")
     state = BUILD_TO_TASK_STATE.get(body.get("new"))  # type: ignore[arg-type]
     if state is None:

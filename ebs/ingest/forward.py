@@ -8,7 +8,9 @@ signal (`SIGNALLED`), or says why not:
 * `REJECTED`: Temporal refused the request itself (invalid argument): retrying
   the same message cannot help;
 * `UNAVAILABLE`: Temporal could not be reached or did not answer: the message
-  must go back to the queue.
+  must go back to the queue. So must a NOT_FOUND that cannot mean "workflow
+  gone": a missing namespace, or any NOT_FOUND of the collector's
+  signal-with-start; `Result.level` is then ERROR (a misconfiguration).
 
 Repo events need to know which batch owns a side tag: the collector's routing
 query answers, cached for `routing_ttl` seconds. A tag missing from the cache
@@ -21,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -43,6 +46,9 @@ _REJECTED = frozenset(
 )
 
 
+_NAMESPACE_NOT_FOUND = re.compile(r"namespace\b.*\bnot found", re.IGNORECASE | re.DOTALL)
+
+
 class Outcome(enum.Enum):
     SIGNALLED = "signalled"
     NOT_FOUND = "not_found"
@@ -56,14 +62,37 @@ class Result:
     outcome: Outcome
     detail: str = ""
     workflow_id: str = ""
+    level: int = logging.WARNING  # how loudly the bridge logs a requeue
 
 
 class Unavailable(Exception):
     """Temporal could not be reached (or did not answer in time)."""
 
+    level = logging.WARNING
+
+
+class Misconfigured(Unavailable):
+    """Temporal answered NOT_FOUND where nothing can legitimately be missing
+    (the namespace, or the collector being signal-with-started)."""
+
+    level = logging.ERROR
+
 
 def _rpc_detail(err: RPCError) -> str:
     return f"{err.status.name}: {err.message}"
+
+
+def namespace_missing(err: RPCError) -> bool:
+    """Whether Temporal says the namespace does not exist."""
+    if err.status != RPCStatusCode.NOT_FOUND:
+        return False
+    try:
+        details = list(err.grpc_status.details)
+    except Exception:  # undecodable status details: go by the message
+        details = []
+    if any(d.type_url.endswith(".NamespaceNotFoundFailure") for d in details):
+        return True
+    return bool(_NAMESPACE_NOT_FOUND.search(err.message or ""))
 
 
 class Forwarder:
@@ -124,7 +153,7 @@ class Forwarder:
                 raise TypeError("a Drop has nothing to forward")
             raise TypeError(f"not a decision: {decision!r}")
         except Unavailable as err:
-            return Result(Outcome.UNAVAILABLE, str(err))
+            return Result(Outcome.UNAVAILABLE, str(err), level=err.level)
 
     async def _signal_tag(self, decision: SignalTag) -> Result:
         client = await self.client()
@@ -139,6 +168,8 @@ class Forwarder:
                 rpc_timeout=self.rpc_timeout,
             )
         except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:  # a start never finds a workflow "gone"
+                raise Misconfigured(f"signal-with-start: {_rpc_detail(err)}") from err
             return self._failed(err, t.COLLECTOR_WORKFLOW_ID)
         return Result(Outcome.SIGNALLED, workflow_id=t.COLLECTOR_WORKFLOW_ID)
 
@@ -153,6 +184,8 @@ class Forwarder:
         return Result(Outcome.SIGNALLED, workflow_id=workflow_id)
 
     def _failed(self, err: RPCError, workflow_id: str) -> Result:
+        if namespace_missing(err):
+            raise Misconfigured(_rpc_detail(err)) from err
         if err.status == RPCStatusCode.NOT_FOUND:
             return Result(Outcome.NOT_FOUND, _rpc_detail(err), workflow_id)
         if err.status in _REJECTED:
@@ -214,6 +247,8 @@ class Forwarder:
         except WorkflowQueryRejectedError:
             return t.Routing()  # the collector is not running: no batch is
         except RPCError as err:
+            if namespace_missing(err):
+                raise Misconfigured(_rpc_detail(err)) from err
             if err.status == RPCStatusCode.NOT_FOUND:
                 return t.Routing()
             if err.status == RPCStatusCode.UNAVAILABLE:

@@ -3,7 +3,8 @@
 Configuration: the ebs config (trigger tag, eligibility, Koji user, Temporal)
 and fedora-messaging's standard TOML (broker, queue, bindings, QoS, logging),
 from --messaging-config, else $FEDORA_MESSAGING_CONF, else
-/etc/fedora-messaging/config.toml. Examples: ebs/ingest/conf/.
+/etc/fedora-messaging/config.toml; a file named by the first two must exist
+(exit 2). Examples: ebs/ingest/conf/.
 
 On SIGTERM the bridge stops consuming, lets in-flight messages settle (their
 signals finish, or they go back to the queue) and exits 0.
@@ -70,6 +71,12 @@ async def serve(
         fatal.append(err)
         loop.call_soon_threadsafe(stop.set)
 
+    if not cfg.configuration.koji.username:
+        log.warning(
+            "koji.username is not set: task and build messages are ignored "
+            "(anyone can name an ebs workflow in a build's metadata); "
+            "build completions rely on polling Koji"
+        )
     forwarder = Forwarder(lambda: connect(cfg.temporal), cfg.temporal.task_queue)
     try:
         await forwarder.client()
@@ -164,6 +171,12 @@ def run(
         print("ebs ingest: --config is required", file=sys.stderr)
         return EXIT_CONFIG
     messaging_config = messaging_config or opts.messaging_config
+    named = messaging_config or os.environ.get("FEDORA_MESSAGING_CONF")
+    if named and not os.path.isfile(named):
+        # fedora-messaging would silently fall back to its defaults.
+        how = "--messaging-config" if messaging_config else "$FEDORA_MESSAGING_CONF"
+        print(f"ebs ingest: {how}: no such file: {named}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         load_messaging_config(messaging_config)
         n = consumer_count(consumers if consumers is not None else opts.consumers)
@@ -177,12 +190,11 @@ def run(
         ebs_logger = logging.getLogger("ebs")
         if ebs_logger.level == logging.NOTSET:  # the TOML says nothing about ebs
             ebs_logger.setLevel(logging.INFO)
-    source = messaging_config or os.environ.get("FEDORA_MESSAGING_CONF") or DEFAULT_MESSAGING_CONF
-    if not os.path.exists(source):
+    if not named and not os.path.exists(DEFAULT_MESSAGING_CONF):
         log.warning(
             "no fedora-messaging configuration at %s: using the library's defaults "
             "(broker on localhost, a private queue bound to everything)",
-            source,
+            DEFAULT_MESSAGING_CONF,
         )
     port = metrics_port if metrics_port is not None else opts.metrics_port
     if port is not None:

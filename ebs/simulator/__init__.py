@@ -54,7 +54,7 @@ from .seed import WorldLayout, seed_world
 from .server import SimApp, serve
 from .sinks import FanoutSink, ListSink, MessageSink, NullSink, Published
 from .snapshot import StateError, layout_state, restore_layout, restore_world, world_state
-from .world import World
+from .world import DEFAULT_USER, World
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class SimKojiView:
 class Simulator:
     def __init__(self, seed: int | str = 0, sink: MessageSink | None = None, *,
                  layout: WorldLayout | None = None, task_messages: str = "scratch",
-                 default_user: str = "elnbuildsync",
+                 default_user: str = DEFAULT_USER,
                  default_user_perms: Iterable[str] = ("sidetag_admin",),
                  bodhi: bool = True, state_file: str | os.PathLike[str] | None = None,
                  save_interval: float = 0.5) -> None:
@@ -280,6 +280,11 @@ class Simulator:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def koji_user(self) -> str:
+        """The Koji user anonymous sessions act as (ebs's configuration.koji.username)."""
+        return self._default_user
 
     @property
     def hub_url(self) -> str:

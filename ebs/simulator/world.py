@@ -45,9 +45,14 @@ PACKAGERS = ("sgallagh", "churchyard", "ngompa", "tstellar", "jistone", "zbyszek
              "kkeithle", "sharkcz", "pbrobinson", "dcantrell", "mhroncok")
 
 
+# The Koji user anonymous sessions act as: ebs's configuration.koji.username
+# in the sandbox (the bridge routes only this user's task messages).
+DEFAULT_USER = "elnbuildsync"
+
+
 class World:
     def __init__(self, seed: int | str, sink: MessageSink, *, base_url: str = "",
-                 default_user: str = "elnbuildsync",
+                 default_user: str = DEFAULT_USER,
                  default_user_perms: Iterable[str] = ("sidetag_admin",),
                  task_messages: str = "scratch") -> None:
         self.lock = threading.RLock()

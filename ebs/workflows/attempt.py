@@ -9,12 +9,18 @@ signals and polls spread over many small histories.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    ChildWorkflowError,
+    is_cancelled_exception,
+)
 
 with workflow.unsafe.imports_passed_through():
     from ebs.activities.types import (
@@ -92,7 +98,7 @@ def submit_activity_id(req: AttemptRequest) -> str:
 def failure_text(err: BaseException) -> tuple[str, bool]:
     """The message and retryability of an activity failure."""
     cause: BaseException | None = err
-    while isinstance(cause, ActivityError) and cause.cause is not None:
+    while isinstance(cause, ActivityError | ChildWorkflowError) and cause.cause is not None:
         cause = cause.cause
     if isinstance(cause, ApplicationError):
         return cause.message, not cause.non_retryable
@@ -131,7 +137,13 @@ class BuildAttempt:
         for task_id in tasks:
             self._states.setdefault(task_id, "FREE")
         await self._tell_batch(tasks)
-        await self._wait_for_tasks(req, tasks)
+        try:
+            await self._wait_for_tasks(req, tasks)
+        except (asyncio.CancelledError, ActivityError) as err:
+            if is_cancelled_exception(err) and (open_tasks := self._open(tasks)):
+                # The batch was cancelled: leave no Koji task of ours running.
+                await self._cancel(req, open_tasks)
+            raise
         reasons = await self._failure_reasons(req, tasks)
         for task_id, component in tasks.items():
             state = self._states[task_id]
@@ -197,6 +209,9 @@ class BuildAttempt:
                     f.component,
                     Outcome.SUBMIT_FAILED,
                     reason=f"build submission failed: {f.reason}",
+                    # Koji refused this one for good (bad SCM URL...): the
+                    # same request in another attempt would fail the same way.
+                    retryable=False,
                 )
             )
         return submitted

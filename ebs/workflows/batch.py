@@ -20,7 +20,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError
+from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from ebs.activities.types import (
@@ -109,6 +109,8 @@ class RebuildBatch:
         self._sources: dict[str, str] = {}  # component -> SCM URL of the Rawhide build
         self._side_tags: list[str] = []
         self._errata_tags: list[str] = []
+        self._filed_from: set[str] = set()  # errata tags a Bodhi update was filed from
+        self._unstable: set[str] = set()  # built and filed, not stable in time
         self._updates: list[str] = []
         self._repo_events: set[str] = set()
         self._phase = "starting"
@@ -157,9 +159,10 @@ class RebuildBatch:
             self._error = str(err)
             self._fail_unfinished(str(err))
             await self._email("permanent_failure", str(err))
-        except asyncio.CancelledError:
-            outcome = "cancelled"
-            self._fail_unfinished("the batch was cancelled")
+        except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as err:
+            if is_cancelled_exception(err):
+                outcome = "cancelled"
+                self._fail_unfinished("the batch was cancelled")
             raise
         finally:
             await self._cleanup_build_side_tags()
@@ -295,7 +298,9 @@ class RebuildBatch:
         for pkg in packages:
             pkg.state = State.BUILDING.value
             pkg.attempts = attempt
-        results: list[AttemptResult] = await asyncio.gather(
+        # return_exceptions: one chunk that fails outright (its Koji polls ran
+        # out of retries) must not discard what its siblings built.
+        results: list[AttemptResult | BaseException] = await asyncio.gather(
             *(
                 workflow.execute_child_workflow(
                     BuildAttempt.run,
@@ -315,16 +320,26 @@ class RebuildBatch:
                         task_timeout=s.task_timeout,
                     ),
                     id=attempt_workflow_id(self._req.batch_id, ordering, attempt, n),
+                    parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
                     static_summary=f"slice {ordering}, attempt {attempt}: "
                     + _names(p.component for p in chunk),
                 )
                 for n, chunk in enumerate(chunks)
-            )
+            ),
+            return_exceptions=True,
         )
         retry: list[t.PackageResult] = []
-        for result in results:
-            if result.permanent_error:
-                raise BatchAbort(f"Koji refused the builds: {result.permanent_error}")
+        refused = ""
+        for chunk, result in zip(chunks, results, strict=True):
+            if isinstance(result, BaseException):
+                if is_cancelled_exception(result):
+                    raise result
+                reason, _ = failure_text(result)
+                for pkg in chunk:
+                    self._fail(pkg, f"attempt {attempt} failed: {reason}")
+                    retry.append(pkg)
+                continue
+            refused = refused or result.permanent_error
             for out in result.outcomes:
                 pkg = self._packages[out.component]
                 if out.task_id:
@@ -336,6 +351,8 @@ class RebuildBatch:
                     self._fail(pkg, out.reason)
                     if out.retryable:
                         retry.append(pkg)
+        if refused:  # after every chunk's outcomes are recorded
+            raise BatchAbort(f"Koji refused the builds: {refused}")
         return retry
 
     async def _release(self, target: BuildTarget) -> None:
@@ -402,6 +419,7 @@ class RebuildBatch:
                 f"bodhi:update:{n}",
             )
             self._updates.append(update.alias)
+            self._filed_from.add(errata.name)
             for nvr in chunk:
                 nvr_to_pkg[nvr].update_alias = update.alias
                 nvr_to_pkg[nvr].update_url = update.url
@@ -431,6 +449,7 @@ class RebuildBatch:
                     nvr_to_pkg[nvr].reason = (
                         f"not in {s.stable_tag} after {s.bodhi_stable_timeout:.0f} s"
                     )
+                    self._unstable.add(nvr_to_pkg[nvr].component)
                 await self._email("stable_failure")
                 return  # errata tags stay for a human to look at
             if waited >= s.bodhi_warn_timeout and not warned:
@@ -446,8 +465,11 @@ class RebuildBatch:
     # ---- cleanup ----------------------------------------------------------
 
     async def _cleanup_build_side_tags(self) -> None:
-        """Runs on success, failure and cancellation alike."""
-        for tag in list(self._side_tags):
+        """Runs on success, failure and cancellation alike. Errata tags that an
+        update was filed from stay with it; one left without (Bodhi refused)
+        goes too."""
+        unfiled = [tag for tag in self._errata_tags if tag not in self._filed_from]
+        for tag in list(self._side_tags) + unfiled:
             try:
                 await self._remove_side_tag(tag)
             except BatchAbort as err:
@@ -474,6 +496,8 @@ class RebuildBatch:
                 retry_policy=KOJI_RETRY,
             )
         except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise  # the batch is being cancelled: not a Koji fault
             reason, _ = failure_text(err)
             raise BatchAbort(f"{name} failed: {reason}") from err
 
@@ -535,7 +559,8 @@ class RebuildBatch:
         states = [p.state for p in self._packages.values()]
         failed = states.count(State.FAILED.value)
         if failed == 0:
-            return "succeeded"
+            # Built, but an update did not reach the stable tag in time.
+            return "unstable" if self._unstable else "succeeded"
         return "failed" if failed == len(states) else "partial"
 
     def _task_url(self, task_id: int) -> str:

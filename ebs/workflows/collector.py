@@ -106,7 +106,6 @@ class BatchCollector:
     def status(self) -> t.CollectorStatus:
         return t.CollectorStatus(
             queued=sorted(self._s.queue.values(), key=lambda e: e.component)[:STATUS_QUEUED],
-            queue_length=len(self._s.queue),
             paused=self._s.paused,
             paused_by_config=self._settings.paused_by_config,
             lull_deadline=self._lull_deadline.isoformat() if self._lull_deadline else "",
@@ -114,6 +113,8 @@ class BatchCollector:
             current_batch_packages=list(self._s.current_batch_packages),
             recent_batches=list(self._s.recent_batches),
             config_version=self._settings.config_version,
+            queue_length=len(self._s.queue),
+            totals=self._s.totals,
         )
 
     @workflow.query(name=t.QUERY_ROUTING)
@@ -190,6 +191,7 @@ class BatchCollector:
         self._s.current_batch_id = batch_id
         self._s.current_batch_packages = [e.component for e in events]
         self._s.current_side_tags = []
+        self._s.totals.batches_started += 1
         summary = t.BatchSummary(
             batch_id=batch_id,
             started_at=now.isoformat(),
@@ -201,22 +203,31 @@ class BatchCollector:
                 RebuildBatch.run,
                 t.BatchRequest(batch_id, events, settings),
                 id=batch_id,
+                # Terminating or resetting the collector asks the batch to
+                # cancel, so that it still cleans up its side tags and tasks.
+                parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,
                 static_summary=f"{len(events)} package(s): "
                 + ", ".join(e.component for e in events[:10])
                 + (" …" if len(events) > 10 else ""),
             )
             summary.outcome = result.outcome
             failed = [p.component for p in result.packages if p.state == "failed"]
+            built = [p for p in result.packages if p.state in ("succeeded", "stable")]
             summary.failed = len(failed)
-            summary.succeeded = len(result.packages) - len(failed)
+            summary.succeeded = len(built)
             summary.failed_components = failed[:200]
+            self._s.totals.packages_built += len(built)
+            self._s.totals.packages_failed += len(failed)
         except ChildWorkflowError as err:
             # A batch that crashed or was cancelled still reports every package.
             summary.outcome = "cancelled" if "cancel" in str(err.cause).lower() else "error"
             summary.failed = len(events)
             summary.failed_components = [e.component for e in events][:200]
+            self._s.totals.packages_failed += len(events)
             workflow.logger.error("batch %s ended without a result: %s", batch_id, err.cause)
         summary.finished_at = workflow.now().isoformat()
+        finished = self._s.totals.batches_finished
+        finished[summary.outcome] = finished.get(summary.outcome, 0) + 1
         self._s.recent_batches = (self._s.recent_batches + [summary])[-RECENT_BATCHES:]
         self._s.current_batch_id = ""
         self._s.current_batch_packages = []
@@ -232,7 +243,10 @@ class BatchCollector:
             events = sorted(
                 events,
                 key=lambda e: (
-                    ordering_for(settings.ordering, e.component, settings.default_ordering),
+                    # As in the batch: ordering rules match the ELN name.
+                    ordering_for(
+                        settings.ordering, e.eln_name or e.component, settings.default_ordering
+                    ),
                     e.component,
                 ),
             )[:cap]

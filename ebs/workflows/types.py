@@ -184,7 +184,7 @@ class BatchSummary:
     batch_id: str
     started_at: str = ""  # ISO 8601
     finished_at: str = ""
-    outcome: str = ""  # succeeded | failed | partial | cancelled | error
+    outcome: str = ""  # succeeded | unstable | failed | partial | cancelled | error
     packages: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -207,6 +207,17 @@ class BatchResult:
 
 
 @dataclass
+class BatchTotals:
+    """Running totals since the collector first started (carried across
+    continue-as-new), for /metrics: counters that survive every process restart."""
+
+    batches_started: int = 0
+    batches_finished: dict[str, int] = field(default_factory=dict)  # outcome -> count
+    packages_built: int = 0
+    packages_failed: int = 0
+
+
+@dataclass
 class CollectorState:
     """Everything the BatchCollector knows; carried across continue-as-new."""
 
@@ -219,6 +230,7 @@ class CollectorState:
     current_batch_packages: list[str] = field(default_factory=list)
     current_side_tags: list[str] = field(default_factory=list)
     recent_batches: list[BatchSummary] = field(default_factory=list)
+    totals: BatchTotals = field(default_factory=BatchTotals)
     # Continue-as-new past this many history events (well under Temporal's limits).
     history_limit: int = 10_000
 
@@ -236,6 +248,7 @@ class CollectorStatus:
     config_version: str = ""
     # `queued` lists the first STATUS_QUEUED (a query answer must stay small).
     queue_length: int = 0
+    totals: BatchTotals = field(default_factory=BatchTotals)
 
 
 @dataclass

@@ -254,7 +254,8 @@ def write_config(
             "koji": {
                 "server": sim.hub_url, "weburl": sim.weburl, "auth": "none",
                 "trigger_tag": sim.layout.trigger_tag, "build_target": "eln",
-                "stable_tag": "eln", "fail_fast": True, **(koji or {}),
+                "stable_tag": "eln", "fail_fast": True, "username": sim.koji_user,
+                **(koji or {}),
             },
             "bodhi": {"url": sim.bodhi_url, "auth": "none"},
             "control": control or {},

@@ -35,6 +35,7 @@ def engine_config(sim: Simulator, **sections: Any) -> EbsConfig:
         "build_target": "eln",
         "stable_tag": "eln",
         "fail_fast": True,
+        "username": sim.koji_user,
         **sections.pop("koji", {}),
     }
     bodhi = {"url": sim.bodhi_url, "auth": {"method": "none"}, **sections.pop("bodhi", {})}

@@ -22,7 +22,7 @@ def write_config(path: Path, sim: Simulator, temporal_address: str, task_queue: 
             "koji": {
                 "server": sim.hub_url, "weburl": sim.weburl, "auth": "none",
                 "trigger_tag": sim.layout.trigger_tag, "build_target": "eln",
-                "stable_tag": "eln", "fail_fast": True,
+                "stable_tag": "eln", "fail_fast": True, "username": sim.koji_user,
             },
             "bodhi": {"url": sim.bodhi_url, "auth": "none"},
             "email": False,
