@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import http.server
 import os
@@ -9,6 +10,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,19 +79,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def http_server() -> Iterator[tuple[str, dict[str, tuple[int, bytes]]]]:
-    pages: dict[str, tuple[int, bytes]] = {}
-    handler = type("Handler", (_Handler,), {"pages": pages})
+@contextlib.contextmanager
+def _serving(handler: Any) -> Iterator[int]:
+    """An HTTP server on a loopback port (yielded) for the block's duration."""
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", pages
+        yield server.server_address[1]
     finally:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+@pytest.fixture
+def http_server() -> Iterator[tuple[str, dict[str, tuple[int, bytes]]]]:
+    pages: dict[str, tuple[int, bytes]] = {}
+    with _serving(type("Handler", (_Handler,), {"pages": pages})) as port:
+        yield f"http://127.0.0.1:{port}", pages
 
 
 def test_http_200_and_content_version(http_server: tuple[str, dict]) -> None:
@@ -313,15 +321,8 @@ def dumb_http_repo(config_repo: Path, tmp_path: Path) -> Iterator[tuple[str, Pat
              {"log_message": lambda *a: None}),
         directory=str(served),
     )
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"127.0.0.1:{server.server_address[1]}/c.git", config_repo
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with _serving(handler) as port:
+        yield f"127.0.0.1:{port}/c.git", config_repo
 
 
 def _files_mentioning(root: Path, needle: str) -> list[Path]:
