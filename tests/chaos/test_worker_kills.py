@@ -149,12 +149,14 @@ async def test_crash_loops(temporal: TemporalServer, tmp_path: Path, chaos: Rows
         runs = await asyncio.gather(
             kill_at_every_wait(worlds[0]), kill_at_random(worlds[1], kills=8, seed=5)
         )
+        # Read the outcomes while the simulators still run (close stops them).
+        outs = [world.outcome(STANDARD_PACKAGES, result)
+                for world, (result, _) in zip(worlds, runs, strict=True)]
     finally:
         for world in worlds:
             await asyncio.to_thread(world.close)
     problems = []
-    for world, (result, detail) in zip(worlds, runs, strict=True):
-        out = world.outcome(STANDARD_PACKAGES, result)
+    for world, (_, detail), out in zip(worlds, runs, outs, strict=True):
         ok = out.clean and out.packages == STANDARD_EXPECTED
         chaos.add(Row(
             f"worker SIGKILLed again and again in one batch ({world.name})", GROUP,
