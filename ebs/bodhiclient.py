@@ -49,7 +49,7 @@ from bodhi.client.oidcclient import JSONStorage, OIDCClient, OIDCClientError
 from munch import munchify, unmunchify
 
 from ebs.activities.types import UpdateInfo, UpdateRequest
-from ebs.config.model import STAGING_BODHI_URL, BodhiConfig
+from ebs.config.model import STAGING_BODHI_URL, BodhiConfig, EbsConfig
 from ebs.metrics import BODHI_CALLS
 
 log = logging.getLogger(__name__)
@@ -416,3 +416,19 @@ def _created_update(answer: Any, from_tag: str) -> Any:
     if updates:
         return updates[0]
     raise BodhiTransientError(f"Bodhi's answer to creating an update names no update: {answer}")
+
+
+class BodhiFor:
+    """The BodhiAdapter for a config's bodhi section, rebuilt only when that
+    section changes: resolving trigger tag 'rawhide' on a refresh uses the
+    config being loaded (the worker and the bridge both)."""
+
+    def __init__(self) -> None:
+        self._section: BodhiConfig | None = None
+        self._adapter: BodhiAdapter | None = None
+
+    def __call__(self, cfg: EbsConfig) -> BodhiAdapter:
+        section = cfg.configuration.bodhi
+        if self._adapter is None or section != self._section:
+            self._section, self._adapter = section, BodhiAdapter(section)
+        return self._adapter

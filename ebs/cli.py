@@ -140,6 +140,30 @@ def _lazy(module: str, attr: str, command: str) -> Any:
         raise Failure(f"`ebs {command}` is not available: {module}.{attr} is missing") from None
 
 
+def config_sources(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--config / --config-url / --config-git, each repeatable (the services)."""
+    for option in reversed((
+        click.option("--config", "-c", "config_files", multiple=True, metavar="FILE",
+                     envvar="EBS_CONFIG", help="A config file (YAML). Default: $EBS_CONFIG."),
+        click.option("--config-url", "config_urls", multiple=True, metavar="URL",
+                     help="A config fetched over HTTP(S)."),
+        click.option("--config-git", "config_gits", multiple=True, metavar="URL#REF[:PATH]",
+                     help="A config in a git repository, re-fetched on every refresh "
+                     "(PATH defaults to elnbuildsync_dynamic.yaml)."),
+    )):
+        fn = option(fn)
+    return fn
+
+
+def _config_specs(files: tuple[str, ...], urls: tuple[str, ...],
+                  gits: tuple[str, ...]) -> list[str]:
+    """The config sources in merge order: files, then URLs, then git repositories."""
+    specs = [*files, *urls, *(f"git+{g}" for g in gits)]
+    if not specs:
+        raise click.UsageError("give at least one of --config, --config-url, --config-git")
+    return specs
+
+
 config_option = click.option(
     "--config",
     "-c",
@@ -296,13 +320,7 @@ def history(config_path: str, as_json: bool, limit: int, package: str) -> None:
 
 
 @cli.command()
-@click.option("--config", "-c", "config_files", multiple=True, metavar="FILE",
-              envvar="EBS_CONFIG", help="A config file (YAML). Default: $EBS_CONFIG.")
-@click.option("--config-url", "config_urls", multiple=True, metavar="URL",
-              help="A config fetched over HTTP(S).")
-@click.option("--config-git", "config_gits", multiple=True, metavar="URL#REF[:PATH]",
-              help="A config in a git repository, re-fetched on every refresh "
-              "(PATH defaults to elnbuildsync_dynamic.yaml).")
+@config_sources
 @click.option("--metrics-port", type=click.IntRange(0, 65535),
               help="Serve this process's Prometheus metrics on this port.")
 @click.option("--max-concurrent-activities", default=16, show_default=True,
@@ -325,9 +343,7 @@ def worker(
     a config that fails to fetch or validate is refused and the previous one
     kept. A running batch keeps the settings it started with.
     """
-    specs = [*config_files, *config_urls, *(f"git+{g}" for g in config_gits)]
-    if not specs:
-        raise click.UsageError("give at least one of --config, --config-url, --config-git")
+    specs = _config_specs(config_files, config_urls, config_gits)
     run_worker = _lazy("ebs.worker", "run_worker", "worker")
     code = _run(
         run_worker(
@@ -340,7 +356,7 @@ def worker(
 
 
 @cli.command()
-@config_option
+@config_sources
 @click.option("--messaging-config", metavar="TOML",
               help="fedora-messaging configuration (default: $FEDORA_MESSAGING_CONF, else "
               "/etc/fedora-messaging/config.toml).")
@@ -354,7 +370,9 @@ def worker(
               help="Leave logging alone instead of applying the TOML's [log_config].")
 @user_errors(catch_all=False)
 def ingest(
-    config_path: str,
+    config_files: tuple[str, ...],
+    config_urls: tuple[str, ...],
+    config_gits: tuple[str, ...],
     messaging_config: str | None,
     consumers: int | None,
     metrics_port: int | None,
@@ -362,8 +380,14 @@ def ingest(
     no_logging_config: bool,
 ) -> None:
     """Run the bus bridge: Koji tag, task and repo messages from fedora-messaging
-    to the collector and the running batch, until SIGTERM/SIGINT."""
-    load(config_path)
+    to the collector and the running batch, until SIGTERM/SIGINT.
+
+    The config sources are those of `ebs worker` (merged in order, re-read
+    every timers.config_refresh), so the bridge's trigger tag and eligibility
+    follow the same config repository."""
+    specs = _config_specs(config_files, config_urls, config_gits)
+    for path in config_files:
+        load(path)  # a bad file: one clear line before anything starts
     run = _lazy("ebs.ingest", "run", "ingest")
     argv = ["--metrics-addr", metrics_addr]
     if messaging_config:
@@ -374,7 +398,7 @@ def ingest(
         argv += ["--metrics-port", str(metrics_port)]
     if no_logging_config:
         argv.append("--no-logging-config")
-    code = run(config_path, *argv)
+    code = run(specs, *argv)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -19,9 +19,9 @@ from ebs.activities.koji import KojiActivities
 from ebs.activities.mail import MailActivities
 from ebs.activities.settings import SettingsActivities
 from ebs.activities.sweep import SweepActivities
-from ebs.bodhiclient import BodhiAdapter
+from ebs.bodhiclient import BodhiAdapter, BodhiFor
 from ebs.config.holder import ConfigHolder
-from ebs.config.model import BodhiConfig, EbsConfig
+from ebs.config.model import EbsConfig
 from ebs.kojiclient import KojiAdapter
 from ebs.schedules import (
     ScheduleActivities,
@@ -75,22 +75,6 @@ def _bodhi_kerberos_from_koji_keytab(cfg: EbsConfig) -> None:
         os.environ["KRB5_CLIENT_KTNAME"] = auth.keytab
 
 
-class _BodhiFor:
-    """The BodhiAdapter for a config's bodhi section, rebuilt only when that
-    section changes: resolving trigger tag 'rawhide' on a refresh uses the
-    config being loaded."""
-
-    def __init__(self) -> None:
-        self._section: BodhiConfig | None = None
-        self._adapter: BodhiAdapter | None = None
-
-    def __call__(self, cfg: EbsConfig) -> BodhiAdapter:
-        section = cfg.configuration.bodhi
-        if self._adapter is None or section != self._section:
-            self._section, self._adapter = section, BodhiAdapter(section)
-        return self._adapter
-
-
 async def run_worker(
     config: str | Sequence[str],
     *,
@@ -108,7 +92,7 @@ async def run_worker(
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    bodhi_for = _BodhiFor()
+    bodhi_for = BodhiFor()
     holder = ConfigHolder(
         config, resolve_rawhide_for=lambda c: bodhi_for(c).rawhide_stable_tag()
     )

@@ -912,3 +912,16 @@ def test_config_reference_documents_every_key() -> None:
     keys = _model_keys()
     assert not keys - documented, f"docs/CONFIG.md lacks {sorted(keys - documented)}"
     assert not documented - keys, f"docs/CONFIG.md documents unknown {sorted(documented - keys)}"
+
+
+def test_chart_config_git_reaches_the_worker_and_the_bridge() -> None:
+    repo = "https://pagure.io/eln-buildsync-config.git#main:elnbuildsync_dynamic.yaml"
+    docs = _render({"configGit": repo})
+    for process in ("worker", "ingest"):
+        argv = _container(_deployment(docs, process))["args"]
+        assert argv[argv.index("--config-git") + 1] == repo
+        assert argv.index("--config") < argv.index("--config-git"), "the repo merges last"
+        _check_command(argv, f"chart[configGit] {process}")
+    assert "--config-git" not in _container(_deployment(docs, "api"))["args"]
+    assert all("--config-git" not in _container(_deployment(_render(), p))["args"]
+               for p in ("worker", "ingest"))

@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 
 from ebs.bus import load_messaging_config
 from ebs.config.holder import ConfigHolder
+from ebs.config.model import EbsConfig
 from ebs.ingest.bridge import DEFAULT_CONSUMERS, Bridge
 from ebs.ingest.forward import Forwarder, Unavailable
 from ebs.ingest.rules import rules_of
@@ -113,7 +114,13 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ebs ingest", description="The bus bridge: Koji messages to the ebs workflows."
     )
-    parser.add_argument("--config", "-c", dest="config_path", help="the ebs configuration")
+    parser.add_argument("--config", "-c", dest="config_files", action="append", default=[],
+                        metavar="FILE", help="an ebs configuration file")
+    parser.add_argument("--config-url", dest="config_urls", action="append", default=[],
+                        metavar="URL", help="an ebs configuration over HTTP(S)")
+    parser.add_argument("--config-git", dest="config_gits", action="append", default=[],
+                        metavar="URL#REF[:PATH]",
+                        help="an ebs configuration in a git repository")
     parser.add_argument(
         "--messaging-config",
         metavar="TOML",
@@ -141,17 +148,18 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _rawhide_resolver(config_path: str) -> Callable[[], str]:
-    """Bodhi's Rawhide stable tag, for `trigger_tag: rawhide` (as the worker does);
-    Bodhi is asked only when the trigger tag is `rawhide`."""
-    from ebs.bodhiclient import BodhiAdapter
-    from ebs.config.loader import load_config
+def _rawhide_resolver() -> Callable[[EbsConfig], str]:
+    """Bodhi's Rawhide stable tag for the config being loaded, for `trigger_tag:
+    rawhide` (as the worker does); Bodhi is asked only when the trigger tag is
+    `rawhide`."""
+    from ebs.bodhiclient import BodhiFor
 
-    return BodhiAdapter(load_config(config_path).configuration.bodhi).rawhide_stable_tag
+    bodhi_for = BodhiFor()
+    return lambda cfg: bodhi_for(cfg).rawhide_stable_tag()
 
 
 def run(
-    config_path: str | None = None,
+    config: str | Sequence[str] | None = None,
     *args: str | None,
     messaging_config: str | None = None,
     consumers: int | None = None,
@@ -159,16 +167,23 @@ def run(
 ) -> int:
     """`ebs ingest`: blocks until SIGTERM/SIGINT; the exit status.
 
-    `args` are further command-line options (--messaging-config, --consumers,
-    --metrics-port, ...); a lone non-option argument is the messaging config.
+    `config` is one config source or several merged in order (paths, http(s)
+    URLs, git+URL#ref[:path]), as for the worker, re-read every
+    timers.config_refresh: the bridge's trigger tag and eligibility follow the
+    same config repository as the worker's. `args` are further command-line
+    options (--config-url, --messaging-config, --consumers, --metrics-port,
+    ...); a lone non-option argument is the messaging config.
     """
     argv = [a for a in args if a is not None]
     if len(argv) == 1 and not argv[0].startswith("-"):
         argv = ["--messaging-config", argv[0]]
     opts = _parser().parse_args(argv)
-    config_path = config_path or opts.config_path
-    if not config_path:
-        print("ebs ingest: --config is required", file=sys.stderr)
+    given = [config] if isinstance(config, str) else list(config or ())
+    specs = [*given, *opts.config_files, *opts.config_urls,
+             *(f"git+{g}" for g in opts.config_gits)]
+    if not specs:
+        print("ebs ingest: give at least one of --config, --config-url, --config-git",
+              file=sys.stderr)
         return EXIT_CONFIG
     messaging_config = messaging_config or opts.messaging_config
     named = messaging_config or os.environ.get("FEDORA_MESSAGING_CONF")
@@ -202,7 +217,7 @@ def run(
 
         start_http_server(port, addr=opts.metrics_addr)
     try:
-        holder = ConfigHolder(config_path, resolve_rawhide=_rawhide_resolver(config_path))
+        holder = ConfigHolder(specs, resolve_rawhide_for=_rawhide_resolver())
         holder.load()
     except Exception as err:
         print(f"ebs ingest: {err}", file=sys.stderr)
