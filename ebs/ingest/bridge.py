@@ -47,7 +47,6 @@ from ebs.bus import install_schema_cache
 from ebs.ingest.decide import KIND_OTHER, Decision, Drop, Incoming, Rules, decide, kind_of
 from ebs.ingest.forward import Forwarder, Outcome, Result
 from ebs.metrics import BRIDGE_MESSAGES
-from ebs.workflows.types import COLLECTOR_WORKFLOW_ID
 
 log = logging.getLogger(__name__)
 
@@ -238,10 +237,6 @@ class Bridge:
     def _settle(self, msg: Incoming, decision: Decision, result: Result) -> None:
         kind = getattr(decision, "kind", KIND_OTHER)
         outcome = result.outcome
-        if outcome is Outcome.NOT_FOUND and result.workflow_id == COLLECTOR_WORKFLOW_ID:
-            # The collector is signal-with-started: "not found" is never "gone".
-            result = Result(Outcome.UNAVAILABLE, result.detail, result.workflow_id, logging.ERROR)
-            outcome = result.outcome
         if outcome is Outcome.UNAVAILABLE:
             self._count(kind, REQUEUED)
             log.log(
