@@ -29,7 +29,6 @@ from ebs.workflows import types as t
 
 FINAL_STATES = {t.PackageState.SUCCEEDED.value, t.PackageState.FAILED.value,
                 t.PackageState.STABLE.value}
-_BUILT = (t.PackageState.SUCCEEDED.value, t.PackageState.STABLE.value)
 
 
 def _when(value: str | float | None) -> datetime | None:
@@ -226,7 +225,7 @@ async def build_status(control: Control, links: Links, recent: int = 10) -> Stat
             if o.batch_id == current.batch_id:
                 o.phase = current.phase or o.phase
                 o.failed = current.counts.get(t.PackageState.FAILED.value, 0)
-                o.succeeded = sum(current.counts.get(s, 0) for s in _BUILT)
+                o.succeeded = sum(current.counts.get(s, 0) for s in t.BUILT_STATES)
     return StatusResponse(
         generated_at=datetime.now(UTC),
         collector=view,
@@ -247,7 +246,7 @@ async def build_history(
         if result is not None and not run.batch.running:
             overview.outcome = overview.outcome or result.outcome
             overview.failed = sum(p.state == t.PackageState.FAILED.value for p in result.packages)
-            overview.succeeded = sum(p.state in _BUILT for p in result.packages)
+            overview.succeeded = sum(p.state in t.BUILT_STATES for p in result.packages)
             overview.failed_components = [
                 p.component for p in result.packages if p.state == t.PackageState.FAILED.value
             ]

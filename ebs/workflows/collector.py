@@ -212,7 +212,7 @@ class BatchCollector:
             )
             summary.outcome = result.outcome
             failed = [p.component for p in result.packages if p.state == "failed"]
-            built = [p for p in result.packages if p.state in ("succeeded", "stable")]
+            built = [p for p in result.packages if p.state in t.BUILT_STATES]
             summary.failed = len(failed)
             summary.succeeded = len(built)
             summary.failed_components = failed[:200]

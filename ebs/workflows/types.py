@@ -114,6 +114,10 @@ class PackageState(StrEnum):
     STABLE = "stable"
 
 
+# The states of a package that was rebuilt (scratch, or promoted and filed).
+BUILT_STATES = frozenset({PackageState.SUCCEEDED.value, PackageState.STABLE.value})
+
+
 @dataclass
 class PackageResult:
     component: str
