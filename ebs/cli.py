@@ -157,10 +157,11 @@ def config_sources(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _config_specs(files: tuple[str, ...], urls: tuple[str, ...],
                   gits: tuple[str, ...]) -> list[str]:
-    """The config sources in merge order: files, then URLs, then git repositories."""
-    specs = [*files, *urls, *(f"git+{g}" for g in gits)]
+    from ebs.config.sources import NO_SOURCE, source_specs
+
+    specs = source_specs(files, urls, gits)
     if not specs:
-        raise click.UsageError("give at least one of --config, --config-url, --config-git")
+        raise click.UsageError(NO_SOURCE)
     return specs
 
 

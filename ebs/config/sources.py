@@ -31,6 +31,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -74,6 +75,15 @@ class GitSpec:
     def __str__(self) -> str:
         """The spec for logs and origins: credentials in the URL are redacted."""
         return redact(f"git+{self.url}#{self.ref}:{self.path}")
+
+
+NO_SOURCE = "give at least one of --config, --config-url, --config-git"
+
+
+def source_specs(files: Sequence[str], urls: Sequence[str], gits: Sequence[str]) -> list[str]:
+    """The specs of --config, --config-url and --config-git, in merge order
+    (files, then URLs, then git repositories) for the config holder."""
+    return [*files, *urls, *(f"git+{g}" for g in gits)]
 
 
 def content_version(data: bytes) -> str:

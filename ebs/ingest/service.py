@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from ebs.bus import load_messaging_config
 from ebs.config.holder import ConfigHolder
 from ebs.config.model import EbsConfig
+from ebs.config.sources import NO_SOURCE, source_specs
 from ebs.ingest.bridge import DEFAULT_CONSUMERS, Bridge
 from ebs.ingest.forward import Forwarder, Unavailable
 from ebs.ingest.rules import rules_of
@@ -179,11 +180,9 @@ def run(
         argv = ["--messaging-config", argv[0]]
     opts = _parser().parse_args(argv)
     given = [config] if isinstance(config, str) else list(config or ())
-    specs = [*given, *opts.config_files, *opts.config_urls,
-             *(f"git+{g}" for g in opts.config_gits)]
+    specs = given + source_specs(opts.config_files, opts.config_urls, opts.config_gits)
     if not specs:
-        print("ebs ingest: give at least one of --config, --config-url, --config-git",
-              file=sys.stderr)
+        print(f"ebs ingest: {NO_SOURCE}", file=sys.stderr)
         return EXIT_CONFIG
     messaging_config = messaging_config or opts.messaging_config
     named = messaging_config or os.environ.get("FEDORA_MESSAGING_CONF")
