@@ -306,10 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         stack.start()
     except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("interrupted while starting; stopping…", file=sys.stderr, flush=True)
-        stack.stop()
+        _shut_down(stack, "interrupted while starting; stopping…")
         return 130
     except PortInUse as err:
         print(f"ebs dev: {err}", file=sys.stderr)
@@ -336,12 +333,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code = asyncio.run(run())
     finally:
-        # A second Ctrl-C must not leave half the children running.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        print("stopping…", flush=True)
-        stack.stop()
+        _shut_down(stack, "stopping…")
     return code
+
+
+def _shut_down(stack: DevStack, message: str) -> None:
+    """Stop every child; a second Ctrl-C (or SIGTERM) must not leave half of
+    them running."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(message, flush=True)
+    stack.stop()
 
 
 

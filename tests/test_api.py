@@ -13,6 +13,7 @@ from ebs.api.app import create_app
 from ebs.api.metrics import prometheus_runtime
 from ebs.api.names import MAX_COMPONENTS
 from ebs.api.tokens import ApiTokens
+from tests.helpers.rabbitmq import free_port
 from tests.test_api_fixtures import (
     API_TOKEN,
     API_TOKEN_NAME,
@@ -376,14 +377,10 @@ async def test_metrics_from_appends_the_ebs_figures_of_other_processes(stack: St
         registry = CollectorRegistry()
         Counter(name, f"{process} figure", labels, registry=registry).labels("x").inc(3)
         Counter("process_things", "a per-process figure", registry=registry).inc()
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         servers.append(start_http_server(port, addr="127.0.0.1", registry=registry))
         urls.append(f"http://127.0.0.1:{port}/metrics")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        urls.append(f"http://127.0.0.1:{s.getsockname()[1]}/metrics")  # nobody there
+    urls.append(f"http://127.0.0.1:{free_port()}/metrics")  # nobody there
     try:
         async with http(api_app(stack, metrics_from=urls)) as api:
             text = (await api.get("/metrics")).text

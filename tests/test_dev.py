@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.processes import wait_until
 from tests.helpers.rabbitmq import free_port
 
 
@@ -65,7 +66,6 @@ def test_dev_resumes_an_interrupted_batch_after_a_restart(tmp_path: Path) -> Non
     """Stopped mid-batch (Ctrl-C), started again: Temporal's SQLite file and the
     simulator's state file carry the batch on to the same result."""
     import signal
-    import time
 
     state = tmp_path / "state"
     ports = _ports()
@@ -74,11 +74,12 @@ def test_dev_resumes_an_interrupted_batch_after_a_restart(tmp_path: Path) -> Non
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
     worker_log = state / "logs" / "worker.log"
+    def at_slice_10() -> bool:
+        assert first.poll() is None, _logs(tmp_path)
+        return "slice 10 attempt 1" in (worker_log.read_text() if worker_log.exists() else "")
+
     try:
-        deadline = time.monotonic() + 120
-        while "slice 10 attempt 1" not in (worker_log.read_text() if worker_log.exists() else ""):
-            assert first.poll() is None and time.monotonic() < deadline, _logs(tmp_path)
-            time.sleep(0.2)
+        wait_until(at_slice_10, 120, "slice 10's first attempt")
     finally:
         first.send_signal(signal.SIGINT)
         first.wait(timeout=90)
@@ -96,7 +97,6 @@ def test_dev_resumes_an_interrupted_batch_after_a_restart(tmp_path: Path) -> Non
 def test_dev_interrupted_while_starting_leaves_no_process_behind(tmp_path: Path) -> None:
     """SIGTERM (or Ctrl-C) before the stack is up stops what had started."""
     import signal
-    import time
 
     import psutil
 
@@ -105,15 +105,16 @@ def test_dev_interrupted_while_starting_leaves_no_process_behind(tmp_path: Path)
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
     me = psutil.Process(proc.pid)
-    started: list[psutil.Process] = []
-    deadline = time.monotonic() + 60
-    while not any("temporal" in " ".join(c.cmdline()) for c in started):
-        assert proc.poll() is None and time.monotonic() < deadline, _logs(tmp_path)
-        time.sleep(0.05)
+
+    def temporal_started() -> list[psutil.Process]:
+        assert proc.poll() is None, _logs(tmp_path)
         try:
-            started = me.children(recursive=True)
-        except psutil.Error:
-            started = []
+            children = me.children(recursive=True)
+            return children if any("temporal" in " ".join(c.cmdline()) for c in children) else []
+        except psutil.Error:  # a child came and went while we looked
+            return []
+
+    started = wait_until(temporal_started, 60, "the Temporal dev server to start")
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=90)
     assert proc.returncode == 130, err

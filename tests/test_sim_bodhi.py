@@ -17,6 +17,7 @@ import requests
 from bodhi.client.bindings import BodhiClient, BodhiClientException
 
 from ebs.simulator.bodhi import BodhiSim, SimRelease
+from tests.helpers.processes import wait_until
 
 MOUNT = "/bodhi"
 
@@ -91,14 +92,6 @@ def serve(app: Callable[..., Any]) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        time.sleep(0.01)
 
 
 SIDE_TAG = "eln-build-side-101"
@@ -266,7 +259,7 @@ def test_updates_go_stable_on_their_own_after_the_delay(koji: MemoryKoji, tmp_pa
             client = BodhiClient(base_url=url, id_provider=f"{url}oidc",
                                  oidc_storage_path=str(tmp_path / "oidc.json"))
             alias = new_update(client)["alias"]
-            wait_for(lambda: sorted(koji.tags["eln"]) == NVRS)
+            wait_until(lambda: sorted(koji.tags["eln"]) == NVRS, 5.0, "the builds in eln")
             assert sim.update(alias).status == "stable"
     finally:
         sim.close()

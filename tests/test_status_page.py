@@ -29,6 +29,7 @@ from tests.test_api_fixtures import (
     Stack,
     api_app,
     bearer,
+    eventually,
     http,
     progress_batch,
     stack_fixture,  # noqa: F401 (the `stack` fixture)
@@ -79,8 +80,11 @@ async def served(stack: Stack) -> AsyncIterator[str]:
     sock.bind(("127.0.0.1", 0))
     server = uvicorn_server(app, log_level="warning")
     task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
+
+    async def started() -> bool:
+        return bool(server.started)
+
+    await eventually(started, bool)  # bounded: a server that never starts fails here
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
