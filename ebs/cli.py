@@ -439,23 +439,22 @@ def api(
     issuer, audience, JWKS, admin_groups) and static API tokens. The OpenAPI
     document is at /openapi.json.
     """
-    from ebs.api.server import UnsafeOptions, check_anonymous_writes, serve
+    from ebs.api.server import UnsafeOptions, serve
 
-    try:
-        check_anonymous_writes(host, allow_anonymous_writes)
-    except UnsafeOptions as err:
-        raise UsageFailure(str(err)) from None
     cfg = load(config_path)
-    serve(
-        cfg,
-        host=host,
-        port=port,
-        api_tokens_file=api_tokens_file,
-        allow_anonymous_writes=allow_anonymous_writes,
-        sdk_metrics=not no_sdk_metrics,
-        metrics_from=metrics_from,
-        log_level=log_level,
-    )
+    try:
+        serve(
+            cfg,
+            host=host,
+            port=port,
+            api_tokens_file=api_tokens_file,
+            allow_anonymous_writes=allow_anonymous_writes,
+            sdk_metrics=not no_sdk_metrics,
+            metrics_from=metrics_from,
+            log_level=log_level,
+        )
+    except UnsafeOptions as err:  # refused before anything starts
+        raise UsageFailure(str(err)) from None
 
 
 @cli.command(

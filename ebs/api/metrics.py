@@ -165,7 +165,7 @@ class MetricsExporter:
         # A family a peer sends replaces this process's copy of it (the API has
         # the same ebs.metrics registered, never moved).
         own = _Without(REGISTRY, {f.name for f in families})
-        return generate_latest(own) + generate_latest(self.registry) + sdk  # type: ignore[arg-type]
+        return generate_latest(own) + generate_latest(self.registry) + sdk
 
 
 class _Without:
