@@ -49,16 +49,14 @@ if str(ROOT) not in sys.path:
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 
 from ebs.config.holder import ConfigHolder  # noqa: E402
+from ebs.contracts.batch import BatchRequest, BatchResult, BatchSettings  # noqa: E402
+from ebs.contracts.events import TagEvent  # noqa: E402
+from ebs.contracts.search import SEARCH_ATTRIBUTES  # noqa: E402
 from ebs.simulator import NullSink, Simulator, WorldLayout  # noqa: E402
 from ebs.simulator.hub import CallRecord  # noqa: E402
 from ebs.simulator.seed import synthetic_packages  # noqa: E402
 from ebs.simulator.sinks import MessageSink  # noqa: E402
-from ebs.temporal_client import (  # noqa: E402
-    SEARCH_ATTRIBUTES,
-    register_search_attributes,
-    temporal_cli_path,
-)
-from ebs.workflows import types as t  # noqa: E402
+from ebs.temporal_client import register_search_attributes, temporal_cli_path  # noqa: E402
 from ebs.workflows.batch import RebuildBatch  # noqa: E402
 
 RAWHIDE = 45
@@ -282,7 +280,7 @@ class Stack:
     # sizes of payloads over Temporal's 512 KB warning limit (from the worker's log)
     payload_warnings: list[int] = field(default_factory=list)
 
-    def settings(self) -> t.BatchSettings:
+    def settings(self) -> BatchSettings:
         holder = ConfigHolder(str(self.config_path))
         holder.load()
         s = holder.batch_settings()
@@ -291,21 +289,21 @@ class Stack:
             s = replace(s, attempt_chunk_size=self.opts.attempt_chunk_size)
         return s
 
-    def tag_events(self, count: int | None = None) -> list[t.TagEvent]:
+    def tag_events(self, count: int | None = None) -> list[TagEvent]:
         """The Rawhide builds of the first `count` packages, as the collector
         would hand them over."""
         pkgs = self.sim.layout.packages[: count or len(self.sim.layout.packages)]
-        return [t.TagEvent(component=n, nvr=f"{n}-{v}-{r}.fc{RAWHIDE}",
+        return [TagEvent(component=n, nvr=f"{n}-{v}-{r}.fc{RAWHIDE}",
                            tag=self.sim.layout.trigger_tag, event_id=f"bench-{n}")
                 for (n, v, r) in pkgs]
 
-    async def start_batch(self, events: list[t.TagEvent], batch_id: str | None = None,
-                          settings: t.BatchSettings | None = None
-                          ) -> WorkflowHandle[Any, t.BatchResult]:
+    async def start_batch(self, events: list[TagEvent], batch_id: str | None = None,
+                          settings: BatchSettings | None = None
+                          ) -> WorkflowHandle[Any, BatchResult]:
         batch_id = batch_id or f"ebs-batch-bench-{uuid.uuid4().hex[:8]}"
         return await self.client.start_workflow(
             RebuildBatch.run,
-            t.BatchRequest(batch_id, events, settings or self.settings()),
+            BatchRequest(batch_id, events, settings or self.settings()),
             id=batch_id,
             task_queue=self.task_queue,
         )

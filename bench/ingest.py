@@ -47,9 +47,10 @@ from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from ebs.bus import koji_message  # noqa: E402
+from ebs.contracts.collector import CollectorSettings, CollectorStatus  # noqa: E402
+from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS  # noqa: E402
 from ebs.ingest.sandbox import sandbox_messaging_config  # noqa: E402
 from ebs.temporal_client import temporal_cli_path  # noqa: E402
-from ebs.workflows import types as t  # noqa: E402
 from ebs.workflows.collector import BatchCollector  # noqa: E402
 from tests.helpers.rabbitmq import RabbitMQ  # noqa: E402
 
@@ -63,8 +64,8 @@ ROUTING_KEYS = [
 
 
 @activity.defn(name="collector_settings")
-async def collector_settings() -> t.CollectorSettings:
-    return t.CollectorSettings(lull=24 * 3600.0)  # no batch starts during the run
+async def collector_settings() -> CollectorSettings:
+    return CollectorSettings(lull=24 * 3600.0)  # no batch starts during the run
 
 
 def free_port() -> int:
@@ -226,8 +227,8 @@ def settled(metrics_port: int) -> int:
 
 async def collector_size(client: Client) -> int:
     try:
-        status = await client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID).query(
-            t.QUERY_STATUS, result_type=t.CollectorStatus
+        status = await client.get_workflow_handle(COLLECTOR_WORKFLOW_ID).query(
+            QUERY_STATUS, result_type=CollectorStatus
         )
     except RPCError:
         return 0
@@ -252,7 +253,7 @@ async def run_case(
     total = fill_queue(broker, queue, irrelevant(filtered) if filtered else eligible(names))
     # A fresh collector per case: its history should not carry the previous run.
     try:
-        await client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID).terminate("bench")
+        await client.get_workflow_handle(COLLECTOR_WORKFLOW_ID).terminate("bench")
     except RPCError:
         pass
     worker = Worker(

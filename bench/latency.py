@@ -49,9 +49,10 @@ from bench.harness import (  # noqa: E402
     stack,
     wait_until,
 )
+from ebs.contracts.events import TaskStateEvent  # noqa: E402
+from ebs.contracts.names import SIGNAL_TASK_STATE  # noqa: E402
 from ebs.ingest.sandbox import sandbox_messaging_config  # noqa: E402
 from ebs.simulator.world import DEFAULT_USER  # noqa: E402
-from ebs.workflows import types as t  # noqa: E402
 
 TARGET_P95 = 1.0
 # buildsys.build.state.change `new` (koji.BUILD_STATES) -> the task's final state
@@ -121,10 +122,10 @@ async def acted_times(client: Any, workflow_id: str) -> dict[int, tuple[float, f
         ts = e.event_time.ToDatetime().timestamp()
         if e.HasField("workflow_execution_signaled_event_attributes"):
             attrs = e.workflow_execution_signaled_event_attributes
-            if attrs.signal_name != t.SIGNAL_TASK_STATE:
+            if attrs.signal_name != SIGNAL_TASK_STATE:
                 continue
             (event,) = await client.data_converter.decode(attrs.input.payloads,
-                                                          [t.TaskStateEvent])
+                                                          [TaskStateEvent])
             if event.state in ("CLOSED", "FAILED", "CANCELED") and event.task_id not in out:
                 pending.append((event.task_id, ts))
         elif e.HasField("workflow_task_completed_event_attributes"):

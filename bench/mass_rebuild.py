@@ -52,7 +52,9 @@ from bench.harness import (  # noqa: E402
     mb,
     stack,
 )
-from ebs.workflows import types as t  # noqa: E402
+from ebs.contracts.batch import BatchResult  # noqa: E402
+from ebs.contracts.collector import CollectorState  # noqa: E402
+from ebs.contracts.events import TagEvent  # noqa: E402
 from ebs.workflows.collector import BatchCollector  # noqa: E402
 
 TARGET_SECONDS_10K = 180.0
@@ -60,12 +62,12 @@ TARGET_EVENTS = 20_000
 TARGET_RSS_MB = 500.0
 
 
-async def via_collector(st: Stack, collector_id: str, events: list[t.TagEvent],
-                        poll: float = 0.5) -> list[t.BatchResult]:
+async def via_collector(st: Stack, collector_id: str, events: list[TagEvent],
+                        poll: float = 0.5) -> list[BatchResult]:
     """A BatchCollector with every event queued and the lull behind it; waits
     until it has run them all, returns the batches' results."""
     long_ago = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-    state = t.CollectorState(queue={e.component: e for e in events}, last_event_at=long_ago)
+    state = CollectorState(queue={e.component: e for e in events}, last_event_at=long_ago)
     handle = await st.client.start_workflow(
         BatchCollector.run, state, id=collector_id, task_queue=st.task_queue)
     while True:
@@ -79,7 +81,7 @@ async def via_collector(st: Stack, collector_id: str, events: list[t.TagEvent],
         if done >= len(events) and not status.current_batch_id:
             break
         await asyncio.sleep(poll)
-    results = [await st.client.get_workflow_handle(b.batch_id, result_type=t.BatchResult
+    results = [await st.client.get_workflow_handle(b.batch_id, result_type=BatchResult
                                                    ).result() for b in status.recent_batches]
     await handle.terminate("benchmark done")
     return results
@@ -87,7 +89,7 @@ async def via_collector(st: Stack, collector_id: str, events: list[t.TagEvent],
 
 async def run(opts: StackOptions, timeout: float) -> dict[str, Any]:
     error = ""
-    results: list[t.BatchResult] = []
+    results: list[BatchResult] = []
     async with stack(opts) as st:
         events = st.tag_events()
         settings = st.settings()

@@ -58,8 +58,8 @@ def _one_line(err: BaseException) -> str:
 def _translate(err: Exception) -> Failure | None:
     """The Failure for an exception a user can cause, or None for a bug."""
     from ebs.api.control import RequestRejected, TemporalUnavailable
-    from ebs.api.names import InvalidComponents
     from ebs.api.tokens import TokenFileError
+    from ebs.contracts.components import InvalidComponents
 
     if isinstance(err, InvalidComponents):
         return UsageFailure(_one_line(err))
@@ -206,7 +206,7 @@ def trigger(config_path: str, as_json: bool, packages: tuple[str, ...]) -> None:
     it is not running. Exits 3 when a package was rejected.
     """
     from ebs.api.models import trigger_response
-    from ebs.api.names import check_components
+    from ebs.contracts.components import check_components
 
     names = check_components(packages)
     requested_by = _user()
@@ -300,8 +300,8 @@ def history(config_path: str, as_json: bool, limit: int, package: str) -> None:
     search in the Temporal Web UI is printed at the end.
     """
     from ebs.api.links import Links
-    from ebs.api.names import check_component
     from ebs.api.status import build_history
+    from ebs.contracts.components import check_component
 
     name = check_component(package)
     cfg = load(config_path)

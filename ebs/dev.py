@@ -246,7 +246,8 @@ class DevStack:
         """Print a line per finished batch; return when asked or a child dies."""
         from temporalio.client import Client
 
-        from ebs.workflows import types as t
+        from ebs.contracts.collector import CollectorStatus
+        from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS
 
         client = await Client.connect(f"127.0.0.1:{self.args.temporal_port}")
         seen: set[str] = set()
@@ -258,8 +259,8 @@ class DevStack:
                           f"{child.tail()}", file=sys.stderr)
                     return 1
             try:
-                st: t.CollectorStatus = await client.get_workflow_handle(
-                    t.COLLECTOR_WORKFLOW_ID).query(t.QUERY_STATUS, result_type=t.CollectorStatus)
+                st: CollectorStatus = await client.get_workflow_handle(
+                    COLLECTOR_WORKFLOW_ID).query(QUERY_STATUS, result_type=CollectorStatus)
                 for b in st.recent_batches:
                     if b.batch_id not in seen:
                         seen.add(b.batch_id)

@@ -38,7 +38,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 
 from ebs import metrics
 from ebs.config.model import EmailConfig
-from ebs.workflows.types import BatchResult, BatchSettings, PackageResult, PackageState
+from ebs.contracts.batch import BatchResult, BatchSettings, PackageResult, PackageState
 
 logger = logging.getLogger(__name__)
 

@@ -77,7 +77,9 @@ from temporalio.worker import Worker
 
 from ebs.config.holder import ConfigHolder
 from ebs.config.model import Timers
-from ebs.workflows import types as t
+from ebs.contracts.names import CONFIG_REFRESH_WORKFLOW, SWEEP_WORKFLOW
+from ebs.contracts.refresh import ConfigRefreshRequest, WorkerRefresh
+from ebs.contracts.sweep import SweepRequest
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +124,8 @@ def periodic_jobs(task_queue: str, timers: Timers) -> list[PeriodicJob]:
     return [
         PeriodicJob(
             schedule_id=config_refresh_schedule_id(task_queue),
-            workflow=t.CONFIG_REFRESH_WORKFLOW,
-            arg=t.ConfigRefreshRequest(),
+            workflow=CONFIG_REFRESH_WORKFLOW,
+            arg=ConfigRefreshRequest(),
             every=timedelta(seconds=timers.config_refresh),
             timeout=timedelta(minutes=10),
             note="ebs: re-read the config and package lists on every worker "
@@ -131,8 +133,8 @@ def periodic_jobs(task_queue: str, timers: Timers) -> list[PeriodicJob]:
         ),
         PeriodicJob(
             schedule_id=sidetag_sweep_schedule_id(task_queue),
-            workflow=t.SWEEP_WORKFLOW,
-            arg=t.SweepRequest(),
+            workflow=SWEEP_WORKFLOW,
+            arg=SweepRequest(),
             every=timedelta(seconds=timers.sidetag_sweep),
             timeout=timedelta(hours=4),  # its activities' retries included
             note="ebs: remove leaked side tags older than timers.sidetag_grace "
@@ -223,10 +225,10 @@ class RefreshActivity:
         self._identity = identity
 
     @activity.defn(name="refresh_config")
-    def refresh_config(self) -> t.WorkerRefresh:
+    def refresh_config(self) -> WorkerRefresh:
         before = self._holder.version if self._holder.loaded else ""
         ok = self._holder.refresh()
-        return t.WorkerRefresh(
+        return WorkerRefresh(
             worker=self._identity,
             ok=ok,
             version=self._holder.version if self._holder.loaded else "",

@@ -2,49 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sys
 from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
-from temporalio.common import SearchAttributeKey
 
 from ebs.config.model import TemporalConfig
-from ebs.workflows import types as t
-
-SEARCH_ATTRIBUTES = {
-    t.SA_PACKAGES: "KeywordList",
-    t.SA_PHASE: "Keyword",
-    t.SA_OUTCOME: "Keyword",
-    t.SA_CONFIG_VERSION: "Keyword",
-}
-
-PACKAGES_KEY = SearchAttributeKey.for_keyword_list(t.SA_PACKAGES)
-PHASE_KEY = SearchAttributeKey.for_keyword(t.SA_PHASE)
-OUTCOME_KEY = SearchAttributeKey.for_keyword(t.SA_OUTCOME)
-CONFIG_VERSION_KEY = SearchAttributeKey.for_keyword(t.SA_CONFIG_VERSION)
-
-# Temporal refuses a search attribute value over 2 KB (its default
-# limit.searchAttributesSizeOfValue), failing the workflow task.
-SEARCH_VALUE_BYTES = 2048
-
-
-def packages_value(names: list[str], limit: int = SEARCH_VALUE_BYTES - 48) -> list[str]:
-    """As many of `names` (in order) as fit one keyword-list value.
-
-    A batch of more than about 150 packages is findable by EbsPackages only for
-    those; the batch result always has them all.
-    """
-    kept: list[str] = []
-    size = 2  # []
-    for name in names:
-        size += len(json.dumps(name)) + 2  # quotes, escapes and ", "
-        if size > limit:
-            break
-        kept.append(name)
-    return kept
+from ebs.contracts.search import SEARCH_ATTRIBUTES
 
 
 def _read_secret(path: str) -> str:

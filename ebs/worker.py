@@ -19,10 +19,10 @@ from ebs.activities.koji import KojiActivities
 from ebs.activities.mail import MailActivities
 from ebs.activities.settings import SettingsActivities
 from ebs.activities.sweep import SweepActivities
-from ebs.bodhiclient import BodhiAdapter, BodhiFor
+from ebs.bodhi.adapter import BodhiAdapter, BodhiFor
 from ebs.config.holder import ConfigHolder
 from ebs.config.model import EbsConfig
-from ebs.kojiclient import KojiAdapter
+from ebs.koji.adapter import KojiAdapter
 from ebs.schedules import (
     ScheduleActivities,
     build_refresh_worker,

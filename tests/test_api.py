@@ -11,8 +11,8 @@ from temporalio.client import Client
 
 from ebs.api.app import create_app
 from ebs.api.metrics import prometheus_runtime
-from ebs.api.names import MAX_COMPONENTS
 from ebs.api.tokens import ApiTokens
+from ebs.contracts.components import MAX_COMPONENTS
 from tests.helpers.rabbitmq import free_port
 from tests.test_api_fixtures import (
     API_TOKEN,

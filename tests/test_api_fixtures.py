@@ -31,14 +31,11 @@ from ebs.config.holder import ConfigHolder
 from ebs.config.loader import parse_config
 from ebs.config.model import EbsConfig
 from ebs.config.packages import build_package_lists
-from ebs.temporal_client import (
-    CONFIG_VERSION_KEY,
-    OUTCOME_KEY,
-    PACKAGES_KEY,
-    PHASE_KEY,
-    temporal_cli_path,
-)
-from ebs.workflows import types as t
+from ebs.contracts.batch import BatchResult, BatchSettings
+from ebs.contracts.collector import CollectorStatus
+from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS
+from ebs.contracts.search import CONFIG_VERSION_KEY, OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
+from ebs.temporal_client import temporal_cli_path
 from ebs.workflows.collector import BatchCollector
 from tests.helpers.oidc import ADMIN_GROUP, AUDIENCE, OidcProvider
 from tests.test_api_workflows import (
@@ -146,7 +143,7 @@ class Stack:
     async def reset_collector(self, lull: float = 3600.0) -> None:
         """Terminate the collector (and its batch) so the next test starts fresh."""
         self.world.lull = lull
-        handle = self.client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
+        handle = self.client.get_workflow_handle(COLLECTOR_WORKFLOW_ID)
         try:
             desc = await handle.describe()
             if desc.status == WorkflowExecutionStatus.RUNNING:
@@ -155,16 +152,16 @@ class Stack:
             pass
 
     async def collector_running(self) -> bool:
-        handle = self.client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
+        handle = self.client.get_workflow_handle(COLLECTOR_WORKFLOW_ID)
         try:
             return (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
         except RPCError:
             return False
 
-    async def collector_status(self) -> t.CollectorStatus:
-        handle = self.client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
-        status: t.CollectorStatus = await handle.query(
-            t.QUERY_STATUS, result_type=t.CollectorStatus
+    async def collector_status(self) -> CollectorStatus:
+        handle = self.client.get_workflow_handle(COLLECTOR_WORKFLOW_ID)
+        status: CollectorStatus = await handle.query(
+            QUERY_STATUS, result_type=CollectorStatus
         )
         return status
 
@@ -173,13 +170,13 @@ class Stack:
         status = await eventually(self.collector_status, lambda s: bool(s.current_batch_id))
         return status.current_batch_id
 
-    async def script_batch(self, batch_id: str, edit: Callable[[t.BatchResult], None]) -> None:
+    async def script_batch(self, batch_id: str, edit: Callable[[BatchResult], None]) -> None:
         handle = self.client.get_workflow_handle(batch_id)
-        snapshot: t.BatchResult = await handle.query(t.QUERY_STATUS, result_type=t.BatchResult)
+        snapshot: BatchResult = await handle.query(QUERY_STATUS, result_type=BatchResult)
         edit(snapshot)
         await handle.signal(SIGNAL_SCRIPT, snapshot)
         await eventually(
-            lambda: handle.query(t.QUERY_STATUS, result_type=t.BatchResult),
+            lambda: handle.query(QUERY_STATUS, result_type=BatchResult),
             lambda s: s == snapshot,
         )
 
@@ -194,7 +191,7 @@ class Stack:
         )
 
 
-def progress_batch(snapshot: t.BatchResult) -> None:
+def progress_batch(snapshot: BatchResult) -> None:
     """A realistic mid-batch snapshot: llvm (slice 0) built and filed in Bodhi,
     glibc (slice 10) failed once and building again, the rest still pending
     except bash, which failed for good."""
@@ -237,7 +234,7 @@ async def make_stack(tmp: Path, issuer: str | None = None) -> AsyncIterator[Stac
     world = World(
         holder=ConfigHolder.fixed(config, lists),
         koji=RawhideKoji({"f45": dict(RAWHIDE_BUILDS), "eln": {}}),
-        settings=t.BatchSettings(
+        settings=BatchSettings(
             build_target="eln", stable_tag="eln", trigger_tag="f45",
             ordering=dict(config.configuration.control.ordering), koji_weburl=KOJI_WEB,
             bodhi_url=BODHI, temporal_ui_url=TEMPORAL_UI, config_version="test",

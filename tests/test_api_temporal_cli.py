@@ -10,8 +10,10 @@ import re
 import shlex
 from pathlib import Path
 
+from ebs.contracts.collector import CollectorState
+from ebs.contracts.events import EnqueueRequest
+from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, UPDATE_ENQUEUE
 from ebs.temporal_client import temporal_cli_path
-from ebs.workflows import types as t
 from tests.test_api_fixtures import (
     TASK_QUEUE,
     Stack,
@@ -50,10 +52,10 @@ async def test_documented_temporal_commands_work(stack: Stack) -> None:
     # A finished batch for the batch commands to look at.
     await stack.reset_collector(lull=0.2)
     handle = await stack.client.start_workflow(
-        "BatchCollector", t.CollectorState(), id=t.COLLECTOR_WORKFLOW_ID, task_queue=TASK_QUEUE
+        "BatchCollector", CollectorState(), id=COLLECTOR_WORKFLOW_ID, task_queue=TASK_QUEUE
     )
     await handle.execute_update(
-        t.UPDATE_ENQUEUE, t.EnqueueRequest(["bash", "glibc", "llvm", "coreutils"])
+        UPDATE_ENQUEUE, EnqueueRequest(["bash", "glibc", "llvm", "coreutils"])
     )
     batch_id = await stack.wait_for_batch()
     await stack.script_batch(batch_id, progress_batch)

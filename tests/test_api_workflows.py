@@ -20,19 +20,21 @@ from dataclasses import dataclass
 from temporalio import activity, workflow
 
 with workflow.unsafe.imports_passed_through():
-    import ebs.workflows.types as t
     from ebs.activities.settings import SettingsActivities
-    from ebs.activities.types import KojiBuild, LatestBuildsRequest, LatestBuildsResult
     from ebs.config.holder import ConfigHolder
     from ebs.config.rules import ordering_for
-    from ebs.temporal_client import OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
+    from ebs.contracts.batch import BatchRequest, BatchResult, BatchSettings, PackageResult
+    from ebs.contracts.collector import CollectorSettings
+    from ebs.contracts.koji import KojiBuild, LatestBuildsRequest, LatestBuildsResult
+    from ebs.contracts.names import QUERY_STATUS
+    from ebs.contracts.search import OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
 
 SIGNAL_SCRIPT = "test_script"
 SIGNAL_FINISH = "test_finish"
 
 
 class RawhideKoji:
-    """Stands in for ebs.kojiclient.KojiAdapter where the enqueue path asks Koji:
+    """Stands in for ebs.koji.adapter.KojiAdapter where the enqueue path asks Koji:
     the latest build of each component in a tag."""
 
     def __init__(self, builds: dict[str, dict[str, str]]) -> None:
@@ -58,7 +60,7 @@ class World:
 
     holder: ConfigHolder
     koji: RawhideKoji
-    settings: t.BatchSettings
+    settings: BatchSettings
     lull: float = 3600.0
 
     def activities(self) -> list:
@@ -66,11 +68,11 @@ class World:
         real = SettingsActivities(self.holder, self.koji)  # type: ignore[arg-type]
 
         @activity.defn(name="collector_settings")
-        async def collector_settings() -> t.CollectorSettings:
-            return t.CollectorSettings(lull=world.lull, config_version="test")
+        async def collector_settings() -> CollectorSettings:
+            return CollectorSettings(lull=world.lull, config_version="test")
 
         @activity.defn(name="batch_settings")
-        async def batch_settings() -> t.BatchSettings:
+        async def batch_settings() -> BatchSettings:
             return world.settings
 
         return [collector_settings, batch_settings, real.resolve_components]
@@ -81,13 +83,13 @@ class ScriptedBatch:
     """A RebuildBatch whose progress the test scripts (see module docstring)."""
 
     @workflow.init
-    def __init__(self, req: t.BatchRequest) -> None:
+    def __init__(self, req: BatchRequest) -> None:
         s = req.settings
-        self._snapshot = t.BatchResult(
+        self._snapshot = BatchResult(
             batch_id=req.batch_id,
             outcome="starting",
             packages=[
-                t.PackageResult(
+                PackageResult(
                     component=e.component,
                     rawhide_nvr=e.nvr,
                     ordering=ordering_for(s.ordering, e.component, s.default_ordering),
@@ -100,19 +102,19 @@ class ScriptedBatch:
         self._outcome = ""
 
     @workflow.signal(name=SIGNAL_SCRIPT)
-    def script(self, snapshot: t.BatchResult) -> None:
+    def script(self, snapshot: BatchResult) -> None:
         self._snapshot = snapshot
 
     @workflow.signal(name=SIGNAL_FINISH)
     def finish(self, outcome: str) -> None:
         self._outcome = outcome
 
-    @workflow.query(name=t.QUERY_STATUS)
-    def status(self) -> t.BatchResult:
+    @workflow.query(name=QUERY_STATUS)
+    def status(self) -> BatchResult:
         return self._snapshot
 
     @workflow.run
-    async def run(self, req: t.BatchRequest) -> t.BatchResult:
+    async def run(self, req: BatchRequest) -> BatchResult:
         workflow.upsert_search_attributes(
             [
                 PACKAGES_KEY.value_set(sorted(e.component for e in req.packages)),

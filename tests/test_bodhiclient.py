@@ -11,14 +11,10 @@ import pytest
 import requests
 from prometheus_client import REGISTRY
 
-from ebs.activities.types import UpdateRequest
-from ebs.bodhiclient import (
-    BodhiAdapter,
-    BodhiAuthError,
-    BodhiPermanentError,
-    BodhiTransientError,
-)
+from ebs.bodhi.adapter import BodhiAdapter
+from ebs.bodhi.errors import BodhiAuthError, BodhiPermanentError, BodhiTransientError
 from ebs.config.model import BodhiAuth, BodhiConfig
+from ebs.contracts.bodhi import UpdateRequest
 from ebs.simulator.bodhi import BodhiSim, SimRelease, default_releases
 from tests.test_sim_bodhi import NVRS, SIDE_TAG, MemoryKoji, serve
 

@@ -19,7 +19,8 @@ from ebs.config.model import KojiConfig
 from ebs.config.packages import build_package_lists
 from ebs.config.sources import Fetched
 from ebs.config.sources import fetch as fetch_source
-from ebs.workflows.types import BatchSettings, CollectorSettings
+from ebs.contracts.batch import BatchSettings
+from ebs.contracts.collector import CollectorSettings
 from tests.test_config_packages import ListServer
 
 

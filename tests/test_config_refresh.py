@@ -18,10 +18,14 @@ import yaml
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from ebs.bodhiclient import BodhiAdapter
+from ebs.bodhi.adapter import BodhiAdapter
 from ebs.config.holder import ConfigHolder
 from ebs.config.sources import DEFAULT_GIT_PATH
-from ebs.kojiclient import KojiAdapter
+from ebs.contracts.batch import BatchResult
+from ebs.contracts.names import QUERY_STATUS
+from ebs.contracts.refresh import ConfigRefreshReport
+from ebs.contracts.search import CONFIG_VERSION_KEY
+from ebs.koji.adapter import KojiAdapter
 from ebs.schedules import (
     config_refresh_schedule_id,
     refresh_when_due,
@@ -29,9 +33,7 @@ from ebs.schedules import (
     worker_identities,
 )
 from ebs.simulator import Simulator
-from ebs.temporal_client import CONFIG_VERSION_KEY
 from ebs.worker import build_worker
-from ebs.workflows import types as t
 from ebs.workflows.collector import BatchCollector
 from tests.helpers.engine import Engine
 from tests.helpers.processes import write_config
@@ -89,14 +91,14 @@ async def test_worker_follows_a_git_config_repository(
         data = yaml.safe_load(text)
         data["configuration"]["control"] = {"skip_tag": ["^fedora-release$"]}
         second = commit(repo, yaml.safe_dump(data), "v2")
-        run = await run_now(client, config_refresh_schedule_id(queue), t.ConfigRefreshReport)
+        run = await run_now(client, config_refresh_schedule_id(queue), ConfigRefreshReport)
         report = await asyncio.wait_for(run.result(), timeout=60)
         assert [(w.worker, w.ok, w.previous_version, w.version) for w in report.workers] == [
             (f"{proc.pid}@{socket.gethostname()}", True, f"git:{first}", f"git:{second}"),
         ]
 
         commit(repo, "configuration:\n  koji: [\n", "broken")
-        run = await run_now(client, config_refresh_schedule_id(queue), t.ConfigRefreshReport)
+        run = await run_now(client, config_refresh_schedule_id(queue), ConfigRefreshReport)
         report = await asyncio.wait_for(run.result(), timeout=60)
         (answer,) = report.workers
         assert not answer.ok and answer.version == f"git:{second}"
@@ -111,9 +113,9 @@ async def test_worker_follows_a_git_config_repository(
     assert len(failures) == 1 and f"keeping version git:{second}: " in failures[0]
 
 
-async def batch_status(engine: Engine, batch_id: str) -> t.BatchResult:
+async def batch_status(engine: Engine, batch_id: str) -> BatchResult:
     return await engine.client.get_workflow_handle(batch_id).query(
-        t.QUERY_STATUS, result_type=t.BatchResult
+        QUERY_STATUS, result_type=BatchResult
     )
 
 
@@ -153,7 +155,7 @@ async def test_a_new_config_reaches_the_next_batch_never_the_running_one(
             # The running batch keeps the settings it started with.
             running = await batch_status(engine, first)
             assert running.config_version == v1
-            first_handle = engine.client.get_workflow_handle(first, result_type=t.BatchResult)
+            first_handle = engine.client.get_workflow_handle(first, result_type=BatchResult)
             assert await config_version_attribute(first_handle) == v1
             sim.bodhi_app.make_stable(running.updates[0])
             async with time_skipping_env.time_skipping_unlocked():  # type: ignore[attr-defined]

@@ -38,7 +38,8 @@ import yaml
 from temporalio.testing import WorkflowEnvironment
 
 from ebs.config.loader import load_config, parse_config
-from ebs.temporal_client import SEARCH_ATTRIBUTES, temporal_cli_path
+from ebs.contracts.search import SEARCH_ATTRIBUTES
+from ebs.temporal_client import temporal_cli_path
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy" / "temporal"

@@ -291,7 +291,7 @@ async def test_an_attempt_that_fails_outright_spares_its_sibling_chunks(engine: 
     import time
     import uuid
 
-    from ebs.workflows import types as t
+    from ebs.contracts.batch import BatchRequest
     from ebs.workflows.batch import RebuildBatch
 
     # One chunk a package; once the builds run, the next task poll is refused
@@ -301,7 +301,7 @@ async def test_an_attempt_that_fails_outright_spares_its_sibling_chunks(engine: 
     batch_id = f"ebs-batch-test-{uuid.uuid4().hex[:8]}"
     handle = await engine.client.start_workflow(
         RebuildBatch.run,
-        t.BatchRequest(batch_id, [engine.tag_event(n) for n in ("bash", "glibc")], settings),
+        BatchRequest(batch_id, [engine.tag_event(n) for n in ("bash", "glibc")], settings),
         id=batch_id,
         task_queue=engine.task_queue,
     )

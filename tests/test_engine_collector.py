@@ -9,17 +9,19 @@ from typing import Any
 
 from temporalio.client import WorkflowHandle
 
-from ebs.workflows import types as t
+from ebs.contracts.batch import BatchResult
+from ebs.contracts.collector import BatchTotals, CollectorState, CollectorStatus
+from ebs.contracts.events import EnqueueRequest, TagEvent
 from ebs.workflows.collector import BatchCollector
 from tests.helpers.engine import Engine
 
 
-async def status(handle: WorkflowHandle[Any, Any]) -> t.CollectorStatus:
+async def status(handle: WorkflowHandle[Any, Any]) -> CollectorStatus:
     return await handle.query(BatchCollector.status)
 
 
 async def until(handle: WorkflowHandle[Any, Any], pred: Any, timeout: float = 20.0
-                ) -> t.CollectorStatus:
+                ) -> CollectorStatus:
     """Query the collector until pred(status) holds (real-clock deadline)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -30,15 +32,15 @@ async def until(handle: WorkflowHandle[Any, Any], pred: Any, timeout: float = 20
         await asyncio.sleep(0.02)
 
 
-async def batch_result(engine: Engine, batch_id: str) -> t.BatchResult:
+async def batch_result(engine: Engine, batch_id: str) -> BatchResult:
     """Wait for a batch the collector started, skipping time meanwhile."""
     async with engine.env.time_skipping_unlocked():  # type: ignore[attr-defined]
         return await engine.client.get_workflow_handle(
-            batch_id, result_type=t.BatchResult
+            batch_id, result_type=BatchResult
         ).result()
 
 
-async def finish_current_batch(engine: Engine, handle: WorkflowHandle[Any, Any]) -> t.BatchResult:
+async def finish_current_batch(engine: Engine, handle: WorkflowHandle[Any, Any]) -> BatchResult:
     st = await until(handle, lambda s: s.current_batch_id)
     return await batch_result(engine, st.current_batch_id)
 
@@ -60,7 +62,7 @@ async def test_batch_starts_only_after_a_quiet_lull(engine: Engine) -> None:
     st = await until(handle, lambda s: s.recent_batches)
     assert st.recent_batches[0].outcome == "succeeded" and st.recent_batches[0].packages == 2
     assert st.queued == []
-    assert st.totals == t.BatchTotals(batches_started=1, batches_finished={"succeeded": 1},
+    assert st.totals == BatchTotals(batches_started=1, batches_finished={"succeeded": 1},
                                       packages_built=2, packages_failed=0)
 
 
@@ -84,7 +86,7 @@ async def test_events_during_a_batch_wait_for_the_next_one(engine: Engine) -> No
 async def test_last_tagged_build_wins_and_redelivery_is_a_no_op(engine: Engine) -> None:
     handle = await engine.start_collector()
     newer = engine.tag_event("bash")
-    older = t.TagEvent("bash", "bash-5.0-1.fc45", tag=newer.tag, event_id="m-old",
+    older = TagEvent("bash", "bash-5.0-1.fc45", tag=newer.tag, event_id="m-old",
                        tagged_at=2000.0)
     newer.tagged_at, newer.event_id = 1000.0, "m-new"
     # a revert: the older build is tagged later, so it wins
@@ -95,17 +97,17 @@ async def test_last_tagged_build_wins_and_redelivery_is_a_no_op(engine: Engine) 
     st = await until(handle, lambda s: s.queued and s.queued[0].nvr == "bash-5.0-1.fc45")
     assert len(st.queued) == 1
     # an out-of-order message with an earlier tag time loses too
-    stale = t.TagEvent("bash", "bash-4.0-1.fc45", tag=newer.tag, event_id="m-stale",
+    stale = TagEvent("bash", "bash-4.0-1.fc45", tag=newer.tag, event_id="m-stale",
                        tagged_at=1500.0)
     await handle.signal(BatchCollector.tag, stale)
     st = await until(handle, lambda s: s.queued)
     assert st.queued[0].nvr == "bash-5.0-1.fc45"
     # a redelivery is recognised by its message id alone: even a body that
     # would otherwise win (a later tag time) changes nothing
-    replay = t.TagEvent("bash", "bash-6.0-1.fc45", tag=newer.tag, event_id="m-old",
+    replay = TagEvent("bash", "bash-6.0-1.fc45", tag=newer.tag, event_id="m-old",
                         tagged_at=3000.0)
     await handle.signal(BatchCollector.tag, replay)
-    await handle.signal(BatchCollector.tag, t.TagEvent("zsh", "zsh-1-1.fc45", event_id="m-z"))
+    await handle.signal(BatchCollector.tag, TagEvent("zsh", "zsh-1-1.fc45", event_id="m-z"))
     st = await until(handle, lambda s: len(s.queued) == 2)
     assert [e.nvr for e in st.queued] == ["bash-5.0-1.fc45", "zsh-1-1.fc45"]
 
@@ -141,7 +143,7 @@ async def test_enqueue_queues_eligible_and_rejects_the_rest(engine: Engine) -> N
     handle = await engine.start_collector()
     res = await handle.execute_update(
         BatchCollector.enqueue,
-        t.EnqueueRequest(["bash", "glibc", "no-such-package"], source="cli", requested_by="me"),
+        EnqueueRequest(["bash", "glibc", "no-such-package"], source="cli", requested_by="me"),
     )
     assert [e.component for e in res.queued] == ["bash"]
     assert res.queued[0].nvr.endswith(".fc45") and res.queued[0].source == "cli"
@@ -156,7 +158,7 @@ async def test_enqueue_queues_eligible_and_rejects_the_rest(engine: Engine) -> N
 async def test_enqueue_validation_rejects_bad_names_before_history(engine: Engine) -> None:
     handle = await engine.start_collector()
     try:
-        await handle.execute_update(BatchCollector.enqueue, t.EnqueueRequest(["bash;rm -rf"]))
+        await handle.execute_update(BatchCollector.enqueue, EnqueueRequest(["bash;rm -rf"]))
     except Exception as err:  # WorkflowUpdateFailedError
         assert "not a package name" in str(err.__cause__ or err)
     else:
@@ -164,18 +166,18 @@ async def test_enqueue_validation_rejects_bad_names_before_history(engine: Engin
 
 
 async def test_continue_as_new_carries_the_queue_and_loses_no_signal(engine: Engine) -> None:
-    handle = await engine.start_collector(t.CollectorState(history_limit=40))
+    handle = await engine.start_collector(CollectorState(history_limit=40))
     names = [f"pkg{i}" for i in range(60)]
     for name in names:
         await handle.signal(
-            BatchCollector.tag, t.TagEvent(name, f"{name}-1-1.fc45", event_id=f"ev-{name}")
+            BatchCollector.tag, TagEvent(name, f"{name}-1-1.fc45", event_id=f"ev-{name}")
         )
     # redelivered messages after continue-as-new are still recognised (a
     # different body proves the id, not the content, decides)
     for name in names[:5]:
         await handle.signal(
             BatchCollector.tag,
-            t.TagEvent(name, f"{name}-2-1.fc45", event_id=f"ev-{name}", tagged_at=9e9),
+            TagEvent(name, f"{name}-2-1.fc45", event_id=f"ev-{name}", tagged_at=9e9),
         )
     current = engine.client.get_workflow_handle(handle.id)
     deadline = time.monotonic() + 20

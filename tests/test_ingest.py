@@ -34,13 +34,21 @@ from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from ebs.bus import AmqpSink, load_messaging_config
 from ebs.config.holder import ConfigHolder
+from ebs.contracts.collector import CollectorSettings, CollectorState, CollectorStatus
+from ebs.contracts.events import RepoEvent, Routing, SideTagsEvent, TagEvent, TaskStateEvent
+from ebs.contracts.names import (
+    COLLECTOR_WORKFLOW_ID,
+    QUERY_STATUS,
+    SIGNAL_REPO_EVENT,
+    SIGNAL_SIDE_TAGS,
+    SIGNAL_TASK_STATE,
+)
 from ebs.ingest.bridge import Bridge
 from ebs.ingest.decide import SignalRepo
 from ebs.ingest.forward import Forwarder, Outcome
 from ebs.ingest.sandbox import sandbox_messaging_config
 from ebs.ingest.service import serve
 from ebs.temporal_client import temporal_cli_path
-from ebs.workflows import types as t
 from ebs.workflows.collector import BatchCollector
 from tests.helpers import rabbitmq as rmq
 from tests.helpers.rabbitmq import RabbitMQ, free_port
@@ -108,9 +116,9 @@ async def temporal(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[De
 
 
 @activity.defn(name="collector_settings")
-async def collector_settings() -> t.CollectorSettings:
+async def collector_settings() -> CollectorSettings:
     # A long lull: events stay queued for the test to inspect.
-    return t.CollectorSettings(lull=3600.0)
+    return CollectorSettings(lull=3600.0)
 
 
 @workflow.defn(name="IngestTestRecorder")
@@ -118,27 +126,27 @@ class Recorder:
     """Stands in for an attempt or batch workflow: records what the bridge sends."""
 
     def __init__(self) -> None:
-        self.tasks: list[t.TaskStateEvent] = []
-        self.repos: list[t.RepoEvent] = []
+        self.tasks: list[TaskStateEvent] = []
+        self.repos: list[RepoEvent] = []
 
     @workflow.run
     async def run(self) -> None:
         await workflow.wait_condition(lambda: False)
 
-    @workflow.signal(name=t.SIGNAL_TASK_STATE)
-    def task_state(self, event: t.TaskStateEvent) -> None:
+    @workflow.signal(name=SIGNAL_TASK_STATE)
+    def task_state(self, event: TaskStateEvent) -> None:
         self.tasks.append(event)
 
-    @workflow.signal(name=t.SIGNAL_REPO_EVENT)
-    def repo_event(self, event: t.RepoEvent) -> None:
+    @workflow.signal(name=SIGNAL_REPO_EVENT)
+    def repo_event(self, event: RepoEvent) -> None:
         self.repos.append(event)
 
     @workflow.query(name="tasks")
-    def seen_tasks(self) -> list[t.TaskStateEvent]:
+    def seen_tasks(self) -> list[TaskStateEvent]:
         return self.tasks
 
     @workflow.query(name="repos")
-    def seen_repos(self) -> list[t.RepoEvent]:
+    def seen_repos(self) -> list[RepoEvent]:
         return self.repos
 
 
@@ -158,12 +166,12 @@ class Setup:
     def sink(self) -> AmqpSink:
         return AmqpSink("prod", amqp_url=self.broker.amqp_url, timeout=30, reconnect_max_delay=1)
 
-    async def status(self) -> t.CollectorStatus:
+    async def status(self) -> CollectorStatus:
         assert self.client is not None
-        handle = self.client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
-        return await handle.query(t.QUERY_STATUS, result_type=t.CollectorStatus)
+        handle = self.client.get_workflow_handle(COLLECTOR_WORKFLOW_ID)
+        return await handle.query(QUERY_STATUS, result_type=CollectorStatus)
 
-    async def queued(self) -> dict[str, t.TagEvent]:
+    async def queued(self) -> dict[str, TagEvent]:
         try:
             return {e.component: e for e in (await self.status()).queued}
         except RPCError:
@@ -402,8 +410,8 @@ async def test_task_and_repo_messages_reach_the_workflows_waiting_on_them(world:
     # The collector's own state says which batch owns which side tag.
     await world.client.start_workflow(
         BatchCollector.run,
-        t.CollectorState(current_batch_id="ebs-test-batch", current_side_tags=["eln-side-42"]),
-        id=t.COLLECTOR_WORKFLOW_ID,
+        CollectorState(current_batch_id="ebs-test-batch", current_side_tags=["eln-side-42"]),
+        id=COLLECTOR_WORKFLOW_ID,
         task_queue=world.task_queue,
     )
     not_found = counter("task", "not_found")
@@ -419,13 +427,13 @@ async def test_task_and_repo_messages_reach_the_workflows_waiting_on_them(world:
             sink.send("buildsys.repo.done", {"repo_id": 7, "tag": "f45-build"})
 
         async def settled() -> bool:
-            repos = await batch.query("repos", result_type=list[t.RepoEvent])
+            repos = await batch.query("repos", result_type=list[RepoEvent])
             return len(repos) == 2 and world.depth() == (0, 0)
 
         await eventually(settled, 30, "two repo events and an empty queue")
-    tasks = await attempt.query("tasks", result_type=list[t.TaskStateEvent])
-    assert tasks == [t.TaskStateEvent(task_id=101, state="CLOSED", event_id=closed)]
-    repos = await batch.query("repos", result_type=list[t.RepoEvent])
+    tasks = await attempt.query("tasks", result_type=list[TaskStateEvent])
+    assert tasks == [TaskStateEvent(task_id=101, state="CLOSED", event_id=closed)]
+    repos = await batch.query("repos", result_type=list[RepoEvent])
     assert sorted((r.kind, r.event_id, r.tag, r.repo_id) for r in repos) == sorted(
         [("init", init, "eln-side-42", 5), ("done", done, "eln-side-42", 5)]
     )
@@ -609,8 +617,8 @@ async def test_routing_is_cached_briefly_and_new_side_tags_are_found(world: Setu
     assert client is not None
     collector = await client.start_workflow(
         BatchCollector.run,
-        t.CollectorState(current_batch_id="b-1", current_side_tags=["eln-side-1"]),
-        id=t.COLLECTOR_WORKFLOW_ID,
+        CollectorState(current_batch_id="b-1", current_side_tags=["eln-side-1"]),
+        id=COLLECTOR_WORKFLOW_ID,
         task_queue=world.task_queue,
     )
     now = [100.0]
@@ -630,7 +638,7 @@ async def test_routing_is_cached_briefly_and_new_side_tags_are_found(world: Setu
     queries = 0
     real_query = fw._query_routing
 
-    async def counting_query() -> t.Routing | None:
+    async def counting_query() -> Routing | None:
         nonlocal queries
         queries += 1
         return await real_query()
@@ -638,7 +646,7 @@ async def test_routing_is_cached_briefly_and_new_side_tags_are_found(world: Setu
     fw._query_routing = counting_query  # type: ignore[method-assign]
 
     assert (await fw.routing("eln-side-1")).side_tags == ["eln-side-1"] and queries == 1
-    await collector.signal(t.SIGNAL_SIDE_TAGS, t.SideTagsEvent("b-1", ["eln-side-1", "eln-side-2"]))
+    await collector.signal(SIGNAL_SIDE_TAGS, SideTagsEvent("b-1", ["eln-side-1", "eln-side-2"]))
     now[0] += 0.5  # a tag not seen yet: re-asked at most every second
     assert "eln-side-2" not in (await fw.routing("eln-side-2")).side_tags and queries == 1
     now[0] += 1.0
@@ -653,17 +661,17 @@ async def test_routing_is_cached_briefly_and_new_side_tags_are_found(world: Setu
     # No collector at all: nothing to route to.
     await collector.terminate("test")
     now[0] += 10
-    assert await fw.routing("eln-side-1") == t.Routing() and queries == 4
+    assert await fw.routing("eln-side-1") == Routing() and queries == 4
     # A collector nobody answers for (no worker on its queue): unrouted, and not
     # asked again for `routing_failure_ttl`, so repo traffic does not queue up.
     await client.start_workflow(
         BatchCollector.run,
-        t.CollectorState(),
-        id=t.COLLECTOR_WORKFLOW_ID,
+        CollectorState(),
+        id=COLLECTOR_WORKFLOW_ID,
         task_queue="nobody-polls-this",
     )
     now[0] += 10
-    event = t.RepoEvent(tag="eln-side-1", kind="done", event_id="e-1")
+    event = RepoEvent(tag="eln-side-1", kind="done", event_id="e-1")
     result = await fw.forward(SignalRepo(event))
     assert result.outcome is Outcome.UNROUTED and queries == 5
     now[0] += 20

@@ -1,4 +1,4 @@
-"""ebs.kojiclient.KojiAdapter against the running simulator, over HTTP."""
+"""ebs.koji.adapter.KojiAdapter against the running simulator, over HTTP."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import koji
 import pytest
 import requests
 
-from ebs.activities.types import (
+from ebs.contracts.koji import (
     BuildLookupRequest,
     BuildSpec,
     CancelRequest,
@@ -24,13 +24,8 @@ from ebs.activities.types import (
     TagBuildsRequest,
     TaskPollRequest,
 )
-from ebs.kojiclient import (
-    SIDE_TAG_KEY,
-    KojiAdapter,
-    KojiAnswerError,
-    KojiPermanentError,
-    is_permanent_fault,
-)
+from ebs.koji.adapter import SIDE_TAG_KEY, KojiAdapter
+from ebs.koji.errors import KojiAnswerError, KojiPermanentError, is_permanent_fault
 from ebs.metrics import KOJI_CALLS
 from ebs.simulator import FaultRule, Simulator
 
@@ -90,7 +85,7 @@ def test_side_tag_is_created_once_per_key(sim: SimWithSink, koji_adapter: KojiAd
 def test_side_tag_without_permission_to_record_the_key(caplog: pytest.LogCaptureFixture) -> None:
     with Simulator(seed=4, default_user_perms=()) as sim:
         adapter = KojiAdapter(sim.koji_config())
-        with caplog.at_level(logging.WARNING, logger="ebs.kojiclient"):
+        with caplog.at_level(logging.WARNING, logger="ebs.koji.adapter"):
             tag = adapter.create_side_tag(SideTagRequest("eln-build", "k"))
         assert "cannot record request key" in caplog.text
         assert adapter.side_tag_key(tag.name) is None and SIDE_TAG_KEY not in caplog.text

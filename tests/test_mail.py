@@ -23,7 +23,7 @@ from prometheus_client import REGISTRY
 
 from ebs import mail
 from ebs.config.model import EmailConfig
-from ebs.workflows.types import BatchResult, BatchSettings, PackageResult, PackageState
+from ebs.contracts.batch import BatchResult, BatchSettings, PackageResult, PackageState
 
 USER, PASSWORD = "ebs", "s3cret-Pa55"
 

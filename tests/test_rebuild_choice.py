@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ebs.activities.types import KojiBuild
-from ebs.rebuild_choice import (
+from ebs.contracts.koji import KojiBuild
+from ebs.workflows.rebuild_choice import (
     ELN,
     EVR,
     RAWHIDE,

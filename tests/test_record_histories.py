@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from ebs.workflows import types as t
+from ebs.contracts.collector import CollectorState
+from ebs.contracts.events import EnqueueRequest, TagEvent
 from ebs.workflows.collector import BatchCollector
 from tests.helpers.engine import Engine
 from tests.test_engine_collector import finish_current_batch, until
@@ -60,7 +61,7 @@ async def test_record_collector_two_batches_and_enqueue(engine: Engine) -> None:
     await handle.signal(BatchCollector.resume)
     await engine.env.sleep(61)
     await finish_current_batch(engine, handle)
-    await handle.execute_update(BatchCollector.enqueue, t.EnqueueRequest(["coreutils"]))
+    await handle.execute_update(BatchCollector.enqueue, EnqueueRequest(["coreutils"]))
     await engine.env.sleep(61)
     await finish_current_batch(engine, handle)
     await until(handle, lambda s: len(s.recent_batches) == 2)
@@ -88,10 +89,10 @@ async def test_record_cancelled_batch(engine: Engine) -> None:
 async def test_record_collector_continue_as_new(engine: Engine) -> None:
     import asyncio
 
-    handle = await engine.start_collector(t.CollectorState(history_limit=40))
+    handle = await engine.start_collector(CollectorState(history_limit=40))
     for i in range(30):
         await handle.signal(BatchCollector.tag,
-                            t.TagEvent(f"pkg{i}", f"pkg{i}-1-1.fc45", event_id=f"ev-{i}"))
+                            TagEvent(f"pkg{i}", f"pkg{i}-1-1.fc45", event_id=f"ev-{i}"))
     current = engine.client.get_workflow_handle(handle.id)
     while (await current.describe()).run_id == handle.first_execution_run_id:
         await asyncio.sleep(0.02)

@@ -23,11 +23,13 @@ from temporalio.client import (
 )
 from temporalio.testing import WorkflowEnvironment
 
-from ebs.activities.types import SideTagRequest
-from ebs.bodhiclient import BodhiAdapter
+from ebs.bodhi.adapter import BodhiAdapter
 from ebs.config.holder import ConfigHolder
 from ebs.config.model import Timers
-from ebs.kojiclient import KojiAdapter
+from ebs.contracts.koji import SideTagRequest
+from ebs.contracts.refresh import ConfigRefreshReport
+from ebs.contracts.sweep import SweepReport
+from ebs.koji.adapter import KojiAdapter
 from ebs.schedules import (
     config_refresh_schedule_id,
     ensure_schedules,
@@ -37,7 +39,6 @@ from ebs.schedules import (
 from ebs.simulator import Simulator
 from ebs.temporal_client import temporal_cli_path
 from ebs.worker import build_worker
-from ebs.workflows import types as t
 from tests.helpers.engine import _package_lists, engine_config
 from tests.helpers.processes import write_config
 from tests.test_sweep import age_koji
@@ -151,8 +152,8 @@ async def test_triggered_sweep_schedule_removes_a_leaked_side_tag(
     try:
         await ensure_schedules(client, queue, cfg.timers)
         async with workers(client, holder, sim, queue):
-            run = await run_now(client, sidetag_sweep_schedule_id(queue), t.SweepReport)
-            report: t.SweepReport = await asyncio.wait_for(run.result(), timeout=60)
+            run = await run_now(client, sidetag_sweep_schedule_id(queue), SweepReport)
+            report: SweepReport = await asyncio.wait_for(run.result(), timeout=60)
     finally:
         await delete_schedules(client, queue)
     assert run.id.startswith(sidetag_sweep_schedule_id(queue))
@@ -192,8 +193,8 @@ async def test_config_refresh_reaches_every_worker_and_resyncs_the_schedules(
             data["timers"]["sidetag_sweep"] = HOUR
             config.write_text(yaml.safe_dump(data))
             run = await run_now(clients["worker-a"], config_refresh_schedule_id(queue),
-                                t.ConfigRefreshReport)
-            report: t.ConfigRefreshReport = await asyncio.wait_for(run.result(), timeout=60)
+                                ConfigRefreshReport)
+            report: ConfigRefreshReport = await asyncio.wait_for(run.result(), timeout=60)
             v2 = holders["worker-a"].version
             assert v2 != v1 and holders["worker-b"].version == v2
             assert sorted((w.worker, w.ok, w.previous_version, w.version)
@@ -208,8 +209,8 @@ async def test_config_refresh_reaches_every_worker_and_resyncs_the_schedules(
             # A broken config: every worker says why and keeps the one it has.
             config.write_text("configuration: [\n")
             run = await run_now(clients["worker-b"], config_refresh_schedule_id(queue),
-                                t.ConfigRefreshReport)
-            broken: t.ConfigRefreshReport = await asyncio.wait_for(run.result(), timeout=60)
+                                ConfigRefreshReport)
+            broken: ConfigRefreshReport = await asyncio.wait_for(run.result(), timeout=60)
             assert sorted(w.worker for w in broken.workers) == ["worker-a", "worker-b"]
             for answer in broken.workers:
                 assert not answer.ok and answer.version == answer.previous_version == v2

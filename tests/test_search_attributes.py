@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ebs.temporal_client import SEARCH_VALUE_BYTES, packages_value
+from ebs.contracts.search import SEARCH_VALUE_BYTES, packages_value
 
 
 def test_small_lists_are_kept_whole() -> None:

@@ -11,9 +11,11 @@ from typing import Any
 from temporalio.client import WorkflowHandle
 
 from ebs.activities.sweep import batch_of_key, running_batches_query
-from ebs.activities.types import SideTagRequest
+from ebs.contracts.batch import BatchResult
+from ebs.contracts.koji import SideTagRequest
+from ebs.contracts.names import QUERY_STATUS
+from ebs.contracts.sweep import SweepReport, SweepRequest
 from ebs.simulator import Simulator
-from ebs.workflows import types as t
 from ebs.workflows.collector import BatchCollector
 from ebs.workflows.sweep import SideTagSweep
 from tests.helpers.engine import Engine
@@ -42,14 +44,14 @@ def foreign_side_tag(sim: Simulator, base_tag: str, user: str = "someone-else") 
 
 
 async def sweep(engine: Engine, collector: WorkflowHandle[Any, Any] | None = None,
-                **fields: Any) -> t.SweepReport:
-    req = t.SweepRequest(collector_workflow_id=collector.id if collector else "", **fields)
+                **fields: Any) -> SweepReport:
+    req = SweepRequest(collector_workflow_id=collector.id if collector else "", **fields)
     return await engine.client.execute_workflow(
         SideTagSweep.run, req, id=f"sweep-{uuid.uuid4().hex[:8]}", task_queue=engine.task_queue,
     )
 
 
-def kept(report: t.SweepReport) -> dict[str, str]:
+def kept(report: SweepReport) -> dict[str, str]:
     return {note.name: note.reason for note in report.kept}
 
 
@@ -67,7 +69,7 @@ async def start_waiting_batch(engine: Engine, component: str
         batch_id = st.current_batch_id
         if batch_id:
             status = await engine.client.get_workflow_handle(batch_id).query(
-                t.QUERY_STATUS, result_type=t.BatchResult
+                QUERY_STATUS, result_type=BatchResult
             )
             if status.outcome == "waiting-for-stable":
                 return collector, batch_id
@@ -91,7 +93,7 @@ async def test_sweep_removes_only_stale_leaked_side_tags_of_ebs(engine: Engine) 
     )
     collector, live = await start_waiting_batch(engine, "bash")
     live_status = await engine.client.get_workflow_handle(live).query(
-        t.QUERY_STATUS, result_type=t.BatchResult
+        QUERY_STATUS, result_type=BatchResult
     )
     (live_build,), (live_errata,) = live_status.side_tags, live_status.errata_tags
 
@@ -165,7 +167,7 @@ async def test_errata_tag_of_an_obsolete_update_goes_and_bodhi_trouble_keeps(
 
 async def test_no_side_tags_and_an_explicit_grace(engine: Engine) -> None:
     report = await sweep(engine, grace=HOUR)
-    assert report == t.SweepReport(
+    assert report == SweepReport(
         cutoff=report.cutoff, grace=HOUR,
         running_batches_from=["visibility: not available on this server"],
     )

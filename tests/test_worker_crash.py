@@ -10,8 +10,9 @@ from pathlib import Path
 from temporalio.testing import WorkflowEnvironment
 
 from ebs.config.holder import ConfigHolder
+from ebs.contracts.batch import BatchRequest
+from ebs.contracts.events import TagEvent
 from ebs.simulator import ListSink, Simulator
-from ebs.workflows import types as t
 from ebs.workflows.batch import RebuildBatch
 from tests.helpers.processes import WorkerProcess, wait_until, write_config
 
@@ -37,13 +38,13 @@ async def test_worker_sigkill_mid_batch_then_restart(
         holder.load()
         session = sim.session()
         events = [
-            t.TagEvent(n, session.getLatestBuilds(sim.layout.trigger_tag, package=n)[0]["nvr"],
+            TagEvent(n, session.getLatestBuilds(sim.layout.trigger_tag, package=n)[0]["nvr"],
                        event_id=n)
             for n in PACKAGES
         ]
         handle = await dev_server_env.client.start_workflow(
             RebuildBatch.run,
-            t.BatchRequest("ebs-batch-crash-1", events, holder.batch_settings()),
+            BatchRequest("ebs-batch-crash-1", events, holder.batch_settings()),
             id=f"ebs-batch-crash-{uuid.uuid4().hex[:6]}",
             task_queue=queue,
         )

@@ -1,12 +1,12 @@
-"""Bodhi activities: one-line adapters over ebs.bodhiclient.BodhiAdapter."""
+"""Bodhi activities: one-line adapters over ebs.bodhi.adapter.BodhiAdapter."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
 from ebs.activities.errors import permanent_faults_fail_fast as fail_fast
-from ebs.activities.types import UpdateInfo, UpdateRequest
-from ebs.bodhiclient import BodhiAdapter
+from ebs.bodhi.adapter import BodhiAdapter
+from ebs.contracts.bodhi import UpdateInfo, UpdateRequest
 
 
 class BodhiActivities:

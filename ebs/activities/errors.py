@@ -19,8 +19,8 @@ from typing import ParamSpec, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from ebs.bodhiclient import BodhiPermanentError
-from ebs.kojiclient import KojiPermanentError
+from ebs.bodhi.errors import BodhiPermanentError
+from ebs.koji.errors import KojiPermanentError
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -1,11 +1,11 @@
-"""Koji activities: one-line adapters over ebs.kojiclient.KojiAdapter."""
+"""Koji activities: one-line adapters over ebs.koji.adapter.KojiAdapter."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
 from ebs.activities.errors import permanent_faults_fail_fast as fail_fast
-from ebs.activities.types import (
+from ebs.contracts.koji import (
     BuildLookupRequest,
     BuildLookupResult,
     BuildTarget,
@@ -27,7 +27,7 @@ from ebs.activities.types import (
     TaskPollRequest,
     TaskPollResult,
 )
-from ebs.kojiclient import KojiAdapter
+from ebs.koji.adapter import KojiAdapter
 
 
 def _beat() -> None:

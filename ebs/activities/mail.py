@@ -8,8 +8,8 @@ from email.message import EmailMessage
 from temporalio import activity
 
 from ebs import mail
-from ebs.activities.types import EmailRequest, EmailResult
 from ebs.config.model import EmailConfig
+from ebs.contracts.mail import EmailRequest, EmailResult
 
 
 class MailActivities:

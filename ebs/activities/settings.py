@@ -9,15 +9,12 @@ from __future__ import annotations
 from temporalio import activity
 
 from ebs.activities.errors import permanent_faults_fail_fast as fail_fast
-from ebs.activities.types import (
-    ComponentCandidates,
-    LatestBuildsRequest,
-    ResolveRequest,
-    ResolveResult,
-)
 from ebs.config.holder import ConfigHolder
-from ebs.kojiclient import KojiAdapter
-from ebs.workflows.types import BatchSettings, CollectorSettings
+from ebs.contracts.batch import BatchSettings
+from ebs.contracts.collector import CollectorSettings
+from ebs.contracts.koji import LatestBuildsRequest
+from ebs.contracts.resolve import ComponentCandidates, ResolveRequest, ResolveResult
+from ebs.koji.adapter import KojiAdapter
 
 
 class SettingsActivities:

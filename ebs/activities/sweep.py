@@ -38,11 +38,14 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ebs.activities.errors import permanent_faults_fail_fast as fail_fast
-from ebs.activities.types import RemoveSideTagRequest
-from ebs.bodhiclient import BodhiAdapter
+from ebs.bodhi.adapter import BodhiAdapter
 from ebs.config.holder import ConfigHolder
-from ebs.kojiclient import SIDE_TAG_KEY, KojiAdapter
-from ebs.workflows import types as t
+from ebs.contracts.batch import BatchResult
+from ebs.contracts.events import Routing
+from ebs.contracts.koji import RemoveSideTagRequest
+from ebs.contracts.names import QUERY_ROUTING, QUERY_STATUS
+from ebs.contracts.sweep import RunningSideTags, SideTagNote, SweepPlan, SweepReport
+from ebs.koji.adapter import SIDE_TAG_KEY, KojiAdapter
 
 log = logging.getLogger(__name__)
 
@@ -86,8 +89,8 @@ class SweepActivities:
     # ---- Temporal: what running batches hold -------------------------------------
 
     @activity.defn(name="running_batch_side_tags")
-    async def running_batch_side_tags(self, collector_workflow_id: str) -> t.RunningSideTags:
-        keep = t.RunningSideTags()
+    async def running_batch_side_tags(self, collector_workflow_id: str) -> RunningSideTags:
+        keep = RunningSideTags()
         batch_ids: dict[str, None] = {}
         listed = await self._list_running_batches()
         if listed is None:
@@ -127,7 +130,7 @@ class SweepActivities:
             raise ApplicationError(f"cannot list running batches: {err.message}") from err
         return ids
 
-    async def _collector_routing(self, workflow_id: str) -> t.Routing | None:
+    async def _collector_routing(self, workflow_id: str) -> Routing | None:
         """The collector's current batch and its side tags (None: no collector
         of ours is running)."""
         if not workflow_id:
@@ -143,8 +146,8 @@ class SweepActivities:
                 or described.task_queue != self._task_queue):
             return None
         try:
-            routing: t.Routing = await handle.query(
-                t.QUERY_ROUTING, result_type=t.Routing, rpc_timeout=QUERY_TIMEOUT
+            routing: Routing = await handle.query(
+                QUERY_ROUTING, result_type=Routing, rpc_timeout=QUERY_TIMEOUT
             )
         except RPCError as err:
             raise ApplicationError(f"collector {workflow_id} did not answer: {err.message}") \
@@ -154,8 +157,8 @@ class SweepActivities:
     async def _batch_side_tags(self, batch_id: str) -> list[str]:
         handle = self._client.get_workflow_handle(batch_id)
         try:
-            status: t.BatchResult = await handle.query(
-                t.QUERY_STATUS, result_type=t.BatchResult, rpc_timeout=QUERY_TIMEOUT
+            status: BatchResult = await handle.query(
+                QUERY_STATUS, result_type=BatchResult, rpc_timeout=QUERY_TIMEOUT
             )
         except RPCError as err:
             raise ApplicationError(
@@ -167,9 +170,9 @@ class SweepActivities:
 
     @activity.defn(name="sweep_side_tags")
     @fail_fast
-    def sweep_side_tags(self, plan: t.SweepPlan) -> t.SweepReport:
+    def sweep_side_tags(self, plan: SweepPlan) -> SweepReport:
         cutoff = time.time() - plan.grace
-        report = t.SweepReport(
+        report = SweepReport(
             cutoff=datetime.fromtimestamp(cutoff, UTC).isoformat(), grace=plan.grace,
             dry_run=plan.dry_run, running_batches=list(plan.keep.batch_ids),
         )
@@ -185,13 +188,13 @@ class SweepActivities:
         for tag, info, then in zip(ours, now_infos, then_infos, strict=True):
             if isinstance(info, Exception) or isinstance(then, Exception):
                 fault = info if isinstance(info, Exception) else then
-                report.failed.append(t.SideTagNote(tag.name, f"cannot read the tag: {fault}"))
+                report.failed.append(SideTagNote(tag.name, f"cannot read the tag: {fault}"))
                 continue
             if not info:
                 continue  # removed meanwhile
             why = self._reason_to_keep(info, then, held, running)
             if why:
-                report.kept.append(t.SideTagNote(tag.name, why))
+                report.kept.append(SideTagNote(tag.name, why))
                 continue
             if plan.dry_run:
                 report.removed.append(tag.name)
@@ -199,7 +202,7 @@ class SweepActivities:
             try:
                 self._koji.remove_side_tag(RemoveSideTagRequest(tag.name))
             except Exception as err:  # reported; the next sweep tries again
-                report.failed.append(t.SideTagNote(tag.name, f"{type(err).__name__}: {err}"))
+                report.failed.append(SideTagNote(tag.name, f"{type(err).__name__}: {err}"))
                 continue
             report.removed.append(tag.name)
             log.info("side-tag sweep: removed %s (key %s)", tag.name,

@@ -30,13 +30,13 @@ from ebs.api.models import (
     TriggerResponse,
     trigger_response,
 )
-from ebs.api.names import PACKAGE_NAME, InvalidComponents
 from ebs.api.oidc import OidcSettings, OidcVerifier
 from ebs.api.status import build_history, build_status
 from ebs.api.tokens import ApiTokens
 from ebs.config.loader import ConfigError
 from ebs.config.model import EbsConfig
-from ebs.workflows.types import EventSource
+from ebs.contracts.components import PACKAGE_NAME, InvalidComponents
+from ebs.contracts.events import EventSource
 
 log = logging.getLogger(__name__)
 

@@ -33,9 +33,18 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from ebs.api.names import check_component, check_components
-from ebs.temporal_client import CONFIG_VERSION_KEY, OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
-from ebs.workflows import types as t
+from ebs.contracts.batch import BatchResult, PackageResult
+from ebs.contracts.collector import CollectorState, CollectorStatus
+from ebs.contracts.components import check_component, check_components
+from ebs.contracts.events import EnqueueRequest, EnqueueResult
+from ebs.contracts.names import (
+    COLLECTOR_WORKFLOW_ID,
+    QUERY_STATUS,
+    SIGNAL_PAUSE,
+    SIGNAL_RESUME,
+    UPDATE_ENQUEUE,
+)
+from ebs.contracts.search import CONFIG_VERSION_KEY, OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +92,7 @@ class BatchExecution:
 class CollectorInfo:
     exists: bool
     status: str = ""  # Temporal execution status of the latest run, lower case
-    state: t.CollectorStatus | None = None  # None when it cannot be queried
+    state: CollectorStatus | None = None  # None when it cannot be queried
 
 
 @dataclass
@@ -91,8 +100,8 @@ class ComponentRun:
     """A batch that rebuilt one component, with what happened to it there."""
 
     batch: BatchExecution
-    package: t.PackageResult | None = None
-    batch_result: t.BatchResult | None = None
+    package: PackageResult | None = None
+    batch_result: BatchResult | None = None
     error: str = ""  # why the batch result is unknown, if it is
 
 
@@ -143,7 +152,7 @@ class Control:
 
     def _collector_start(self) -> dict[str, Any]:
         return {
-            "id": t.COLLECTOR_WORKFLOW_ID,
+            "id": COLLECTOR_WORKFLOW_ID,
             "task_queue": self.task_queue,
         }
 
@@ -165,7 +174,7 @@ class Control:
 
     async def trigger(
         self, components: list[str], *, source: str, requested_by: str
-    ) -> t.EnqueueResult:
+    ) -> EnqueueResult:
         """Queue components for the next batch; starts the collector if it is not running.
 
         The collector answers only through a worker, so with none polling this
@@ -178,18 +187,18 @@ class Control:
             )
         start: WithStartWorkflowOperation[Any, Any] = WithStartWorkflowOperation(
             COLLECTOR_TYPE,
-            t.CollectorState(),
+            CollectorState(),
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             **self._collector_start(),
         )
-        request = t.EnqueueRequest(components=names, source=source, requested_by=requested_by)
+        request = EnqueueRequest(components=names, source=source, requested_by=requested_by)
         try:
             return await asyncio.wait_for(
                 self.client.execute_update_with_start_workflow(
-                    t.UPDATE_ENQUEUE,
+                    UPDATE_ENQUEUE,
                     request,
                     start_workflow_operation=start,
-                    result_type=t.EnqueueResult,
+                    result_type=EnqueueResult,
                 ),
                 timeout=self.update_timeout,
             )
@@ -210,7 +219,7 @@ class Control:
         try:
             await self.client.start_workflow(
                 COLLECTOR_TYPE,
-                t.CollectorState(),
+                CollectorState(),
                 start_signal=signal,
                 rpc_timeout=self.query_timeout,
                 **self._collector_start(),
@@ -220,10 +229,10 @@ class Control:
 
     async def pause(self) -> None:
         """Stop starting new batches (a running batch finishes); durable across restarts."""
-        await self._signal_collector(t.SIGNAL_PAUSE)
+        await self._signal_collector(SIGNAL_PAUSE)
 
     async def resume(self) -> None:
-        await self._signal_collector(t.SIGNAL_RESUME)
+        await self._signal_collector(SIGNAL_RESUME)
 
     async def ensure_collector(self) -> str:
         """'running' if the collector runs, else start it and say 'started'."""
@@ -233,7 +242,7 @@ class Control:
         try:
             await self.client.start_workflow(
                 COLLECTOR_TYPE,
-                t.CollectorState(),
+                CollectorState(),
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 rpc_timeout=self.query_timeout,
                 **self._collector_start(),
@@ -255,12 +264,12 @@ class Control:
     async def _query(self, workflow_id: str, result_type: type[T]) -> T:
         handle = self.client.get_workflow_handle(workflow_id)
         result: T = await handle.query(
-            t.QUERY_STATUS, result_type=result_type, rpc_timeout=self.query_timeout
+            QUERY_STATUS, result_type=result_type, rpc_timeout=self.query_timeout
         )
         return result
 
     async def collector_info(self, *, query: bool = True) -> CollectorInfo:
-        handle = self.client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
+        handle = self.client.get_workflow_handle(COLLECTOR_WORKFLOW_ID)
         try:
             desc = await handle.describe(rpc_timeout=self.query_timeout)
         except RPCError as err:
@@ -269,7 +278,7 @@ class Control:
             raise _unavailable(err, "cannot reach Temporal") from err
         info = CollectorInfo(exists=True, status=_status_name(desc.status))
         if query:
-            info.state = await self._query_or_none(t.COLLECTOR_WORKFLOW_ID, t.CollectorStatus)
+            info.state = await self._query_or_none(COLLECTOR_WORKFLOW_ID, CollectorStatus)
         return info
 
     async def _query_or_none(self, workflow_id: str, result_type: type[T]) -> T | None:
@@ -287,9 +296,9 @@ class Control:
             log.info("%s did not answer its status query: %s", workflow_id, err)
             return None
 
-    async def batch_status(self, batch_id: str) -> t.BatchResult | None:
+    async def batch_status(self, batch_id: str) -> BatchResult | None:
         """A running batch's own snapshot of its packages (its `status` query)."""
-        return await self._query_or_none(batch_id, t.BatchResult)
+        return await self._query_or_none(batch_id, BatchResult)
 
     async def _list(self, query: str, limit: int) -> list[BatchExecution]:
         try:
@@ -321,15 +330,15 @@ class Control:
             counts[key] = group.count
         return counts
 
-    async def _batch_result(self, batch: BatchExecution) -> tuple[t.BatchResult | None, str]:
+    async def _batch_result(self, batch: BatchExecution) -> tuple[BatchResult | None, str]:
         if batch.running:
             snapshot = await self.batch_status(batch.batch_id)
             return snapshot, "" if snapshot else "the batch did not answer its status query"
         handle = self.client.get_workflow_handle(
-            batch.batch_id, run_id=batch.run_id, result_type=t.BatchResult
+            batch.batch_id, run_id=batch.run_id, result_type=BatchResult
         )
         try:
-            result: t.BatchResult = await handle.result(
+            result: BatchResult = await handle.result(
                 follow_runs=False, rpc_timeout=self.query_timeout
             )
             return result, ""

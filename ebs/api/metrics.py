@@ -28,7 +28,7 @@ from prometheus_client.registry import Collector
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from ebs.api.control import Control, TemporalUnavailable
-from ebs.workflows import types as t
+from ebs.contracts.collector import CollectorStatus
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class TemporalFigures(Collector):
     """The figures of the last scrape's Temporal answers, as metric families."""
 
     def __init__(self) -> None:
-        self.state: t.CollectorStatus | None = None
+        self.state: CollectorStatus | None = None
         self.batch_counts: dict[str, int] | None = None
 
     def collect(self) -> Iterator[Metric]:
@@ -124,7 +124,7 @@ class MetricsExporter:
     @staticmethod
     async def _ask(
         control: Control | None,
-    ) -> tuple[t.CollectorStatus | None, dict[str, int] | None]:
+    ) -> tuple[CollectorStatus | None, dict[str, int] | None]:
         if control is None:
             return None, None
         try:

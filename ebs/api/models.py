@@ -10,8 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from ebs.api.names import MAX_COMPONENTS, check_components
-from ebs.workflows.types import EnqueueResult
+from ebs.contracts.components import MAX_COMPONENTS, check_components
+from ebs.contracts.events import EnqueueResult
 
 
 class _Model(BaseModel):

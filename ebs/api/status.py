@@ -24,11 +24,18 @@ from ebs.api.models import (
     SliceStatus,
     StatusResponse,
 )
-from ebs.temporal_client import PACKAGES_KEY
-from ebs.workflows import types as t
+from ebs.contracts.batch import (
+    BUILT_STATES,
+    BatchResult,
+    BatchSummary,
+    PackageResult,
+    PackageState,
+)
+from ebs.contracts.names import COLLECTOR_WORKFLOW_ID
+from ebs.contracts.search import PACKAGES_KEY
 
-FINAL_STATES = {t.PackageState.SUCCEEDED.value, t.PackageState.FAILED.value,
-                t.PackageState.STABLE.value}
+FINAL_STATES = {PackageState.SUCCEEDED.value, PackageState.FAILED.value,
+                PackageState.STABLE.value}
 
 
 def _when(value: str | float | None) -> datetime | None:
@@ -42,7 +49,7 @@ def _when(value: str | float | None) -> datetime | None:
         return None
 
 
-def package_status(p: t.PackageResult, links: Links) -> PackageStatus:
+def package_status(p: PackageResult, links: Links) -> PackageStatus:
     urls = p.task_urls if len(p.task_urls) == len(p.task_ids) else []
     tasks = [
         KojiTask(task_id=tid, url=(urls[i] if urls else "") or links.koji_task(tid))
@@ -71,7 +78,7 @@ def package_status(p: t.PackageResult, links: Links) -> PackageStatus:
 def _slice_state(states: list[str]) -> str:
     if all(s in FINAL_STATES for s in states):
         return "done"
-    if all(s == t.PackageState.PENDING.value for s in states):
+    if all(s == PackageState.PENDING.value for s in states):
         return "pending"
     return "building"
 
@@ -96,7 +103,7 @@ def slices(packages: list[PackageStatus]) -> list[SliceStatus]:
 
 
 def _updates(
-    result: t.BatchResult, packages: list[PackageStatus], links: Links
+    result: BatchResult, packages: list[PackageStatus], links: Links
 ) -> list[BodhiUpdate]:
     known = {p.bodhi_update.alias: p.bodhi_update for p in packages if p.bodhi_update}
     return [known.get(alias) or BodhiUpdate(alias=alias, url=links.bodhi_update(alias))
@@ -104,7 +111,7 @@ def _updates(
 
 
 def current_batch(
-    batch_id: str, names: list[str], result: t.BatchResult | None, links: Links
+    batch_id: str, names: list[str], result: BatchResult | None, links: Links
 ) -> CurrentBatch:
     if result is None:
         return CurrentBatch(
@@ -131,7 +138,7 @@ def current_batch(
 
 
 def batch_overview(
-    exe: BatchExecution | None, summary: t.BatchSummary | None, links: Links
+    exe: BatchExecution | None, summary: BatchSummary | None, links: Links
 ) -> BatchOverview:
     """One past or running batch, from visibility and/or the collector's summary."""
     if exe is None:
@@ -189,10 +196,10 @@ async def build_status(control: Control, links: Links, recent: int = 10) -> Stat
         exists=collector.exists,
         status=collector.status,
         answered=state is not None,
-        temporal_url=links.workflow(t.COLLECTOR_WORKFLOW_ID) if collector.exists else "",
+        temporal_url=links.workflow(COLLECTOR_WORKFLOW_ID) if collector.exists else "",
     )
     current = None
-    summaries: dict[str, t.BatchSummary] = {}
+    summaries: dict[str, BatchSummary] = {}
     if state is not None:
         view.paused = state.paused
         view.paused_by_config = state.paused_by_config
@@ -224,8 +231,8 @@ async def build_status(control: Control, links: Links, recent: int = 10) -> Stat
         for o in overviews:
             if o.batch_id == current.batch_id:
                 o.phase = current.phase or o.phase
-                o.failed = current.counts.get(t.PackageState.FAILED.value, 0)
-                o.succeeded = sum(current.counts.get(s, 0) for s in t.BUILT_STATES)
+                o.failed = current.counts.get(PackageState.FAILED.value, 0)
+                o.succeeded = sum(current.counts.get(s, 0) for s in BUILT_STATES)
     return StatusResponse(
         generated_at=datetime.now(UTC),
         collector=view,
@@ -245,10 +252,10 @@ async def build_history(
         result = run.batch_result
         if result is not None and not run.batch.running:
             overview.outcome = overview.outcome or result.outcome
-            overview.failed = sum(p.state == t.PackageState.FAILED.value for p in result.packages)
-            overview.succeeded = sum(p.state in t.BUILT_STATES for p in result.packages)
+            overview.failed = sum(p.state == PackageState.FAILED.value for p in result.packages)
+            overview.succeeded = sum(p.state in BUILT_STATES for p in result.packages)
             overview.failed_components = [
-                p.component for p in result.packages if p.state == t.PackageState.FAILED.value
+                p.component for p in result.packages if p.state == PackageState.FAILED.value
             ]
         elif result is not None:
             overview.phase = result.outcome or overview.phase

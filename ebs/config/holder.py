@@ -23,7 +23,8 @@ from ebs.config.packages import HttpGet, PackageLists, fetch_package_lists, requ
 from ebs.config.rules import DEFAULT_ORDERING
 from ebs.config.sources import Fetched, redact
 from ebs.config.sources import fetch as fetch_source
-from ebs.workflows.types import BatchSettings, CollectorSettings
+from ebs.contracts.batch import BatchSettings
+from ebs.contracts.collector import CollectorSettings
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class ConfigHolder:
     `specs` are config sources for ebs.config.sources.fetch (path, URL or
     git+URL#ref[:path]); several are merged in order, as the original's static
     file plus its dynamic config repository. `resolve_rawhide` returns the
-    Rawhide stable tag from Bodhi (ebs.bodhiclient's rawhide_stable_tag) and
+    Rawhide stable tag from Bodhi (ebs.bodhi.adapter's rawhide_stable_tag) and
     is needed only when koji.trigger_tag is "rawhide"; `resolve_rawhide_for`
     does the same given the config being loaded, for a Bodhi client built from
     that config's own bodhi section (it wins when both are given).

@@ -41,7 +41,7 @@ from ebs.bus import (
     TOPIC_TASK_STATE,
     koji_topic,
 )
-from ebs.workflows.types import RepoEvent, TagEvent, TaskStateEvent
+from ebs.contracts.events import RepoEvent, TagEvent, TaskStateEvent
 
 # custom_user_metadata key ebs puts in every build it submits.
 WORKFLOW_ID_KEY = "ebs_workflow_id"

@@ -33,8 +33,16 @@ from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRej
 from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError, RPCStatusCode
 
+from ebs.contracts.collector import CollectorState
+from ebs.contracts.events import Routing
+from ebs.contracts.names import (
+    COLLECTOR_WORKFLOW_ID,
+    QUERY_ROUTING,
+    SIGNAL_REPO_EVENT,
+    SIGNAL_TAG,
+    SIGNAL_TASK_STATE,
+)
 from ebs.ingest.decide import Decision, Drop, SignalRepo, SignalTag, SignalTask
-from ebs.workflows import types as t
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +128,7 @@ class Forwarder:
         self._clock = clock
         self._client: Client | None = None
         self._connect_lock: asyncio.Lock | None = None
-        self._routing: t.Routing | None = None
+        self._routing: Routing | None = None
         self._routing_at = float("-inf")
         self._routing_failed = False
         self._routing_lock: asyncio.Lock | None = None
@@ -146,7 +154,7 @@ class Forwarder:
             if isinstance(decision, SignalTag):
                 return await self._signal_tag(decision)
             if isinstance(decision, SignalTask):
-                return await self._signal(decision.workflow_id, t.SIGNAL_TASK_STATE, decision.event)
+                return await self._signal(decision.workflow_id, SIGNAL_TASK_STATE, decision.event)
             if isinstance(decision, SignalRepo):
                 return await self._signal_repo(decision)
             if isinstance(decision, Drop):
@@ -160,18 +168,18 @@ class Forwarder:
         try:
             await client.start_workflow(
                 COLLECTOR_TYPE,
-                t.CollectorState(),
-                id=t.COLLECTOR_WORKFLOW_ID,
+                CollectorState(),
+                id=COLLECTOR_WORKFLOW_ID,
                 task_queue=self.task_queue,
-                start_signal=t.SIGNAL_TAG,
+                start_signal=SIGNAL_TAG,
                 start_signal_args=[decision.event],
                 rpc_timeout=self.rpc_timeout,
             )
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:  # a start never finds a workflow "gone"
                 raise Misconfigured(f"signal-with-start: {_rpc_detail(err)}") from err
-            return self._failed(err, t.COLLECTOR_WORKFLOW_ID)
-        return Result(Outcome.SIGNALLED, workflow_id=t.COLLECTOR_WORKFLOW_ID)
+            return self._failed(err, COLLECTOR_WORKFLOW_ID)
+        return Result(Outcome.SIGNALLED, workflow_id=COLLECTOR_WORKFLOW_ID)
 
     async def _signal(self, workflow_id: str, signal: str, arg: object) -> Result:
         client = await self.client()
@@ -197,12 +205,12 @@ class Forwarder:
         routing = await self.routing(tag)
         if not routing.batch_workflow_id or tag not in routing.side_tags:
             return Result(Outcome.UNROUTED, f"no running batch waits on {tag}")
-        result = await self._signal(routing.batch_workflow_id, t.SIGNAL_REPO_EVENT, decision.event)
+        result = await self._signal(routing.batch_workflow_id, SIGNAL_REPO_EVENT, decision.event)
         if result.outcome is Outcome.NOT_FOUND:
             self._routing_at = float("-inf")  # that batch has finished: ask again next time
         return result
 
-    async def routing(self, tag: str) -> t.Routing:
+    async def routing(self, tag: str) -> Routing:
         """The collector's routing, from cache when fresh enough for `tag`."""
         if self._fresh(tag):
             assert self._routing is not None
@@ -215,7 +223,7 @@ class Forwarder:
                 return self._routing
             routing = await self._query_routing()
             self._routing_failed = routing is None
-            self._routing = routing or t.Routing()
+            self._routing = routing or Routing()
             self._routing_at = self._clock()
             return self._routing
 
@@ -229,28 +237,28 @@ class Forwarder:
             return age < self.routing_ttl
         return age < self.routing_min_refresh
 
-    async def _query_routing(self) -> t.Routing | None:
+    async def _query_routing(self) -> Routing | None:
         """The routing; an empty one when there is no collector; None when the
         collector cannot answer (no worker): repo events are a fast path only
         (batches also poll their repos), so they go unrouted for
         `routing_failure_ttl` rather than block the queue."""
         client = await self.client()
-        handle = client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
+        handle = client.get_workflow_handle(COLLECTOR_WORKFLOW_ID)
         try:
             return await handle.query(
-                t.QUERY_ROUTING,
-                result_type=t.Routing,
+                QUERY_ROUTING,
+                result_type=Routing,
                 rpc_timeout=self.query_timeout,
                 # A closed collector still answers, from its last state: stale.
                 reject_condition=QueryRejectCondition.NOT_OPEN,
             )
         except WorkflowQueryRejectedError:
-            return t.Routing()  # the collector is not running: no batch is
+            return Routing()  # the collector is not running: no batch is
         except RPCError as err:
             if namespace_missing(err):
                 raise Misconfigured(_rpc_detail(err)) from err
             if err.status == RPCStatusCode.NOT_FOUND:
-                return t.Routing()
+                return Routing()
             if err.status == RPCStatusCode.UNAVAILABLE:
                 raise Unavailable(_rpc_detail(err)) from err
             detail = _rpc_detail(err)

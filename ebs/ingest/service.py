@@ -153,7 +153,7 @@ def _rawhide_resolver() -> Callable[[EbsConfig], str]:
     """Bodhi's Rawhide stable tag for the config being loaded, for `trigger_tag:
     rawhide` (as the worker does); Bodhi is asked only when the trigger tag is
     `rawhide`."""
-    from ebs.bodhiclient import BodhiFor
+    from ebs.bodhi.adapter import BodhiFor
 
     bodhi_for = BodhiFor()
     return lambda cfg: bodhi_for(cfg).rawhide_stable_tag()

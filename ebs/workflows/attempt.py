@@ -23,7 +23,8 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from ebs.activities.types import (
+    from ebs.contracts.events import TasksSubmitted, TaskStateEvent
+    from ebs.contracts.koji import (
         BuildSpec,
         CancelRequest,
         SubmitRequest,
@@ -31,8 +32,8 @@ with workflow.unsafe.imports_passed_through():
         TaskPollRequest,
         TaskPollResult,
     )
-    from ebs.temporal_client import PACKAGES_KEY, packages_value
-    from ebs.workflows import types as t
+    from ebs.contracts.names import QUERY_STATUS, SIGNAL_TASK_STATE, SIGNAL_TASKS_SUBMITTED
+    from ebs.contracts.search import PACKAGES_KEY, packages_value
 
 TERMINAL_STATES = {"CLOSED", "FAILED", "CANCELED"}
 
@@ -113,14 +114,14 @@ class BuildAttempt:
         self._states: dict[int, str] = {}  # task id -> latest known state
         self._signalled: int = 0
 
-    @workflow.signal(name=t.SIGNAL_TASK_STATE)
-    def task_state(self, event: t.TaskStateEvent) -> None:
+    @workflow.signal(name=SIGNAL_TASK_STATE)
+    def task_state(self, event: TaskStateEvent) -> None:
         # Signals can arrive before the submit activity has returned: keep all.
         if self._states.get(event.task_id) not in TERMINAL_STATES:
             self._states[event.task_id] = event.state
             self._signalled += 1
 
-    @workflow.query(name=t.QUERY_STATUS)
+    @workflow.query(name=QUERY_STATUS)
     def status(self) -> dict[int, str]:
         return dict(self._states)
 
@@ -220,8 +221,8 @@ class BuildAttempt:
         parent = workflow.info().parent
         if parent is not None and tasks:
             await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-                t.SIGNAL_TASKS_SUBMITTED,
-                t.TasksSubmitted({component: task_id for task_id, component in tasks.items()}),
+                SIGNAL_TASKS_SUBMITTED,
+                TasksSubmitted({component: task_id for task_id, component in tasks.items()}),
             )
 
     def _open(self, tasks: dict[int, str]) -> list[int]:

@@ -23,13 +23,15 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from ebs.activities.types import (
+    from ebs.config.rules import is_skip_tag, ordering_for
+    from ebs.contracts.batch import BatchRequest, BatchResult, PackageResult, PackageState
+    from ebs.contracts.bodhi import UpdateInfo, UpdateRequest
+    from ebs.contracts.events import RepoEvent, SideTagsEvent, TasksSubmitted
+    from ebs.contracts.koji import (
         BuildLookupRequest,
         BuildLookupResult,
         BuildSpec,
         BuildTarget,
-        EmailRequest,
-        EmailResult,
         PromoteRequest,
         PromoteResult,
         RemoveSideTagRequest,
@@ -43,18 +45,21 @@ with workflow.unsafe.imports_passed_through():
         TagBuildsResult,
         TaskBuildsResult,
         TaskPollRequest,
-        UpdateInfo,
-        UpdateRequest,
     )
-    from ebs.config.rules import is_skip_tag, ordering_for
-    from ebs.temporal_client import (
+    from ebs.contracts.mail import EmailRequest, EmailResult
+    from ebs.contracts.names import (
+        QUERY_STATUS,
+        SIGNAL_REPO_EVENT,
+        SIGNAL_SIDE_TAGS,
+        SIGNAL_TASKS_SUBMITTED,
+    )
+    from ebs.contracts.search import (
         CONFIG_VERSION_KEY,
         OUTCOME_KEY,
         PACKAGES_KEY,
         PHASE_KEY,
         packages_value,
     )
-    from ebs.workflows import types as t
     from ebs.workflows.attempt import (
         KOJI_RETRY,
         AttemptRequest,
@@ -65,7 +70,7 @@ with workflow.unsafe.imports_passed_through():
         failure_text,
     )
 
-State = t.PackageState
+State = PackageState
 
 # A side tag whose repo never regenerates is replaced this many times at most.
 MAX_SIDE_TAGS = 3
@@ -88,12 +93,12 @@ def bodhi_chunks(nvrs: list[str], batch_size: int, max_single: int) -> list[list
 @workflow.defn(name="RebuildBatch")
 class RebuildBatch:
     @workflow.init
-    def __init__(self, req: t.BatchRequest) -> None:
+    def __init__(self, req: BatchRequest) -> None:
         self._req = req
         self._settings = req.settings
         self._started = workflow.now()
-        self._packages: dict[str, t.PackageResult] = {
-            ev.component: t.PackageResult(
+        self._packages: dict[str, PackageResult] = {
+            ev.component: PackageResult(
                 component=ev.component,
                 rawhide_nvr=ev.nvr,
                 # The original matches ordering rules against the ELN name.
@@ -118,26 +123,26 @@ class RebuildBatch:
 
     # ---- messages -------------------------------------------------------
 
-    @workflow.signal(name=t.SIGNAL_REPO_EVENT)
-    def repo_event(self, event: t.RepoEvent) -> None:
+    @workflow.signal(name=SIGNAL_REPO_EVENT)
+    def repo_event(self, event: RepoEvent) -> None:
         if event.kind == "done":
             self._repo_events.add(event.tag)
 
-    @workflow.signal(name=t.SIGNAL_TASKS_SUBMITTED)
-    def tasks_submitted(self, event: t.TasksSubmitted) -> None:
+    @workflow.signal(name=SIGNAL_TASKS_SUBMITTED)
+    def tasks_submitted(self, event: TasksSubmitted) -> None:
         for component, task_id in event.tasks.items():
             pkg = self._packages.get(component)
             if pkg is not None:
                 self._add_task(pkg, task_id)
 
-    @workflow.query(name=t.QUERY_STATUS)
-    def status(self) -> t.BatchResult:
+    @workflow.query(name=QUERY_STATUS)
+    def status(self) -> BatchResult:
         return self._result(outcome=self._phase)
 
     # ---- the algorithm --------------------------------------------------
 
     @workflow.run
-    async def run(self, req: t.BatchRequest) -> t.BatchResult:
+    async def run(self, req: BatchRequest) -> BatchResult:
         s = self._settings
         workflow.upsert_search_attributes(
             [
@@ -289,8 +294,8 @@ class RebuildBatch:
             pending = retry
 
     async def _run_attempt(
-        self, ordering: int, attempt: int, side_tag: str, packages: list[t.PackageResult]
-    ) -> list[t.PackageResult]:
+        self, ordering: int, attempt: int, side_tag: str, packages: list[PackageResult]
+    ) -> list[PackageResult]:
         """Build all packages at once; returns those worth another attempt."""
         s = self._settings
         size = max(1, s.attempt_chunk_size)
@@ -328,7 +333,7 @@ class RebuildBatch:
             ),
             return_exceptions=True,
         )
-        retry: list[t.PackageResult] = []
+        retry: list[PackageResult] = []
         refused = ""
         for chunk, result in zip(chunks, results, strict=True):
             if isinstance(result, BaseException):
@@ -425,7 +430,7 @@ class RebuildBatch:
                 nvr_to_pkg[nvr].update_url = update.url
         await self._wait_for_stable(nvr_to_pkg)
 
-    async def _wait_for_stable(self, nvr_to_pkg: dict[str, t.PackageResult]) -> None:
+    async def _wait_for_stable(self, nvr_to_pkg: dict[str, PackageResult]) -> None:
         s = self._settings
         self._set_phase("waiting-for-stable")
         started = workflow.now()
@@ -525,8 +530,8 @@ class RebuildBatch:
         if parent is None:
             return
         await workflow.get_external_workflow_handle(parent.workflow_id).signal(
-            t.SIGNAL_SIDE_TAGS,
-            t.SideTagsEvent(self._req.batch_id, self._side_tags + self._errata_tags),
+            SIGNAL_SIDE_TAGS,
+            SideTagsEvent(self._req.batch_id, self._side_tags + self._errata_tags),
         )
 
     def _set_phase(self, phase: str) -> None:
@@ -541,12 +546,12 @@ class RebuildBatch:
             + (f"; side tag `{self._side_tags[-1]}`" if self._side_tags else "")
         )
 
-    def _add_task(self, pkg: t.PackageResult, task_id: int) -> None:
+    def _add_task(self, pkg: PackageResult, task_id: int) -> None:
         if task_id not in pkg.task_ids:
             pkg.task_ids.append(task_id)
             pkg.task_urls.append(self._task_url(task_id))
 
-    def _fail(self, pkg: t.PackageResult, reason: str) -> None:
+    def _fail(self, pkg: PackageResult, reason: str) -> None:
         pkg.state = State.FAILED.value
         pkg.reason = reason
 
@@ -574,8 +579,8 @@ class RebuildBatch:
             f"batch {self._req.batch_id}{part}."
         )
 
-    def _result(self, outcome: str, finished: bool = False) -> t.BatchResult:
-        return t.BatchResult(
+    def _result(self, outcome: str, finished: bool = False) -> BatchResult:
+        return BatchResult(
             batch_id=self._req.batch_id,
             outcome=outcome,
             packages=sorted(self._packages.values(), key=lambda p: (p.ordering, p.component)),

@@ -15,12 +15,36 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from ebs.activities.types import ResolveRequest, ResolveResult
-    from ebs.api.names import check_components
     from ebs.config.rules import ordering_for
-    from ebs.rebuild_choice import choose_build
-    from ebs.workflows import types as t
+    from ebs.contracts.batch import (
+        BUILT_STATES,
+        BatchRequest,
+        BatchResult,
+        BatchSettings,
+        BatchSummary,
+    )
+    from ebs.contracts.collector import CollectorSettings, CollectorState, CollectorStatus
+    from ebs.contracts.components import check_components
+    from ebs.contracts.events import (
+        EnqueueRequest,
+        EnqueueResult,
+        Rejection,
+        Routing,
+        SideTagsEvent,
+        TagEvent,
+    )
+    from ebs.contracts.names import (
+        QUERY_ROUTING,
+        QUERY_STATUS,
+        SIGNAL_PAUSE,
+        SIGNAL_RESUME,
+        SIGNAL_SIDE_TAGS,
+        SIGNAL_TAG,
+        UPDATE_ENQUEUE,
+    )
+    from ebs.contracts.resolve import ResolveRequest, ResolveResult
     from ebs.workflows.batch import RebuildBatch
+    from ebs.workflows.rebuild_choice import choose_build
 
 # Bounds on what the state carries across continue-as-new.
 SEEN_EVENT_IDS = 5000
@@ -35,34 +59,34 @@ SETTINGS_RETRY = RetryPolicy(
 @workflow.defn(name="BatchCollector")
 class BatchCollector:
     @workflow.init
-    def __init__(self, state: t.CollectorState) -> None:
+    def __init__(self, state: CollectorState) -> None:
         self._s = state
         self._seen = set(state.seen_event_ids)
         self._changes = 0  # bumps on every queue change, to restart the lull
-        self._settings = t.CollectorSettings()
+        self._settings = CollectorSettings()
         self._lull_deadline: datetime | None = None
 
     # ---- messages -------------------------------------------------------
 
-    @workflow.signal(name=t.SIGNAL_TAG)
-    def tag(self, event: t.TagEvent) -> None:
+    @workflow.signal(name=SIGNAL_TAG)
+    def tag(self, event: TagEvent) -> None:
         self._queue(event)
 
-    @workflow.signal(name=t.SIGNAL_PAUSE)
+    @workflow.signal(name=SIGNAL_PAUSE)
     def pause(self) -> None:
         self._s.paused = True
 
-    @workflow.signal(name=t.SIGNAL_RESUME)
+    @workflow.signal(name=SIGNAL_RESUME)
     def resume(self) -> None:
         self._s.paused = False
 
-    @workflow.signal(name=t.SIGNAL_SIDE_TAGS)
-    def side_tags(self, event: t.SideTagsEvent) -> None:
+    @workflow.signal(name=SIGNAL_SIDE_TAGS)
+    def side_tags(self, event: SideTagsEvent) -> None:
         if event.batch_id == self._s.current_batch_id:
             self._s.current_side_tags = list(event.side_tags)
 
-    @workflow.update(name=t.UPDATE_ENQUEUE)
-    async def enqueue(self, req: t.EnqueueRequest) -> t.EnqueueResult:
+    @workflow.update(name=UPDATE_ENQUEUE)
+    async def enqueue(self, req: EnqueueRequest) -> EnqueueResult:
         """Queue components by hand, choosing the build as the original's manual
         rebuild does (latest Rawhide vs latest ELN build)."""
         resolved = await workflow.execute_activity(
@@ -72,16 +96,16 @@ class BatchCollector:
             start_to_close_timeout=timedelta(minutes=5),
             retry_policy=RetryPolicy(maximum_attempts=5),
         )
-        result = t.EnqueueResult()
+        result = EnqueueResult()
         for cand in resolved.candidates:
             if not cand.eligible:
-                result.rejected.append(t.Rejection(cand.requested, cand.reason))
+                result.rejected.append(Rejection(cand.requested, cand.reason))
                 continue
             choice = choose_build(cand.rawhide, cand.eln)
             if choice.build is None:
-                result.rejected.append(t.Rejection(cand.requested, choice.reason))
+                result.rejected.append(Rejection(cand.requested, choice.reason))
                 continue
-            event = t.TagEvent(
+            event = TagEvent(
                 component=cand.component,
                 nvr=choice.build.nvr,
                 build_id=choice.build.build_id,
@@ -97,14 +121,14 @@ class BatchCollector:
         return result
 
     @enqueue.validator
-    def _validate_enqueue(self, req: t.EnqueueRequest) -> None:
+    def _validate_enqueue(self, req: EnqueueRequest) -> None:
         # The same rule the API and CLI check at the edge; rejected here before
         # anything is written to the history.
         check_components(req.components)
 
-    @workflow.query(name=t.QUERY_STATUS)
-    def status(self) -> t.CollectorStatus:
-        return t.CollectorStatus(
+    @workflow.query(name=QUERY_STATUS)
+    def status(self) -> CollectorStatus:
+        return CollectorStatus(
             queued=sorted(self._s.queue.values(), key=lambda e: e.component)[:STATUS_QUEUED],
             paused=self._s.paused,
             paused_by_config=self._settings.paused_by_config,
@@ -117,14 +141,14 @@ class BatchCollector:
             totals=self._s.totals,
         )
 
-    @workflow.query(name=t.QUERY_ROUTING)
-    def routing(self) -> t.Routing:
-        return t.Routing(self._s.current_batch_id, list(self._s.current_side_tags))
+    @workflow.query(name=QUERY_ROUTING)
+    def routing(self) -> Routing:
+        return Routing(self._s.current_batch_id, list(self._s.current_side_tags))
 
     # ---- the loop -------------------------------------------------------
 
     @workflow.run
-    async def run(self, state: t.CollectorState) -> None:
+    async def run(self, state: CollectorState) -> None:
         while True:
             await self._wait(lambda: self._ready())
             self._settings = await self._load_collector_settings()
@@ -180,7 +204,7 @@ class BatchCollector:
     async def _run_batch(self) -> None:
         settings = await workflow.execute_activity(
             "batch_settings",
-            result_type=t.BatchSettings,
+            result_type=BatchSettings,
             start_to_close_timeout=timedelta(minutes=2),
             retry_policy=SETTINGS_RETRY,
         )
@@ -192,16 +216,16 @@ class BatchCollector:
         self._s.current_batch_packages = [e.component for e in events]
         self._s.current_side_tags = []
         self._s.totals.batches_started += 1
-        summary = t.BatchSummary(
+        summary = BatchSummary(
             batch_id=batch_id,
             started_at=now.isoformat(),
             packages=len(events),
             config_version=settings.config_version,
         )
         try:
-            result: t.BatchResult = await workflow.execute_child_workflow(
+            result: BatchResult = await workflow.execute_child_workflow(
                 RebuildBatch.run,
-                t.BatchRequest(batch_id, events, settings),
+                BatchRequest(batch_id, events, settings),
                 id=batch_id,
                 # Terminating or resetting the collector asks the batch to
                 # cancel, so that it still cleans up its side tags and tasks.
@@ -212,7 +236,7 @@ class BatchCollector:
             )
             summary.outcome = result.outcome
             failed = [p.component for p in result.packages if p.state == "failed"]
-            built = [p for p in result.packages if p.state in t.BUILT_STATES]
+            built = [p for p in result.packages if p.state in BUILT_STATES]
             summary.failed = len(failed)
             summary.succeeded = len(built)
             summary.failed_components = failed[:200]
@@ -233,7 +257,7 @@ class BatchCollector:
         self._s.current_batch_packages = []
         self._s.current_side_tags = []
 
-    def _take_batch(self, settings: t.BatchSettings) -> list[t.TagEvent]:
+    def _take_batch(self, settings: BatchSettings) -> list[TagEvent]:
         """The queue, or its first max_batch_packages by (ordering, name): a
         mass rebuild becomes consecutive batches, lower slices first; the rest
         stay queued and go next, without another lull."""
@@ -260,10 +284,10 @@ class BatchCollector:
         self._s.queue = {}
         return events
 
-    async def _load_collector_settings(self) -> t.CollectorSettings:
+    async def _load_collector_settings(self) -> CollectorSettings:
         return await workflow.execute_activity(
             "collector_settings",
-            result_type=t.CollectorSettings,
+            result_type=CollectorSettings,
             start_to_close_timeout=timedelta(minutes=1),
             retry_policy=SETTINGS_RETRY,
         )
@@ -277,7 +301,7 @@ class BatchCollector:
 
     # ---- state ----------------------------------------------------------
 
-    def _queue(self, event: t.TagEvent) -> None:
+    def _queue(self, event: TagEvent) -> None:
         if event.event_id:
             if event.event_id in self._seen:
                 return  # redelivery of a message already queued

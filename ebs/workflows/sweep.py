@@ -23,7 +23,9 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from ebs.workflows import types as t
+    from ebs.contracts.names import CONFIG_REFRESH_WORKFLOW, SWEEP_WORKFLOW
+    from ebs.contracts.refresh import ConfigRefreshReport, ConfigRefreshRequest, WorkerRefresh
+    from ebs.contracts.sweep import RunningSideTags, SweepPlan, SweepReport, SweepRequest
     from ebs.workflows.attempt import failure_text
 
 SETTINGS_RETRY = RetryPolicy(
@@ -39,21 +41,21 @@ REFRESH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_attem
 WORKER_PICKUP = timedelta(seconds=30)
 
 
-@workflow.defn(name=t.SWEEP_WORKFLOW)
+@workflow.defn(name=SWEEP_WORKFLOW)
 class SideTagSweep:
     @workflow.run
-    async def run(self, req: t.SweepRequest) -> t.SweepReport:
+    async def run(self, req: SweepRequest) -> SweepReport:
         grace = req.grace
         if grace <= 0:
             grace = await workflow.execute_activity(
                 "sweep_grace", result_type=float,
                 start_to_close_timeout=timedelta(minutes=1), retry_policy=SETTINGS_RETRY,
             )
-        report = t.SweepReport(grace=grace, dry_run=req.dry_run)
+        report = SweepReport(grace=grace, dry_run=req.dry_run)
         try:
-            keep: t.RunningSideTags = await workflow.execute_activity(
+            keep: RunningSideTags = await workflow.execute_activity(
                 "running_batch_side_tags", req.collector_workflow_id,
-                result_type=t.RunningSideTags,
+                result_type=RunningSideTags,
                 start_to_close_timeout=timedelta(minutes=5),
                 heartbeat_timeout=timedelta(minutes=1),
                 retry_policy=SWEEP_RETRY,
@@ -68,9 +70,9 @@ class SideTagSweep:
         report.running_batches = list(keep.batch_ids)
         report.running_batches_from = list(keep.sources)
         try:
-            swept: t.SweepReport = await workflow.execute_activity(
-                "sweep_side_tags", t.SweepPlan(grace, keep, req.dry_run),
-                result_type=t.SweepReport,
+            swept: SweepReport = await workflow.execute_activity(
+                "sweep_side_tags", SweepPlan(grace, keep, req.dry_run),
+                result_type=SweepReport,
                 start_to_close_timeout=timedelta(minutes=30),
                 heartbeat_timeout=timedelta(minutes=1),
                 retry_policy=SWEEP_RETRY,
@@ -91,11 +93,11 @@ class SideTagSweep:
         return report
 
 
-@workflow.defn(name=t.CONFIG_REFRESH_WORKFLOW)
+@workflow.defn(name=CONFIG_REFRESH_WORKFLOW)
 class ConfigRefresh:
     @workflow.run
-    async def run(self, req: t.ConfigRefreshRequest) -> t.ConfigRefreshReport:
-        report = t.ConfigRefreshReport()
+    async def run(self, req: ConfigRefreshRequest) -> ConfigRefreshReport:
+        report = ConfigRefreshReport()
         queues: list[str] = await workflow.execute_activity(
             "config_refresh_queues", result_type=list[str],
             start_to_close_timeout=timedelta(minutes=1), retry_policy=SETTINGS_RETRY,
@@ -103,7 +105,7 @@ class ConfigRefresh:
         answers = await asyncio.gather(
             *(
                 workflow.execute_activity(
-                    "refresh_config", result_type=t.WorkerRefresh, task_queue=queue,
+                    "refresh_config", result_type=WorkerRefresh, task_queue=queue,
                     schedule_to_start_timeout=WORKER_PICKUP,
                     start_to_close_timeout=timedelta(minutes=5),
                     retry_policy=REFRESH_RETRY,
@@ -113,7 +115,7 @@ class ConfigRefresh:
             return_exceptions=True,
         )
         for queue, answer in zip(queues, answers, strict=True):
-            if isinstance(answer, t.WorkerRefresh):
+            if isinstance(answer, WorkerRefresh):
                 report.workers.append(answer)
             elif isinstance(answer, ActivityError):
                 report.unreachable.append(queue)

@@ -20,10 +20,12 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 
 from ebs.bus import BRIDGE_TOPICS, AmqpSink, full_topic
+from ebs.contracts.batch import BatchResult
+from ebs.contracts.collector import CollectorStatus
+from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS
 from ebs.devstack.rabbitmq import RabbitMQ
 from ebs.ingest.sandbox import sandbox_messaging_config
 from ebs.simulator import FanoutSink, ListSink
-from ebs.workflows import types as t
 from tests.chaos.harness import Process, TemporalServer, World, ebs_argv, until
 
 
@@ -125,23 +127,23 @@ class BusWorld(World):
         self.amqp.close()
 
 
-async def collector_status(client: Client) -> t.CollectorStatus | None:
+async def collector_status(client: Client) -> CollectorStatus | None:
     try:
-        return await client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID).query(
-            t.QUERY_STATUS, result_type=t.CollectorStatus
+        return await client.get_workflow_handle(COLLECTOR_WORKFLOW_ID).query(
+            QUERY_STATUS, result_type=CollectorStatus
         )
     except RPCError:
         return None
 
 
-async def batch_results(client: Client, batch_ids: Iterable[str]) -> list[t.BatchResult]:
+async def batch_results(client: Client, batch_ids: Iterable[str]) -> list[BatchResult]:
     return [
-        await client.get_workflow_handle(b, result_type=t.BatchResult).result()
+        await client.get_workflow_handle(b, result_type=BatchResult).result()
         for b in batch_ids
     ]
 
 
-def rebuilt(results: Iterable[t.BatchResult]) -> dict[str, list[str]]:
+def rebuilt(results: Iterable[BatchResult]) -> dict[str, list[str]]:
     """Component -> the Rawhide NVRs batches rebuilt (successfully or not)."""
     out: dict[str, list[str]] = {}
     for result in results:

@@ -36,12 +36,20 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from ebs.config.holder import ConfigHolder
+from ebs.contracts.batch import (
+    BatchRequest,
+    BatchResult,
+    BatchSettings,
+    PackageResult,
+    PackageState,
+)
+from ebs.contracts.events import TagEvent
+from ebs.contracts.search import SEARCH_ATTRIBUTES
 from ebs.devstack.processes import port_open
 from ebs.devstack.rabbitmq import free_port
 from ebs.simulator import ListSink, Simulator
 from ebs.simulator.sinks import MessageSink
-from ebs.temporal_client import SEARCH_ATTRIBUTES, temporal_cli_path
-from ebs.workflows import types as t
+from ebs.temporal_client import temporal_cli_path
 from ebs.workflows.batch import RebuildBatch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -303,11 +311,11 @@ class Outcome:
         )
 
 
-FINAL_STATES = {t.PackageState.STABLE.value, t.PackageState.FAILED.value,
-                t.PackageState.SUCCEEDED.value}
+FINAL_STATES = {PackageState.STABLE.value, PackageState.FAILED.value,
+                PackageState.SUCCEEDED.value}
 
 
-def signature(p: t.PackageResult) -> tuple[Any, ...]:
+def signature(p: PackageResult) -> tuple[Any, ...]:
     """What 'the same per-package result' means: state, attempts, tasks used,
     the ELN NVR and whether it went to Bodhi (update aliases differ per run)."""
     return (p.state, p.attempts, len(p.task_ids), p.nvr, bool(p.update_alias))
@@ -332,7 +340,7 @@ def duplicate_update_builds(sim: Simulator) -> int:
     return sum(n - 1 for n in seen.values())
 
 
-def outcome_of(sim: Simulator, requested: Iterable[str], result: t.BatchResult | None) -> Outcome:
+def outcome_of(sim: Simulator, requested: Iterable[str], result: BatchResult | None) -> Outcome:
     packages = {p.component: signature(p) for p in (result.packages if result else [])}
     finished = {p.component for p in (result.packages if result else [])
                 if p.state in FINAL_STATES}
@@ -429,7 +437,7 @@ class World:
         return "\n".join(f"--- {w.log.name}\n{w.tail(lines)}" for w in self.workers)
 
     # -- batches
-    def settings(self) -> t.BatchSettings:
+    def settings(self) -> BatchSettings:
         holder = ConfigHolder(str(self.config))
         holder.load()
         return holder.batch_settings()
@@ -442,8 +450,8 @@ class World:
                 return nvr
         raise LookupError(f"no build of {name} in {self.sim.layout.trigger_tag}")
 
-    def tag_event(self, name: str) -> t.TagEvent:
-        return t.TagEvent(component=name, nvr=self.latest_nvr(name),
+    def tag_event(self, name: str) -> TagEvent:
+        return TagEvent(component=name, nvr=self.latest_nvr(name),
                           tag=self.sim.layout.trigger_tag, event_id=f"chaos-{uuid.uuid4()}")
 
     def script_standard(self, build_seconds: float = BUILD_SECONDS) -> None:
@@ -451,18 +459,18 @@ class World:
         for name, outcomes in STANDARD_OUTCOMES.items():
             self.sim.set_outcomes(name, list(outcomes))
 
-    async def start_batch(self, names: Sequence[str]) -> WorkflowHandle[Any, t.BatchResult]:
+    async def start_batch(self, names: Sequence[str]) -> WorkflowHandle[Any, BatchResult]:
         settings = await asyncio.to_thread(self.settings)
         events = await asyncio.to_thread(lambda: [self.tag_event(n) for n in names])
         batch_id = f"ebs-batch-{self.name}-{uuid.uuid4().hex[:8]}"
         client = await self.client()
         return await client.start_workflow(
-            RebuildBatch.run, t.BatchRequest(batch_id, events, settings),
+            RebuildBatch.run, BatchRequest(batch_id, events, settings),
             id=batch_id, task_queue=self.task_queue,
         )
 
-    async def result(self, handle: WorkflowHandle[Any, t.BatchResult], within: float
-                     ) -> t.BatchResult:
+    async def result(self, handle: WorkflowHandle[Any, BatchResult], within: float
+                     ) -> BatchResult:
         try:
             return await asyncio.wait_for(handle.result(), within)
         except TimeoutError:
@@ -470,7 +478,7 @@ class World:
                 f"{self.name}: batch not finished after {within:.0f} s\n{self.worker_logs()}"
             ) from None
 
-    def outcome(self, names: Iterable[str], result: t.BatchResult | None) -> Outcome:
+    def outcome(self, names: Iterable[str], result: BatchResult | None) -> Outcome:
         return outcome_of(self.sim, names, result)
 
     def close(self) -> None:

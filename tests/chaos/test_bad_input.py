@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from ebs.devstack.rabbitmq import free_port
-from ebs.kojiclient import KojiAdapter
+from ebs.koji.adapter import KojiAdapter
 from ebs.simulator import Simulator
 from tests.chaos.bus import BusWorld, batch_results, collector_status, publish_raw, rebuilt
 from tests.chaos.conftest import NAMESPACES

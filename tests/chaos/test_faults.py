@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from ebs.contracts.batch import BatchResult
 from ebs.simulator.script import FaultRule
-from ebs.workflows import types as t
 from tests.chaos.faults import Interceptor, RandomFaults
 from tests.chaos.harness import (
     STANDARD_CONTROL,
@@ -172,7 +172,7 @@ async def test_side_tag_creation_interrupted_leaves_no_side_tag(
 
 
 async def permanent(world: World, names: list[str]
-                    ) -> tuple[t.BatchResult, float, int, Outcome, Counter[str]]:
+                    ) -> tuple[BatchResult, float, int, Outcome, Counter[str]]:
     await world.start_worker_ready()
     before = world.sim.hub_requests()
     started = time.monotonic()

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from ebs.workflows import types as t
+from ebs.contracts.batch import BatchResult
 from ebs.workflows.attempt import attempt_workflow_id
 from tests.chaos.bus import BusWorld, batch_results, collector_status, rebuilt
 from tests.chaos.conftest import NAMESPACES
@@ -67,7 +67,7 @@ def strangers(world: BusWorld, batch_id: str) -> int:
     return sent
 
 
-async def detection_delays(world: BusWorld, result: t.BatchResult) -> list[tuple[str, float]]:
+async def detection_delays(world: BusWorld, result: BatchResult) -> list[tuple[str, float]]:
     """Per attempt: seconds from its last task finishing in Koji to the attempt
     workflow finishing (it knows every task's fate then)."""
     client = await world.client()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ebs.workflows import types as t
+from ebs.contracts.batch import BatchResult
 from tests.chaos.bus import BusWorld, batch_results, collector_status, rebuilt
 from tests.chaos.conftest import NAMESPACES
 from tests.chaos.harness import TemporalServer, eventually, until
@@ -46,7 +46,7 @@ WAVES = [
 @dataclass
 class Stream:
     tagged: dict[str, str]  # component -> the last NVR tagged
-    results: list[t.BatchResult]
+    results: list[BatchResult]
     injected: list[str]
 
 

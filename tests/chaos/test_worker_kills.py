@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from ebs.workflows import types as t
+from ebs.contracts.batch import BatchResult
 from tests.chaos.faults import Interceptor
 from tests.chaos.harness import (
     STANDARD_CONTROL,
@@ -107,7 +107,7 @@ async def test_worker_killed_at_every_other_point(
     assert not problems, "\n".join(problems)
 
 
-async def kill_at_every_wait(world: World) -> tuple[t.BatchResult, str]:
+async def kill_at_every_wait(world: World) -> tuple[BatchResult, str]:
     """One batch, its worker killed at each between-activities point in turn."""
     icpt = Interceptor(world.sim)
     waits = [p.arm(world, icpt) for p in IDLE]
@@ -119,7 +119,7 @@ async def kill_at_every_wait(world: World) -> tuple[t.BatchResult, str]:
     return await world.result(handle, 600), f"{len(waits)} kills, one at each wait"
 
 
-async def kill_at_random(world: World, kills: int, seed: int) -> tuple[t.BatchResult, str]:
+async def kill_at_random(world: World, kills: int, seed: int) -> tuple[BatchResult, str]:
     """One batch, its worker killed at random moments, inside activities or not."""
     rng = random.Random(seed)
     await world.start_worker_ready()

@@ -13,14 +13,17 @@ import pytest_asyncio
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from ebs.bodhiclient import BodhiAdapter
+from ebs.bodhi.adapter import BodhiAdapter
 from ebs.config.holder import ConfigHolder
 from ebs.config.model import EbsConfig
 from ebs.config.packages import build_package_lists
-from ebs.kojiclient import KojiAdapter
+from ebs.contracts.batch import BatchRequest, BatchResult, BatchSettings
+from ebs.contracts.collector import CollectorState
+from ebs.contracts.events import TagEvent
+from ebs.contracts.names import COLLECTOR_WORKFLOW_ID
+from ebs.koji.adapter import KojiAdapter
 from ebs.simulator import ListSink, Simulator
 from ebs.worker import build_worker
-from ebs.workflows import types as t
 from ebs.workflows.batch import RebuildBatch
 from ebs.workflows.collector import BatchCollector
 
@@ -92,35 +95,35 @@ class Engine:
             **sections,
         )
 
-    def settings(self) -> t.BatchSettings:
+    def settings(self) -> BatchSettings:
         return self.holder.batch_settings()
 
-    def tag_event(self, name: str) -> t.TagEvent:
+    def tag_event(self, name: str) -> TagEvent:
         builds = self.sim.session().getLatestBuilds(self.sim.layout.trigger_tag, package=name)
         nvr = builds[0]["nvr"] if builds else f"{name}-0-0.missing"
-        return t.TagEvent(component=name, nvr=nvr, tag=self.sim.layout.trigger_tag,
+        return TagEvent(component=name, nvr=nvr, tag=self.sim.layout.trigger_tag,
                           event_id=f"test-{uuid.uuid4()}")
 
     async def start_batch(self, names: list[str], batch_id: str | None = None
-                          ) -> WorkflowHandle[Any, t.BatchResult]:
+                          ) -> WorkflowHandle[Any, BatchResult]:
         batch_id = batch_id or f"ebs-batch-test-{uuid.uuid4().hex[:8]}"
         return await self.client.start_workflow(
             RebuildBatch.run,
-            t.BatchRequest(batch_id, [self.tag_event(n) for n in names], self.settings()),
+            BatchRequest(batch_id, [self.tag_event(n) for n in names], self.settings()),
             id=batch_id,
             task_queue=self.task_queue,
         )
 
-    async def run_batch(self, names: list[str]) -> t.BatchResult:
+    async def run_batch(self, names: list[str]) -> BatchResult:
         handle = await self.start_batch(names)
         return await handle.result()
 
-    async def start_collector(self, state: t.CollectorState | None = None
+    async def start_collector(self, state: CollectorState | None = None
                               ) -> WorkflowHandle[Any, None]:
         return await self.client.start_workflow(
             BatchCollector.run,
-            state or t.CollectorState(),
-            id=f"{t.COLLECTOR_WORKFLOW_ID}-{uuid.uuid4().hex[:8]}",
+            state or CollectorState(),
+            id=f"{COLLECTOR_WORKFLOW_ID}-{uuid.uuid4().hex[:8]}",
             task_queue=self.task_queue,
         )
 

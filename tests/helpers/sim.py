@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ebs.kojiclient import KojiAdapter
+from ebs.koji.adapter import KojiAdapter
 from ebs.simulator import ListSink, Simulator
 
 

@@ -8,12 +8,8 @@ from collections.abc import AsyncIterator
 import pytest_asyncio
 from temporalio.testing import WorkflowEnvironment
 
-from ebs.temporal_client import (
-    SEARCH_ATTRIBUTES,
-    register_search_attributes,
-    temporal_cli_path,
-    test_server_path,
-)
+from ebs.contracts.search import SEARCH_ATTRIBUTES
+from ebs.temporal_client import register_search_attributes, temporal_cli_path, test_server_path
 
 
 @pytest_asyncio.fixture

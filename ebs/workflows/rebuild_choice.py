@@ -18,7 +18,7 @@ from typing import Any
 
 from rpm_vercmp import vercmp
 
-from ebs.activities.types import KojiBuild
+from ebs.contracts.koji import KojiBuild
 
 RAWHIDE = "rawhide"
 ELN = "eln"

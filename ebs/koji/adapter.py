@@ -1,24 +1,11 @@
-"""The one module through which ebs talks to Koji.
+"""The one class through which ebs talks to Koji.
 
 `KojiAdapter` wraps an unmodified ``koji.ClientSession`` (one per thread, as
 sessions are not thread-safe) and returns the dataclasses of
-ebs.activities.types, so an activity is a one-line call. Calls about many items
+ebs.contracts.koji, so an activity is a one-line call. Calls about many items
 go out as multicalls of ``multicall_chunk`` calls; ``on_progress`` runs after
-each chunk so a long activity can heartbeat.
-
-Errors. Retrying is Temporal's job, so the adapter never retries; it sorts
-failures into two kinds:
-
-* ``KojiPermanentError``: retrying cannot help. Authentication failures
-  (AuthError, AuthLockError, GSSAPIAuthError: a bad keytab/principal is the
-  usual cause), permission/policy denials (ActionNotAllowed), calls Koji
-  rejects as malformed (ParameterError, FunctionDeprecated, "Invalid method"),
-  unknown build targets, tags, builds, tasks or users, SCM URLs Koji refuses,
-  TagError/BuildError (build not complete, already tagged, NVR exists), a
-  missing client profile, and HTTP 400/401/403/404/405 from the hub.
-* anything else propagates as itself and is transient: connection errors,
-  timeouts, HTTP 5xx/408/429, LockError, ServerOffline, AuthExpired,
-  Sequence/RetryError and faults whose text names no permanent cause.
+each chunk so a long activity can heartbeat. Failures are sorted by
+ebs.koji.errors (permanent: KojiPermanentError; anything else is transient).
 
 Per-item faults inside a multicall are reported in the result where the result
 type has room for them (SubmitFailure, TagFailure, Promotion.reason,
@@ -28,19 +15,18 @@ was sent, and the idempotent operations find their earlier work on the retry.
 
 from __future__ import annotations
 
-import functools
 import logging
 import re
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import koji
-import requests
 
-from ebs.activities.types import (
+from ebs.config.model import KojiConfig
+from ebs.contracts.koji import (
     BuildLookupRequest,
     BuildLookupResult,
     BuildTarget,
@@ -71,8 +57,16 @@ from ebs.activities.types import (
     TaskPollResult,
     TaskStatus,
 )
-from ebs.config.model import KojiConfig
-from ebs.metrics import KOJI_CALLS, KOJI_LATENCY
+from ebs.koji.errors import (
+    KojiPermanentError,
+    explain_unexpected_answers,
+    is_global_fault,
+    is_permanent_fault,
+    koji_faults,
+    multicall_entry,
+    permanent_from,
+)
+from ebs.koji.session import new_session, resolve_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -80,126 +74,12 @@ Progress = Callable[[], None] | None
 
 # The key under which a side tag remembers which request made it.
 SIDE_TAG_KEY = "ebs_request_key"
+# How many recent calls a KojiAnswerError describes.
+_RECENT_CALLS = 3
 # build opts key carrying the workflow id (the bridge routes task events by it).
 WORKFLOW_ID_KEY = "ebs_workflow_id"
 
-PERMANENT_FAULT_CODES = frozenset({
-    koji.AuthError.faultCode, koji.ActionNotAllowed.faultCode, koji.AuthLockError.faultCode,
-    koji.FunctionDeprecated.faultCode, koji.ParameterError.faultCode,
-    koji.ConfigurationError.faultCode, koji.GSSAPIAuthError.faultCode,
-    koji.NameValidationError.faultCode, koji.TagError.faultCode, koji.BuildError.faultCode,
-})
-TRANSIENT_FAULT_CODES = frozenset({
-    koji.LockError.faultCode, koji.AuthExpired.faultCode, koji.SequenceError.faultCode,
-    koji.RetryError.faultCode, koji.ServerOffline.faultCode,
-})
-# Fault texts (any code) that name a cause a retry cannot fix.
-PERMANENT_FAULT_TEXT = re.compile(
-    r"no such build|no such tag|no such taginfo|no such task|no such user|"
-    r"not in the list of allowed scms|invalid scm url|not logged-in|permission|not allowed|"
-    r"policy violation|invalid method|parameter error|not your sidetag|not a sidetag|"
-    r"cannot promote build|already exists|already tagged|not complete", re.IGNORECASE)
-# Faults about the whole session rather than one item of a multicall.
-GLOBAL_FAULT_TEXT = re.compile(r"not logged-in|no such build target|permission", re.IGNORECASE)
-PERMANENT_HTTP = frozenset({400, 401, 403, 404, 405})
-
-
-class KojiPermanentError(Exception):
-    """A Koji failure that retrying cannot fix (see the module docstring)."""
-
-    def __init__(self, message: str, fault_code: int | None = None) -> None:
-        super().__init__(message)
-        self.fault_code = fault_code
-
-
-class KojiAnswerError(Exception):
-    """Koji answered with a value ebs cannot read (a list where a dict belongs,
-    a missing key). Transient: the next try may get a sane answer."""
-
-
-# What reading an answer of the wrong shape raises.
-_SHAPE_ERRORS = (TypeError, KeyError, AttributeError, ValueError, IndexError)
-_RECENT_CALLS = 3
-C = TypeVar("C", bound=type)
-
-
-def _short(value: Any, limit: int = 160) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[:limit] + "…"
-
-
-def _describe_calls(recent: Iterable[tuple[str, tuple[Any, ...] | str, Any]]) -> str:
-    """The last calls and their answers, for a KojiAnswerError."""
-    described = []
-    for method, args, answer in recent:
-        shown = args if isinstance(args, str) else _short(args, 60)[1:-1].rstrip(",")
-        described.append(f"{method}({shown}) answered {_short(answer)}")
-    return "; ".join(described) or "no call"
-
-
-def _explain_unexpected_answers(cls: C) -> C:
-    """Wrap every public method of `cls`: a shape error while reading Koji's
-    answers becomes a KojiAnswerError naming the method, the Koji calls it made
-    last and what they answered, instead of a bare TypeError."""
-
-    def wrap(name: str, fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-            try:
-                return fn(self, *args, **kwargs)
-            except _SHAPE_ERRORS as exc:
-                calls = _describe_calls(getattr(self._local, "recent", ()))
-                raise KojiAnswerError(
-                    f"{name}: unexpected answer from Koji ({calls}): "
-                    f"{type(exc).__name__}: {exc}") from exc
-        return wrapper
-
-    for name, value in list(vars(cls).items()):
-        if callable(value) and not name.startswith("_") and name != "close":
-            setattr(cls, name, wrap(name, value))
-    return cls
-
-
-def is_permanent_fault(exc: BaseException) -> bool:
-    code = getattr(exc, "faultCode", None)
-    if code in TRANSIENT_FAULT_CODES:
-        return False
-    if code in PERMANENT_FAULT_CODES:
-        return True
-    return bool(PERMANENT_FAULT_TEXT.search(str(exc)))
-
-
-def _is_global_fault(exc: BaseException) -> bool:
-    code = getattr(exc, "faultCode", None)
-    return code in (koji.AuthError.faultCode, koji.AuthLockError.faultCode,
-                    koji.GSSAPIAuthError.faultCode) or bool(GLOBAL_FAULT_TEXT.search(str(exc)))
-
-
-def _permanent_from(exc: BaseException) -> KojiPermanentError:
-    return KojiPermanentError(f"{type(exc).__name__}: {exc}", getattr(exc, "faultCode", None))
-
-
-class _MeteredSession(koji.ClientSession):  # type: ignore[misc]
-    """ClientSession that counts every HTTP request it makes, by hub method."""
-
-    _ebs_method = "unknown"
-
-    def _callMethod(self, name: str, args: Any, kwargs: Any = None, retry: bool = True) -> Any:
-        if not self.multicall:
-            self._ebs_method = name
-        return super()._callMethod(name, args, kwargs, retry)
-
-    def _sendOneCall(self, handler: str, headers: Any, request: Any) -> Any:
-        label = self._ebs_method
-        KOJI_CALLS.labels(label).inc()
-        start = time.monotonic()
-        try:
-            return super()._sendOneCall(handler, headers, request)
-        finally:
-            KOJI_LATENCY.labels(label).observe(time.monotonic() - start)
-
-
-@_explain_unexpected_answers
+@explain_unexpected_answers
 class KojiAdapter:
     def __init__(self, cfg: KojiConfig, *, timeout: float = 300.0, tag_wait: float = 120.0,
                  session_factory: Callable[[], koji.ClientSession] | None = None) -> None:
@@ -214,21 +94,9 @@ class KojiAdapter:
         self._sessions_lock = threading.Lock()
         self._username: str | None = cfg.username
         self._user_id: int | None = None
-        self.server, self.weburl, self._profile_opts = self._resolve_endpoints(cfg)
+        self.server, self.weburl, self._profile_opts = resolve_endpoints(cfg)
 
     # ------------------------------------------------------------ sessions
-    @staticmethod
-    def _resolve_endpoints(cfg: KojiConfig) -> tuple[str, str, dict[str, Any]]:
-        if cfg.server:
-            weburl = cfg.weburl or re.sub(r"/kojihub/?$", "/koji", cfg.server)
-            return cfg.server, weburl, {}
-        try:
-            profile = koji.read_config(cfg.profile)
-        except (koji.ConfigurationError, koji.GenericError) as exc:
-            raise KojiPermanentError(f"Koji profile {cfg.profile!r}: {exc}") from exc
-        weburl = cfg.weburl or str(profile.get("weburl") or "")
-        return str(profile["server"]), weburl, koji.grab_session_options(profile)
-
     def _session(self) -> koji.ClientSession:
         session = getattr(self._local, "session", None)
         if session is None:
@@ -241,18 +109,7 @@ class KojiAdapter:
     def _new_session(self) -> koji.ClientSession:
         if self._session_factory is not None:
             return self._session_factory()
-        opts = dict(self._profile_opts)
-        # No retries inside the client: Temporal retries, with backoff and a budget.
-        opts.update({"anon_retry": False, "max_retries": 0, "retry_interval": 1,
-                     "timeout": self.timeout})
-        session = _MeteredSession(self.server, opts=opts)
-        auth = self.cfg.auth
-        if auth.method == "kerberos":
-            try:
-                session.gssapi_login(principal=auth.principal, keytab=auth.keytab)
-            except koji.GenericError as exc:
-                raise _permanent_from(exc) from exc
-        return session
+        return new_session(self.cfg, self.server, self._profile_opts, self.timeout)
 
     def close(self) -> None:
         with self._sessions_lock:
@@ -274,19 +131,10 @@ class KojiAdapter:
         recent.append((method, args, answer))
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        try:
+        with koji_faults(method):
             answer = getattr(self._session(), method)(*args, **kwargs)
-            self._remember(method, args, answer)
-            return answer
-        except koji.GenericError as exc:
-            if is_permanent_fault(exc):
-                raise _permanent_from(exc) from exc
-            raise
-        except requests.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else 0
-            if status in PERMANENT_HTTP:
-                raise KojiPermanentError(f"Koji hub answered HTTP {status} to {method}") from exc
-            raise
+        self._remember(method, args, answer)
+        return answer
 
     def _multicall(self, calls: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]],
                    on_progress: Progress = None) -> list[Any]:
@@ -295,29 +143,13 @@ class KojiAdapter:
         chunk = self.cfg.multicall_chunk
         for start in range(0, len(calls), chunk):
             batch = calls[start:start + chunk]
-            try:
+            with koji_faults("multiCall"):
                 mc = self._session().multicall(strict=False)
                 for method, args, kwargs in batch:
                     getattr(mc, method)(*args, **kwargs)
                 results = mc.call_all()
-            except koji.GenericError as exc:
-                if is_permanent_fault(exc):
-                    raise _permanent_from(exc) from exc
-                raise
-            except requests.HTTPError as exc:
-                status = exc.response.status_code if exc.response is not None else 0
-                if status in PERMANENT_HTTP:
-                    raise KojiPermanentError(f"Koji hub answered HTTP {status} to multiCall") \
-                        from exc
-                raise
             self._remember("multiCall", f"{len(batch)} × {batch[0][0]}", results)
-            for entry in results:
-                if isinstance(entry, dict) and "faultCode" in entry:
-                    err = koji.convertFault(koji.Fault(entry["faultCode"], entry["faultString"]))
-                    out.append(err if isinstance(err, koji.GenericError)
-                               else koji.GenericError(entry["faultString"]))
-                else:
-                    out.append(entry[0])
+            out.extend(multicall_entry(entry) for entry in results)
             if on_progress is not None:
                 on_progress()
         return out
@@ -331,8 +163,8 @@ class KojiAdapter:
     @staticmethod
     def _raise_if_global(results: Sequence[Any]) -> None:
         for r in results:
-            if isinstance(r, koji.GenericError) and is_permanent_fault(r) and _is_global_fault(r):
-                raise _permanent_from(r) from r
+            if isinstance(r, koji.GenericError) and is_permanent_fault(r) and is_global_fault(r):
+                raise permanent_from(r) from r
 
     # ------------------------------------------------------------- identity
     @property
@@ -536,7 +368,7 @@ class KojiAdapter:
                                          ("listTagged", (req.tag,), {})])
         for r in (repo, listing):
             if isinstance(r, koji.GenericError):
-                raise _permanent_from(r) if is_permanent_fault(r) else r
+                raise permanent_from(r) if is_permanent_fault(r) else r
         events = {b["nvr"]: int(b.get("create_event") or 0) for b in listing}
         missing = [nvr for nvr in req.nvrs if nvr not in events]
         # The repo must postdate the tagging of every build we wait for.
@@ -707,7 +539,7 @@ class KojiAdapter:
         self._raise_if_global(results)
         for r in results:
             if isinstance(r, koji.GenericError):
-                raise _permanent_from(r) if is_permanent_fault(r) else r
+                raise permanent_from(r) if is_permanent_fault(r) else r
         present = {b["nvr"] for rows in results for b in rows}
         return StableCheckResult(stable=[n for n in req.nvrs if n in present],
                                  pending=[n for n in req.nvrs if n not in present])

@@ -1,7 +1,7 @@
 """The one module through which ebs talks to Bodhi.
 
 ``BodhiAdapter`` wraps bodhi-client's ``BodhiClient`` and returns the
-activity types of :mod:`ebs.activities.types`.  Errors come in two kinds:
+activity types of :mod:`ebs.contracts.bodhi`.  Errors come in two kinds:
 
 - :class:`BodhiPermanentError` (and :class:`BodhiAuthError`): retrying cannot
   help; Bodhi rejected the request (4xx, with Bodhi's own error text) or the
@@ -31,7 +31,6 @@ whose authorization endpoint answers as Ipsilon does once Kerberos succeeded
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
@@ -48,8 +47,15 @@ from bodhi.client.constants import CLIENT_ID, IDP, SCOPE, STG_CLIENT_ID, STG_IDP
 from bodhi.client.oidcclient import JSONStorage, OIDCClient, OIDCClientError
 from munch import munchify, unmunchify
 
-from ebs.activities.types import UpdateInfo, UpdateRequest
+from ebs.bodhi.errors import (
+    BodhiAuthError,
+    BodhiPermanentError,
+    BodhiTransientError,
+    HTTPFailure,
+    classify,
+)
 from ebs.config.model import STAGING_BODHI_URL, BodhiConfig, EbsConfig
+from ebs.contracts.bodhi import UpdateInfo, UpdateRequest
 from ebs.metrics import BODHI_CALLS
 
 log = logging.getLogger(__name__)
@@ -57,43 +63,6 @@ log = logging.getLogger(__name__)
 DEFAULT_TIMEOUT = 60.0  # seconds per HTTP request
 _ROWS_PER_PAGE = 100
 _UPDATE_EXISTS = "Update already exists using this side tag"
-
-
-class BodhiPermanentError(Exception):
-    """Bodhi refused the request in a way retrying cannot fix."""
-
-
-class BodhiAuthError(BodhiPermanentError):
-    """ebs could not authenticate to Bodhi (Kerberos/OIDC login, or Bodhi said no)."""
-
-
-class BodhiTransientError(Exception):
-    """Bodhi (or a proxy in front of it) failed; worth retrying later."""
-
-
-class _HTTPFailure(Exception):
-    """A non-2xx answer; classified by the adapter."""
-
-    def __init__(self, status: int, text: str) -> None:
-        super().__init__(f"HTTP {status}")
-        self.status = status
-        self.text = text
-
-    def bodhi_errors(self) -> list[dict[str, Any]]:
-        """The ``errors`` of Bodhi's error JSON, or [] when the body is not one."""
-        try:
-            body = json.loads(self.text)
-        except ValueError:
-            return []
-        errors = body.get("errors") if isinstance(body, dict) else None
-        return [e for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
-
-    def describe(self) -> str:
-        errors = self.bodhi_errors()
-        if errors:
-            return "; ".join(str(e.get("description", e)) for e in errors)
-        text = " ".join(self.text.split())
-        return text[:300] or "(empty body)"
 
 
 class _ServiceOIDCClient(OIDCClient):
@@ -177,7 +146,7 @@ class _ServiceBodhiClient(BodhiClient):  # type: ignore[misc]
             resp = oidc.request("GET", f"{self.base_url}oidc/login-token")
             if resp.ok:
                 return
-            failure = _HTTPFailure(resp.status_code, resp.text)
+            failure = HTTPFailure(resp.status_code, resp.text)
             if resp.status_code in (401, 403) and attempt == 1:
                 self.clear_auth()
                 oidc.login(use_kerberos=True)
@@ -208,7 +177,7 @@ class _ServiceBodhiClient(BodhiClient):  # type: ignore[misc]
         else:
             response = self._http.request(verb, f"{self.base_url}{url}", **kwargs)
         if not response.ok:
-            raise _HTTPFailure(response.status_code, response.text)
+            raise HTTPFailure(response.status_code, response.text)
         try:
             return munchify(response.json())
         except ValueError:
@@ -359,7 +328,7 @@ class BodhiAdapter:
         for attempt in (1, 2):
             try:
                 return client.save(**form)
-            except _HTTPFailure as err:
+            except HTTPFailure as err:
                 stale = err.status == 403 or any(
                     e.get("name") == "csrf_token" for e in err.bodhi_errors())
                 if attempt == 1 and stale:
@@ -385,23 +354,14 @@ class BodhiAdapter:
                         id_provider=self._id_provider, token_store=self._token_store,
                         timeout=self._timeout)
                 yield self._client
-            except _HTTPFailure as err:
-                raise _classify(err, what, self.base_url) from None
+            except HTTPFailure as err:
+                raise classify(err, what, self.base_url) from None
             except OIDCClientError as err:
                 raise BodhiTransientError(
                     f"cannot {what}: OIDC provider {self._id_provider} failed: {err}") from err
             except BodhiClientException as err:
                 # An error list in a 200 answer (bodhi-client's errorhandled).
                 raise BodhiPermanentError(f"Bodhi refused to {what}: {err}") from err
-
-
-def _classify(err: _HTTPFailure, what: str, base_url: str) -> Exception:
-    text = f"cannot {what}: Bodhi at {base_url} answered HTTP {err.status}: {err.describe()}"
-    if err.status in (401, 403):
-        return BodhiAuthError(text)
-    if 400 <= err.status < 500 and err.status not in (408, 425, 429):
-        return BodhiPermanentError(text)
-    return BodhiTransientError(text)
 
 
 def _created_update(answer: Any, from_tag: str) -> Any:

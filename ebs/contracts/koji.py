@@ -1,14 +1,9 @@
-"""Inputs and results of the ebs activities (Koji, Bodhi, mail, settings).
-
-The Koji and Bodhi adapters (ebs.kojiclient, ebs.bodhiclient) return these
-types directly, so an activity is a one-line call into its adapter.
+"""Inputs and results of the Koji activities; the Koji adapter (ebs.koji) returns these.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-
-from ebs.workflows.types import BatchResult, BatchSettings
 
 
 @dataclass
@@ -208,58 +203,3 @@ class LatestBuildsRequest:
 @dataclass
 class LatestBuildsResult:
     builds: list[KojiBuild] = field(default_factory=list)  # found=False when none
-
-
-@dataclass
-class UpdateRequest:
-    from_tag: str
-    notes: str
-    key: str  # idempotency: at most one update per errata side tag
-    update_type: str = "unspecified"
-    builds: list[str] = field(default_factory=list)  # informational / for fallback
-
-
-@dataclass
-class UpdateInfo:
-    alias: str
-    url: str = ""
-    status: str = ""
-    reused: bool = False
-
-
-@dataclass
-class ResolveRequest:
-    components: list[str]
-
-
-@dataclass
-class ComponentCandidates:
-    """What the manual trigger knows of one requested component."""
-
-    requested: str
-    component: str = ""  # the Rawhide (upstream) name queued and tagged
-    eln_name: str = ""  # the ELN (downstream) name
-    eligible: bool = False
-    reason: str = ""  # why not eligible
-    rawhide: KojiBuild | None = None  # latest in the trigger tag
-    eln: KojiBuild | None = None  # latest in the ELN stable tag
-
-
-@dataclass
-class ResolveResult:
-    candidates: list[ComponentCandidates] = field(default_factory=list)
-    trigger_tag: str = ""
-
-
-@dataclass
-class EmailRequest:
-    kind: str  # build_failures | stable_warning | stable_failure | permanent_failure
-    result: BatchResult
-    settings: BatchSettings
-    reason: str = ""
-
-
-@dataclass
-class EmailResult:
-    sent: int = 0
-    failed: int = 0

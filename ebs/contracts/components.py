@@ -1,4 +1,4 @@
-"""Validation of the component names an operator sends (API, CLI).
+"""Validation of component (package) names: the API, the CLI and the collector.
 
 The same rule the BatchCollector's `enqueue` validator applies, checked at the
 edge so a typo is reported before anything reaches Temporal.

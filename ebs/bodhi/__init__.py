@@ -1,0 +1,1 @@
+"""Bodhi: the adapter (adapter.py) and its failures (errors.py)."""

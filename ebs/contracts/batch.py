@@ -1,0 +1,106 @@
+"""Input, settings, per-package results and summary of a RebuildBatch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from ebs.contracts.events import TagEvent
+
+
+class PackageState(StrEnum):
+    PENDING = "pending"
+    BUILDING = "building"
+    SUCCEEDED = "succeeded"  # built (scratch) or built and promoted/filed
+    FAILED = "failed"
+    STABLE = "stable"
+
+
+# The states of a package that was rebuilt (scratch, or promoted and filed).
+BUILT_STATES = frozenset({PackageState.SUCCEEDED.value, PackageState.STABLE.value})
+
+
+@dataclass
+class PackageResult:
+    component: str
+    rawhide_nvr: str
+    state: str = PackageState.PENDING.value
+    ordering: int = 1000
+    skip_tag: bool = False
+    attempts: int = 0
+    task_ids: list[int] = field(default_factory=list)
+    task_urls: list[str] = field(default_factory=list)
+    nvr: str = ""  # the ELN build's NVR once known
+    build_id: int = 0
+    update_alias: str = ""
+    update_url: str = ""
+    reason: str = ""  # why it failed, human readable
+
+
+@dataclass
+class BatchSettings:
+    """The config snapshot a batch runs with: a config change never reaches a
+    running batch, only the next one."""
+
+    build_target: str
+    stable_tag: str
+    trigger_tag: str = ""
+    scratch: bool = False
+    fail_fast: bool = True
+    draft_builds: bool = True
+    wait_repo: bool = True
+    priority: int = 5
+    skip_tag: list[str] = field(default_factory=list)
+    ordering: dict[str, int] = field(default_factory=dict)
+    default_ordering: int = 1000
+    bodhi_batch_size: int = 0
+    bodhi_max_single_batch_size: int = 0
+    bodhi_warn_timeout: float = 7 * 24 * 3600.0
+    bodhi_stable_timeout: float = 14 * 24 * 3600.0
+    task_poll: float = 300.0
+    repo_poll: float = 60.0
+    task_timeout: float = 24 * 3600.0
+    tag_timeout: float = 3600.0
+    stable_poll: float = 600.0
+    attempt_chunk_size: int = 1000
+    max_batch_packages: int = 0  # 0: no cap (the collector splits bigger queues)
+    koji_weburl: str = ""
+    bodhi_url: str = ""
+    temporal_ui_url: str = ""
+    email_enabled: bool = False
+    config_version: str = ""
+
+
+@dataclass
+class BatchRequest:
+    batch_id: str
+    packages: list[TagEvent]
+    settings: BatchSettings
+
+
+@dataclass
+class BatchSummary:
+    batch_id: str
+    started_at: str = ""  # ISO 8601
+    finished_at: str = ""
+    outcome: str = ""  # succeeded | unstable | failed | partial | cancelled | error
+    packages: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    failed_components: list[str] = field(default_factory=list)
+    config_version: str = ""
+
+
+@dataclass
+class BatchResult:
+    batch_id: str
+    outcome: str
+    packages: list[PackageResult] = field(default_factory=list)
+    side_tags: list[str] = field(default_factory=list)
+    errata_tags: list[str] = field(default_factory=list)
+    updates: list[str] = field(default_factory=list)
+    started_at: str = ""
+    finished_at: str = ""
+    error: str = ""
+    config_version: str = ""

@@ -1,0 +1,35 @@
+"""Workflow ids and type names, and the signal, query and update names.
+
+Shared by the workflows, the bridge, the API and the docs for the `temporal` CLI;
+the names are recorded in workflow histories and must not change.
+"""
+
+from __future__ import annotations
+
+COLLECTOR_WORKFLOW_ID = "ebs-collector"
+
+
+# Signal, query and update names, shared with the bridge, the API and the docs
+# for the `temporal` CLI.
+SIGNAL_TAG = "tag"
+SIGNAL_PAUSE = "pause"
+
+
+SIGNAL_RESUME = "resume"
+SIGNAL_TASK_STATE = "task_state"
+
+
+SIGNAL_REPO_EVENT = "repo_event"
+SIGNAL_SIDE_TAGS = "side_tags"  # RebuildBatch -> BatchCollector
+
+
+SIGNAL_TASKS_SUBMITTED = "tasks_submitted"  # BuildAttempt -> RebuildBatch
+UPDATE_ENQUEUE = "enqueue"
+
+
+QUERY_STATUS = "status"
+QUERY_ROUTING = "routing"
+
+
+SWEEP_WORKFLOW = "SideTagSweep"
+CONFIG_REFRESH_WORKFLOW = "ConfigRefresh"

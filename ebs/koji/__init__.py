@@ -1,0 +1,1 @@
+"""Koji: the adapter (adapter.py), its session (session.py) and its failures (errors.py)."""
