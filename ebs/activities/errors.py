@@ -19,6 +19,7 @@ from typing import ParamSpec, TypeVar
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from ebs.activities.presets import HEARTBEAT_EVERY
 from ebs.bodhi.errors import BodhiPermanentError
 from ebs.koji.errors import KojiPermanentError
 
@@ -26,11 +27,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 PERMANENT = (KojiPermanentError, BodhiPermanentError)
-HEARTBEAT_EVERY = 5.0  # seconds; workflows use a 30 s heartbeat timeout
+
 
 
 def _heartbeat_until(done: threading.Event) -> None:
-    while not done.wait(HEARTBEAT_EVERY):
+    while not done.wait(HEARTBEAT_EVERY.total_seconds()):
         activity.heartbeat()
 
 

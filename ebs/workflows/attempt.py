@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -23,6 +22,8 @@ from temporalio.exceptions import (
 )
 
 with workflow.unsafe.imports_passed_through():
+    from ebs.activities.koji import KojiActivities
+    from ebs.activities.presets import KOJI_CALL
     from ebs.contracts.events import TasksSubmitted, TaskStateEvent
     from ebs.contracts.koji import (
         BuildSpec,
@@ -30,22 +31,11 @@ with workflow.unsafe.imports_passed_through():
         SubmitRequest,
         SubmitResult,
         TaskPollRequest,
-        TaskPollResult,
     )
     from ebs.contracts.names import QUERY_STATUS, SIGNAL_TASK_STATE, SIGNAL_TASKS_SUBMITTED
     from ebs.contracts.search import PACKAGES_KEY, packages_value
 
 TERMINAL_STATES = {"CLOSED", "FAILED", "CANCELED"}
-
-# Koji and Bodhi calls: transient faults are retried with backoff; permanent
-# ones (ApplicationError non_retryable, raised by the activities) are not.
-KOJI_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=5),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5),
-    maximum_attempts=10,
-)
-
 
 class Outcome:
     SUCCEEDED = "succeeded"
@@ -168,8 +158,8 @@ class BuildAttempt:
     async def _submit(self, req: AttemptRequest, result: AttemptResult) -> SubmitResult | None:
         workflow.set_current_details(f"Submitting {len(req.builds)} builds to `{req.target}`")
         try:
-            submitted = await workflow.execute_activity(
-                "submit_builds",
+            submitted = await workflow.execute_activity_method(
+                KojiActivities.submit_builds,
                 SubmitRequest(
                     target=req.target,
                     builds=req.builds,
@@ -184,11 +174,8 @@ class BuildAttempt:
                     workflow_id=workflow.info().workflow_id,
                     label=f"slice {req.ordering} attempt {req.attempt}",
                 ),
-                result_type=SubmitResult,
                 activity_id=submit_activity_id(req),
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=KOJI_RETRY,
+                **KOJI_CALL,
             )
         except ActivityError as err:
             reason, retryable = failure_text(err)
@@ -247,26 +234,22 @@ class BuildAttempt:
             except TimeoutError:
                 pass
             polls += 1
-            polled = await workflow.execute_activity(
-                "poll_tasks",
+            polled = await workflow.execute_activity_method(
+                KojiActivities.poll_tasks,
                 TaskPollRequest(self._open(tasks)),
-                result_type=TaskPollResult,
                 activity_id=f"poll:slice{req.ordering}:attempt{req.attempt}:chunk{req.chunk}:{polls}",
-                start_to_close_timeout=timedelta(minutes=5),
-                heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=KOJI_RETRY,
+                **KOJI_CALL,
             )
             for status in polled.tasks:
                 if self._states.get(status.task_id) not in TERMINAL_STATES:
                     self._states[status.task_id] = status.state
 
     async def _cancel(self, req: AttemptRequest, task_ids: list[int]) -> None:
-        await workflow.execute_activity(
-            "cancel_tasks",
+        await workflow.execute_activity_method(
+            KojiActivities.cancel_tasks,
             CancelRequest(task_ids),
             activity_id=f"cancel:slice{req.ordering}:attempt{req.attempt}:chunk{req.chunk}",
-            start_to_close_timeout=timedelta(minutes=5),
-            retry_policy=KOJI_RETRY,
+            **KOJI_CALL,
         )
         for task_id in task_ids:
             self._states[task_id] = "TIMEOUT"
@@ -276,13 +259,10 @@ class BuildAttempt:
         failed = [tid for tid in tasks if self._states[tid] in ("FAILED", "CANCELED")]
         if not failed:
             return {}
-        polled = await workflow.execute_activity(
-            "poll_tasks",
+        polled = await workflow.execute_activity_method(
+            KojiActivities.poll_tasks,
             TaskPollRequest(failed),
-            result_type=TaskPollResult,
             activity_id=f"failures:slice{req.ordering}:attempt{req.attempt}:chunk{req.chunk}",
-            start_to_close_timeout=timedelta(minutes=5),
-            heartbeat_timeout=timedelta(seconds=30),
-            retry_policy=KOJI_RETRY,
+            **KOJI_CALL,
         )
         return {s.task_id: s.reason for s in polled.tasks if s.reason}

@@ -14,39 +14,36 @@ Whatever happens, the build side tag is removed at the end.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
+    from ebs.activities.bodhi import BodhiActivities
+    from ebs.activities.koji import KojiActivities
+    from ebs.activities.mail import MailActivities
+    from ebs.activities.presets import KOJI_CALL, MAIL
     from ebs.config.rules import is_skip_tag, ordering_for
     from ebs.contracts.batch import BatchRequest, BatchResult, PackageResult, PackageState
-    from ebs.contracts.bodhi import UpdateInfo, UpdateRequest
+    from ebs.contracts.bodhi import UpdateRequest
     from ebs.contracts.events import RepoEvent, SideTagsEvent, TasksSubmitted
     from ebs.contracts.koji import (
         BuildLookupRequest,
-        BuildLookupResult,
         BuildSpec,
         BuildTarget,
         PromoteRequest,
-        PromoteResult,
         RemoveSideTagRequest,
-        RepoState,
         RepoStateRequest,
-        SideTag,
         SideTagRequest,
         StableCheckRequest,
-        StableCheckResult,
         TagBuildsRequest,
         TagBuildsResult,
-        TaskBuildsResult,
         TaskPollRequest,
     )
-    from ebs.contracts.mail import EmailRequest, EmailResult
+    from ebs.contracts.mail import EmailRequest
     from ebs.contracts.names import (
         QUERY_STATUS,
         SIGNAL_REPO_EVENT,
@@ -61,7 +58,6 @@ with workflow.unsafe.imports_passed_through():
         packages_value,
     )
     from ebs.workflows.attempt import (
-        KOJI_RETRY,
         AttemptRequest,
         AttemptResult,
         BuildAttempt,
@@ -71,6 +67,8 @@ with workflow.unsafe.imports_passed_through():
     )
 
 State = PackageState
+A = TypeVar("A")
+R = TypeVar("R")
 
 # A side tag whose repo never regenerates is replaced this many times at most.
 MAX_SIDE_TAGS = 3
@@ -152,7 +150,7 @@ class RebuildBatch:
         )
         outcome = "error"
         try:
-            target = await self._koji("get_build_target", s.build_target, BuildTarget, "target")
+            target = await self._koji(KojiActivities.get_build_target, s.build_target, "target")
             await self._look_up_rawhide_builds()
             side_tag = await self._prepare_side_tag(target.build_tag)
             for ordering in sorted({p.ordering for p in self._packages.values()}):
@@ -183,9 +181,8 @@ class RebuildBatch:
         """The SCM URL of each Rawhide build: the exact source to rebuild."""
         self._set_phase("resolving")
         found = await self._koji(
-            "get_builds",
+            KojiActivities.get_builds,
             BuildLookupRequest([p.rawhide_nvr for p in self._packages.values()]),
-            BuildLookupResult,
             "lookup:rawhide-builds",
         )
         by_nvr = {b.nvr: b for b in found.builds}
@@ -212,9 +209,8 @@ class RebuildBatch:
         for n in range(1, MAX_SIDE_TAGS + 1):
             self._set_phase("tagging")
             side_tag = await self._koji(
-                "create_side_tag",
+                KojiActivities.create_side_tag,
                 SideTagRequest(base_tag=build_tag, key=f"{self._req.batch_id}:build:{n}"),
-                SideTag,
                 f"sidetag:build:{n}",
             )
             self._side_tags.append(side_tag.name)
@@ -222,8 +218,8 @@ class RebuildBatch:
             tagged = TagBuildsResult()
             if nvrs:
                 tagged = await self._koji(
-                    "tag_builds", TagBuildsRequest(side_tag.name, nvrs), TagBuildsResult,
-                    f"tag:{side_tag.name}",
+                    KojiActivities.tag_builds,
+                    TagBuildsRequest(side_tag.name, nvrs), f"tag:{side_tag.name}",
                 )
                 for failure in tagged.failed:
                     for pkg in self._packages.values():
@@ -259,8 +255,8 @@ class RebuildBatch:
         while True:
             check += 1
             state = await self._koji(
-                "repo_state", RepoStateRequest(tag, min_event, nvrs), RepoState,
-                f"repo:{tag}:{check}",
+                KojiActivities.repo_state,
+                RepoStateRequest(tag, min_event, nvrs), f"repo:{tag}:{check}",
             )
             if state.ready:
                 return True
@@ -368,8 +364,8 @@ class RebuildBatch:
             return
         self._set_phase("promoting")
         task_builds = await self._koji(
-            "task_builds", TaskPollRequest([p.task_ids[-1] for p in built]), TaskBuildsResult,
-            "builds:of-tasks",
+            KojiActivities.task_builds,
+            TaskPollRequest([p.task_ids[-1] for p in built]), "builds:of-tasks",
         )
         by_task = {b.task_id: b for b in task_builds.builds if b.found}
         for pkg in built:
@@ -381,8 +377,8 @@ class RebuildBatch:
         built = [p for p in built if p.build_id]
         if s.draft_builds and built:
             promoted = await self._koji(
-                "promote_builds", PromoteRequest([p.build_id for p in built]), PromoteResult,
-                "promote",
+                KojiActivities.promote_builds,
+                PromoteRequest([p.build_id for p in built]), "promote",
             )
             by_build = {pr.build_id: pr for pr in promoted.promotions}
             for pkg in built:
@@ -401,26 +397,24 @@ class RebuildBatch:
         )
         for n, chunk in enumerate(chunks, start=1):
             errata = await self._koji(
-                "create_side_tag",
+                KojiActivities.create_side_tag,
                 SideTagRequest(base_tag=target.build_tag, key=f"{self._req.batch_id}:errata:{n}"),
-                SideTag,
                 f"sidetag:errata:{n}",
             )
             self._errata_tags.append(errata.name)
             await self._tell_collector()
             await self._koji(
-                "tag_builds", TagBuildsRequest(errata.name, chunk), TagBuildsResult,
-                f"tag:{errata.name}",
+                KojiActivities.tag_builds,
+                TagBuildsRequest(errata.name, chunk), f"tag:{errata.name}",
             )
-            update = await self._bodhi(
-                "file_update",
+            update = await self._koji(
+                BodhiActivities.file_update,
                 UpdateRequest(
                     from_tag=errata.name,
                     notes=self._update_notes(n, len(chunks), chunk),
                     key=f"{self._req.batch_id}:update:{n}",
                     builds=chunk,
                 ),
-                UpdateInfo,
                 f"bodhi:update:{n}",
             )
             self._updates.append(update.alias)
@@ -440,8 +434,8 @@ class RebuildBatch:
         while pending:
             check += 1
             state = await self._koji(
-                "check_stable", StableCheckRequest(s.stable_tag, pending), StableCheckResult,
-                f"stable:{check}",
+                KojiActivities.check_stable,
+                StableCheckRequest(s.stable_tag, pending), f"stable:{check}",
             )
             for nvr in state.stable:
                 nvr_to_pkg[nvr].state = State.STABLE.value
@@ -481,7 +475,7 @@ class RebuildBatch:
                 workflow.logger.error("could not remove side tag %s: %s", tag, err)
 
     async def _remove_side_tag(self, tag: str) -> None:
-        await self._koji("remove_side_tag", RemoveSideTagRequest(tag), None, f"untag:{tag}")
+        await self._koji(KojiActivities.remove_side_tag, RemoveSideTagRequest(tag), f"untag:{tag}")
         for tags in (self._side_tags, self._errata_tags):
             if tag in tags:
                 tags.remove(tag)
@@ -489,37 +483,27 @@ class RebuildBatch:
 
     # ---- helpers ----------------------------------------------------------
 
-    async def _koji(self, name: str, arg: Any, result_type: Any, activity_id: str) -> Any:
+    async def _koji(self, activity: Callable[[Any, A], R], arg: A, activity_id: str) -> R:
+        """One Koji (or Bodhi) activity; a failure Temporal gave up on aborts the batch."""
         try:
-            return await workflow.execute_activity(
-                name,
-                arg,
-                result_type=result_type,
-                activity_id=activity_id,
-                start_to_close_timeout=timedelta(minutes=10),
-                heartbeat_timeout=timedelta(seconds=30),
-                retry_policy=KOJI_RETRY,
+            return await workflow.execute_activity_method(
+                activity, arg, activity_id=activity_id, **KOJI_CALL
             )
         except ActivityError as err:
             if is_cancelled_exception(err):
                 raise  # the batch is being cancelled: not a Koji fault
             reason, _ = failure_text(err)
-            raise BatchAbort(f"{name} failed: {reason}") from err
-
-    async def _bodhi(self, name: str, arg: Any, result_type: Any, activity_id: str) -> Any:
-        return await self._koji(name, arg, result_type, activity_id)
+            raise BatchAbort(f"{activity.__name__} failed: {reason}") from err
 
     async def _email(self, kind: str, reason: str = "") -> None:
         if not self._settings.email_enabled:
             return
         try:
-            await workflow.execute_activity(
-                "send_email",
+            await workflow.execute_activity_method(
+                MailActivities.send_email,
                 EmailRequest(kind, self._result(self._phase), self._settings, reason),
-                result_type=EmailResult,
                 activity_id=f"email:{kind}",
-                start_to_close_timeout=timedelta(minutes=2),
-                retry_policy=RetryPolicy(maximum_attempts=3),
+                **MAIL,
             )
         except ActivityError as err:  # mail never holds up or fails a batch
             workflow.logger.error("could not send the %s email: %s", kind, err)

@@ -11,10 +11,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
+    from ebs.activities.presets import RESOLVE_CALL, SETTINGS_READ
+    from ebs.activities.settings import SettingsActivities
     from ebs.config.rules import ordering_for
     from ebs.contracts.batch import (
         BUILT_STATES,
@@ -42,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_TAG,
         UPDATE_ENQUEUE,
     )
-    from ebs.contracts.resolve import ResolveRequest, ResolveResult
+    from ebs.contracts.resolve import ResolveRequest
     from ebs.workflows.batch import RebuildBatch
     from ebs.workflows.rebuild_choice import choose_build
 
@@ -50,10 +51,6 @@ with workflow.unsafe.imports_passed_through():
 SEEN_EVENT_IDS = 5000
 RECENT_BATCHES = 20
 STATUS_QUEUED = 500  # queued events a status query lists
-
-SETTINGS_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=2)
-)
 
 
 @workflow.defn(name="BatchCollector")
@@ -89,12 +86,10 @@ class BatchCollector:
     async def enqueue(self, req: EnqueueRequest) -> EnqueueResult:
         """Queue components by hand, choosing the build as the original's manual
         rebuild does (latest Rawhide vs latest ELN build)."""
-        resolved = await workflow.execute_activity(
-            "resolve_components",
+        resolved = await workflow.execute_activity_method(
+            SettingsActivities.resolve_components,
             ResolveRequest(sorted(set(req.components))),
-            result_type=ResolveResult,
-            start_to_close_timeout=timedelta(minutes=5),
-            retry_policy=RetryPolicy(maximum_attempts=5),
+            **RESOLVE_CALL,
         )
         result = EnqueueResult()
         for cand in resolved.candidates:
@@ -202,11 +197,8 @@ class BatchCollector:
         return self._ready()
 
     async def _run_batch(self) -> None:
-        settings = await workflow.execute_activity(
-            "batch_settings",
-            result_type=BatchSettings,
-            start_to_close_timeout=timedelta(minutes=2),
-            retry_policy=SETTINGS_RETRY,
+        settings = await workflow.execute_activity_method(
+            SettingsActivities.batch_settings, **SETTINGS_READ
         )
         events = self._take_batch(settings)
         self._s.batch_seq += 1
@@ -285,11 +277,8 @@ class BatchCollector:
         return events
 
     async def _load_collector_settings(self) -> CollectorSettings:
-        return await workflow.execute_activity(
-            "collector_settings",
-            result_type=CollectorSettings,
-            start_to_close_timeout=timedelta(minutes=1),
-            retry_policy=SETTINGS_RETRY,
+        return await workflow.execute_activity_method(
+            SettingsActivities.collector_settings, **SETTINGS_READ
         )
 
     def _should_continue_as_new(self) -> bool:

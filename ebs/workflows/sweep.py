@@ -16,29 +16,19 @@ kept), then re-applies the timers.* intervals to the schedules.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    from ebs.activities.presets import SETTINGS_READ, SWEEP_CALL, WORKER_REFRESH
+    from ebs.activities.sweep import SweepActivities
     from ebs.contracts.names import CONFIG_REFRESH_WORKFLOW, SWEEP_WORKFLOW
     from ebs.contracts.refresh import ConfigRefreshReport, ConfigRefreshRequest, WorkerRefresh
-    from ebs.contracts.sweep import RunningSideTags, SweepPlan, SweepReport, SweepRequest
+    from ebs.contracts.sweep import SweepPlan, SweepReport, SweepRequest
+    from ebs.schedules import RefreshActivity, ScheduleActivities
     from ebs.workflows.attempt import failure_text
 
-SETTINGS_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=1),
-    maximum_attempts=5,
-)
-SWEEP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=10), backoff_coefficient=2.0,
-    maximum_interval=timedelta(minutes=5), maximum_attempts=4,
-)
-REFRESH_RETRY = RetryPolicy(initial_interval=timedelta(seconds=5), maximum_attempts=2)
-# A worker listed by Temporal that does not pick its refresh up within this is gone.
-WORKER_PICKUP = timedelta(seconds=30)
 
 
 @workflow.defn(name=SWEEP_WORKFLOW)
@@ -47,18 +37,14 @@ class SideTagSweep:
     async def run(self, req: SweepRequest) -> SweepReport:
         grace = req.grace
         if grace <= 0:
-            grace = await workflow.execute_activity(
-                "sweep_grace", result_type=float,
-                start_to_close_timeout=timedelta(minutes=1), retry_policy=SETTINGS_RETRY,
+            grace = await workflow.execute_activity_method(
+                SweepActivities.sweep_grace, **SETTINGS_READ
             )
         report = SweepReport(grace=grace, dry_run=req.dry_run)
         try:
-            keep: RunningSideTags = await workflow.execute_activity(
-                "running_batch_side_tags", req.collector_workflow_id,
-                result_type=RunningSideTags,
-                start_to_close_timeout=timedelta(minutes=5),
-                heartbeat_timeout=timedelta(minutes=1),
-                retry_policy=SWEEP_RETRY,
+            keep = await workflow.execute_activity_method(
+                SweepActivities.running_batch_side_tags, req.collector_workflow_id,
+                **SWEEP_CALL,
             )
         except ActivityError as err:
             report.error = (
@@ -70,12 +56,9 @@ class SideTagSweep:
         report.running_batches = list(keep.batch_ids)
         report.running_batches_from = list(keep.sources)
         try:
-            swept: SweepReport = await workflow.execute_activity(
-                "sweep_side_tags", SweepPlan(grace, keep, req.dry_run),
-                result_type=SweepReport,
-                start_to_close_timeout=timedelta(minutes=30),
-                heartbeat_timeout=timedelta(minutes=1),
-                retry_policy=SWEEP_RETRY,
+            swept = await workflow.execute_activity_method(
+                SweepActivities.sweep_side_tags, SweepPlan(grace, keep, req.dry_run),
+                **SWEEP_CALL,
             )
         except ActivityError as err:
             report.error = f"the sweep failed: {failure_text(err)[0]}"
@@ -98,17 +81,13 @@ class ConfigRefresh:
     @workflow.run
     async def run(self, req: ConfigRefreshRequest) -> ConfigRefreshReport:
         report = ConfigRefreshReport()
-        queues: list[str] = await workflow.execute_activity(
-            "config_refresh_queues", result_type=list[str],
-            start_to_close_timeout=timedelta(minutes=1), retry_policy=SETTINGS_RETRY,
+        queues = await workflow.execute_activity_method(
+            ScheduleActivities.config_refresh_queues, **SETTINGS_READ
         )
         answers = await asyncio.gather(
             *(
-                workflow.execute_activity(
-                    "refresh_config", result_type=WorkerRefresh, task_queue=queue,
-                    schedule_to_start_timeout=WORKER_PICKUP,
-                    start_to_close_timeout=timedelta(minutes=5),
-                    retry_policy=REFRESH_RETRY,
+                workflow.execute_activity_method(
+                    RefreshActivity.refresh_config, task_queue=queue, **WORKER_REFRESH
                 )
                 for queue in queues
             ),
@@ -122,8 +101,7 @@ class ConfigRefresh:
             elif isinstance(answer, BaseException):
                 raise answer
         if req.sync_schedules:
-            report.schedules = await workflow.execute_activity(
-                "sync_schedules", result_type=list[str],
-                start_to_close_timeout=timedelta(minutes=2), retry_policy=SETTINGS_RETRY,
+            report.schedules = await workflow.execute_activity_method(
+                ScheduleActivities.sync_schedules, **SETTINGS_READ
             )
         return report
