@@ -20,14 +20,14 @@ every mail about a package. Header values are comma-separated lists
 one per package.
 
 Composing is pure (ebs types in, :class:`~email.message.EmailMessage` out);
-:func:`send` adds From/To/Date/Message-ID and talks SMTP; :func:`send_quietly`
-is what activities call: a mail problem is logged and counted, never raised,
-so it can never fail a batch.
+:func:`send` adds From/To/Date/Message-ID, talks SMTP and raises on failure
+(:class:`MailConfigError` when a retry cannot help). The send_email activity
+(ebs.activities.mail) retries without sending twice, and the batch workflow
+catches a mail that failed for good: a mail can never fail a batch.
 """
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 import smtplib
@@ -39,6 +39,7 @@ from email.utils import formatdate, make_msgid, parseaddr
 from ebs import metrics
 from ebs.config.model import EmailConfig
 from ebs.contracts.batch import BatchResult, BatchSettings, PackageResult, PackageState
+from ebs.contracts.mail import MailKind
 
 logger = logging.getLogger(__name__)
 
@@ -52,16 +53,17 @@ HEADER_UPDATES = "elnbuildsync-updates"
 HEADER_BATCH = "elnbuildsync-batch"
 HEADER_KIND = "elnbuildsync-kind"
 
-KIND_BUILD_FAILURES = "build_failures"
-KIND_STABLE_FAILURE = "stable_failure"
-KIND_STABLE_WARNING = "stable_warning"
-KIND_PERMANENT_FAILURE = "permanent_failure"
-
 DEFAULT_TIMEOUT = 30.0
 
 
 class MailError(Exception):
-    """A message could not be sent; the text says what and why (never a password)."""
+    """A message could not be sent; the text says what and why (never a password).
+    Worth retrying later (the server was unreachable, busy, timed out)."""
+
+
+class MailConfigError(MailError):
+    """A message cannot be sent until a human acts: configuration, login rejected,
+    or the server refused the message for good (5xx)."""
 
 
 # --------------------------------------------------------------------------- composing
@@ -150,7 +152,7 @@ def compose_build_failures(result: BatchResult, settings: BatchSettings) -> list
         + _footer(result.batch_id, settings, side_tags)
         + "\n"
     )
-    msg = _message(SUBJECT_BUILD_FAILURES, KIND_BUILD_FAILURES, result.batch_id, body)
+    msg = _message(SUBJECT_BUILD_FAILURES, MailKind.BUILD_FAILURES, result.batch_id, body)
     msg[HEADER_PACKAGES] = _header_list(p.component for p in failed)
     return [msg]
 
@@ -202,7 +204,7 @@ def compose_stable_warning(result: BatchResult, settings: BatchSettings) -> list
         f"{_human_duration(settings.bodhi_warn_timeout)} for the following requests "
         f"(still waiting, up to {_human_duration(settings.bodhi_stable_timeout)}):"
     )
-    return _compose_stable(SUBJECT_UPDATE_WARNING, KIND_STABLE_WARNING, intro, result, settings)
+    return _compose_stable(SUBJECT_UPDATE_WARNING, MailKind.STABLE_WARNING, intro, result, settings)
 
 
 def compose_stable_failure(result: BatchResult, settings: BatchSettings) -> list[EmailMessage]:
@@ -213,7 +215,7 @@ def compose_stable_failure(result: BatchResult, settings: BatchSettings) -> list
         f"(not in {settings.stable_tag} after "
         f"{_human_duration(settings.bodhi_stable_timeout)}):"
     )
-    return _compose_stable(SUBJECT_UPDATE_FAILURE, KIND_STABLE_FAILURE, intro, result, settings)
+    return _compose_stable(SUBJECT_UPDATE_FAILURE, MailKind.STABLE_FAILURE, intro, result, settings)
 
 
 def compose_permanent_failure(
@@ -235,7 +237,7 @@ def compose_permanent_failure(
     if names:
         lines += ["Packages of the batch (not rebuilt):", ", ".join(names), ""]
     body = "\n".join(lines) + _footer(batch_id, settings) + "\n"
-    msg = _message(SUBJECT_BATCH_FAILURE, KIND_PERMANENT_FAILURE, batch_id, body)
+    msg = _message(SUBJECT_BATCH_FAILURE, MailKind.PERMANENT_FAILURE, batch_id, body)
     if names:
         msg[HEADER_PACKAGES] = _header_list(names)
     return msg
@@ -250,10 +252,17 @@ def read_password(path: str) -> str:
         with open(path, encoding="utf-8") as f:
             return f.readline().rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as e:
-        raise MailError(f"cannot read the SMTP password file {path}: {e.__class__.__name__}") from e
+        raise MailConfigError(
+            f"cannot read the SMTP password file {path}: {e.__class__.__name__}"
+        ) from e
 
 
-def _prepare(msg: EmailMessage, cfg: EmailConfig) -> EmailMessage:
+def mail_domain(cfg: EmailConfig) -> str:
+    """The domain of the sender address, for Message-IDs."""
+    return parseaddr(cfg.from_)[1].rpartition("@")[2] or "ebs.localdomain"
+
+
+def _prepare(msg: EmailMessage, cfg: EmailConfig, message_id: str | None) -> EmailMessage:
     out = copy.deepcopy(msg)
     for name in ("From", "To"):
         del out[name]
@@ -261,10 +270,28 @@ def _prepare(msg: EmailMessage, cfg: EmailConfig) -> EmailMessage:
     out["To"] = ", ".join(cfg.recipients)
     if "Date" not in out:
         out["Date"] = formatdate(localtime=False, usegmt=True)
-    if "Message-ID" not in out:
-        domain = parseaddr(cfg.from_)[1].rpartition("@")[2] or "ebs.localdomain"
-        out["Message-ID"] = make_msgid(idstring="ebs", domain=domain)
+    if message_id:
+        del out["Message-ID"]
+        out["Message-ID"] = message_id
+    elif "Message-ID" not in out:
+        out["Message-ID"] = make_msgid(idstring="ebs", domain=mail_domain(cfg))
     return out
+
+
+def _smtp_failure(e: Exception, subject: str, where: str, username: str) -> MailError:
+    """MailConfigError when a retry cannot help (login rejected, a 5xx refusal), else MailError."""
+    if isinstance(e, smtplib.SMTPAuthenticationError):
+        return MailConfigError(
+            f"sending {subject!r} via {where} failed: login as {username!r} "
+            f"rejected ({e.smtp_code})"
+        )
+    text = f"sending {subject!r} via {where} failed: {e.__class__.__name__}: {e}"
+    if isinstance(e, smtplib.SMTPRecipientsRefused):
+        return MailConfigError(text)
+    code = getattr(e, "smtp_code", 0)
+    if isinstance(code, int) and 500 <= code < 600:
+        return MailConfigError(text)
+    return MailError(text)
 
 
 def send(
@@ -273,20 +300,47 @@ def send(
     password: str | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     ssl_context: ssl.SSLContext | None = None,
+    *,
+    message_id: str | None = None,
+    kind: str | None = None,
 ) -> None:
-    """Send ``msg`` to ``cfg.recipients`` from ``cfg.from_``.
+    """Send ``msg`` to ``cfg.recipients`` from ``cfg.from_``, counting it in metrics
+    (``kind`` is the label; default the message's ``elnbuildsync-kind``).
 
     STARTTLS is used when ``cfg.starttls`` and the server offers it; the
     password (argument, else read from ``cfg.password_file``) is only sent over
     TLS unless ``cfg.starttls`` is false. With ``cfg.smtp_username`` set, an
     empty (or whitespace-only) password is an error, never a send without
-    login. ``ssl_context`` defaults to the system trust store. Raises
-    :class:`MailError` on any failure.
+    login. ``ssl_context`` defaults to the system trust store. ``message_id``
+    (else a random one) lets a retry send the same message again under the same id.
+
+    Raises :class:`MailConfigError` when retrying cannot help (configuration,
+    login rejected, a permanent 5xx refusal) and :class:`MailError` otherwise.
+    Once the server accepted the message, a failure while closing the
+    connection is only logged: the message was sent and must not be sent again.
     """
+    label = kind or msg.get(HEADER_KIND) or "other"
+    try:
+        _send(msg, cfg, password, timeout, ssl_context, message_id)
+    except Exception as e:
+        metrics.EMAILS_FAILED.labels(kind=label).inc()
+        logger.warning("Email not sent (%s): %s", label, e)
+        raise
+    metrics.EMAILS_SENT.labels(kind=label).inc()
+
+
+def _send(
+    msg: EmailMessage,
+    cfg: EmailConfig,
+    password: str | None,
+    timeout: float,
+    ssl_context: ssl.SSLContext | None,
+    message_id: str | None,
+) -> None:
     subject = msg.get("Subject", "")
     where = f"{cfg.smtp_host}:{cfg.smtp_port}"
     if not cfg.recipients:
-        raise MailError(f"not sending {subject!r}: email.recipients is empty")
+        raise MailConfigError(f"not sending {subject!r}: email.recipients is empty")
     source = "the SMTP password"
     if password is None and cfg.password_file:
         password = read_password(cfg.password_file)
@@ -294,83 +348,43 @@ def send(
     if cfg.smtp_username and password is not None and not password.strip():
         # Never fall back to sending without a login: the server would refuse
         # the mail late, or accept it unauthenticated where it should not.
-        raise MailError(
+        raise MailConfigError(
             f"not sending {subject!r}: email.smtp_username is {cfg.smtp_username!r} but "
             f"{source} is empty; put the password in it, or remove smtp_username to "
             "send without logging in"
         )
-    out = _prepare(msg, cfg)
+    out = _prepare(msg, cfg, message_id)
     try:
-        with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=timeout) as smtp:
-            smtp.ehlo()
-            tls = False
-            if cfg.starttls and smtp.has_extn("starttls"):
-                smtp.starttls(context=ssl_context or ssl.create_default_context())
-                smtp.ehlo()
-                tls = True
-            if cfg.smtp_username and password:
-                if cfg.starttls and not tls:
-                    raise MailError(
-                        f"sending {subject!r} via {where} failed: the server does not offer "
-                        "STARTTLS, refusing to send the password in clear "
-                        "(set email.starttls: false to allow it)"
-                    )
-                smtp.login(cfg.smtp_username, password)
-            refused = smtp.send_message(out, from_addr=cfg.from_, to_addrs=list(cfg.recipients))
-    except MailError:
-        raise
-    except smtplib.SMTPAuthenticationError as e:
-        raise MailError(
-            f"sending {subject!r} via {where} failed: login as {cfg.smtp_username!r} "
-            f"rejected ({e.smtp_code})"
-        ) from e
+        smtp = smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=timeout)
     except (smtplib.SMTPException, OSError) as e:
-        raise MailError(
-            f"sending {subject!r} via {where} failed: {e.__class__.__name__}: {e}"
-        ) from e
+        raise _smtp_failure(e, subject, where, cfg.smtp_username) from e
+    try:
+        smtp.ehlo()
+        tls = False
+        if cfg.starttls and smtp.has_extn("starttls"):
+            smtp.starttls(context=ssl_context or ssl.create_default_context())
+            smtp.ehlo()
+            tls = True
+        if cfg.smtp_username and password:
+            if cfg.starttls and not tls:
+                raise MailConfigError(
+                    f"sending {subject!r} via {where} failed: the server does not offer "
+                    "STARTTLS, refusing to send the password in clear "
+                    "(set email.starttls: false to allow it)"
+                )
+            smtp.login(cfg.smtp_username, password)
+        refused = smtp.send_message(out, from_addr=cfg.from_, to_addrs=list(cfg.recipients))
+    except MailError:
+        smtp.close()
+        raise
+    except (smtplib.SMTPException, OSError) as e:
+        smtp.close()
+        raise _smtp_failure(e, subject, where, cfg.smtp_username) from e
+    try:  # accepted: nothing after this point may make a retry send it again
+        smtp.quit()
+    except (smtplib.SMTPException, OSError) as e:
+        logger.warning("Email %r sent; closing the connection to %s failed: %s", subject, where, e)
+        smtp.close()
     if refused:
         logger.warning("Email %r: recipients refused: %s", subject, ", ".join(sorted(refused)))
     logger.info("Sent email %r to %s via %s", subject, ", ".join(cfg.recipients), where)
-
-
-def send_quietly(
-    msg: EmailMessage,
-    cfg: EmailConfig,
-    password: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-    *,
-    kind: str | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-) -> bool:
-    """:func:`send`, logging and counting instead of raising; True when sent.
-
-    ``kind`` (the metrics label) defaults to the message's ``elnbuildsync-kind``.
-    """
-    label = kind or msg.get(HEADER_KIND) or "other"
-    try:
-        send(msg, cfg, password, timeout, ssl_context)
-    except MailError as e:
-        metrics.EMAILS_FAILED.labels(kind=label).inc()
-        logger.warning("Email not sent (%s): %s", label, e)
-        return False
-    except Exception:  # a bug must not fail the batch either
-        metrics.EMAILS_FAILED.labels(kind=label).inc()
-        logger.exception("Email not sent (%s): unexpected error", label)
-        return False
-    metrics.EMAILS_SENT.labels(kind=label).inc()
-    return True
-
-
-async def send_quietly_async(
-    msg: EmailMessage,
-    cfg: EmailConfig,
-    password: str | None = None,
-    timeout: float = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - the SMTP socket timeout
-    *,
-    kind: str | None = None,
-    ssl_context: ssl.SSLContext | None = None,
-) -> bool:
-    """:func:`send_quietly` in a thread, for async activities."""
-    return await asyncio.to_thread(
-        send_quietly, msg, cfg, password, timeout, kind=kind, ssl_context=ssl_context
-    )

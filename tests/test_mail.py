@@ -347,7 +347,7 @@ def test_send_delivers_build_failures(plain_server: tuple[LoopbackController, Re
     ctl, rec = plain_server
     (msg,) = mail.compose_build_failures(_result(), _settings())
     sent_before = _count("sent", "build_failures")
-    assert mail.send_quietly(msg, _cfg(ctl.port), timeout=5)
+    mail.send(msg, _cfg(ctl.port), timeout=5)
     assert _count("sent", "build_failures") == sent_before + 1
 
     (got,) = rec.received
@@ -394,7 +394,7 @@ def test_starttls_and_login_with_password_file(
     pw.write_text(PASSWORD + "\n")
     cfg = _cfg(ctl.port, starttls=True, smtp_username=USER, password_file=str(pw))
     msg = mail.compose_permanent_failure("batch-43", "unknown build target", components=["bash"])
-    assert mail.send_quietly(msg, cfg, timeout=5, ssl_context=client_ctx)
+    mail.send(msg, cfg, timeout=5, ssl_context=client_ctx)
     (got,) = rec.received
     assert got.tls and got.login == USER.encode()
     assert got.message["Subject"] == "ELNBuildSync batch failure"
@@ -409,15 +409,14 @@ def test_wrong_password_is_a_clear_error_without_the_password(
     ctl, rec = tls_server
     cfg = _cfg(ctl.port, starttls=True, smtp_username=USER)
     msg = mail.compose_permanent_failure("batch-43", "x")
-    with pytest.raises(mail.MailError, match=r"login as 'ebs' rejected \(535\)") as err:
+    with pytest.raises(mail.MailConfigError, match=r"login as 'ebs' rejected \(535\)") as err:
         mail.send(msg, cfg, password="not-the-" + PASSWORD, timeout=5, ssl_context=client_ctx)
     assert PASSWORD not in str(err.value)
 
     failed_before = _count("failed", "permanent_failure")
     with caplog.at_level(logging.DEBUG, logger="ebs.mail"):
-        assert not mail.send_quietly(
-            msg, cfg, password="not-the-" + PASSWORD, timeout=5, ssl_context=client_ctx
-        )
+        with pytest.raises(mail.MailConfigError):
+            mail.send(msg, cfg, password="not-the-" + PASSWORD, timeout=5, ssl_context=client_ctx)
     assert _count("failed", "permanent_failure") == failed_before + 1
     assert PASSWORD not in caplog.text and "rejected" in caplog.text
     assert rec.received == []
@@ -438,7 +437,7 @@ def test_no_password_in_clear_when_starttls_is_not_offered(
     ctl, rec = plain_server
     msg = mail.compose_permanent_failure("batch-43", "x")
     cfg = _cfg(ctl.port, starttls=True, smtp_username=USER)
-    with pytest.raises(mail.MailError, match="does not offer STARTTLS, refusing"):
+    with pytest.raises(mail.MailConfigError, match="does not offer STARTTLS, refusing"):
         mail.send(msg, cfg, password=PASSWORD, timeout=5)
     assert rec.received == []
     # without credentials, a server without STARTTLS still gets the mail
@@ -452,7 +451,9 @@ def test_dead_server_counts_a_failure(caplog: pytest.LogCaptureFixture) -> None:
     failed_before = _count("failed", "stable_failure")
     sent_before = _count("sent", "stable_failure")
     with caplog.at_level(logging.WARNING, logger="ebs.mail"):
-        assert mail.send_quietly(msg, _cfg(port), timeout=5) is False
+        with pytest.raises(mail.MailError) as err:
+            mail.send(msg, _cfg(port), timeout=5)
+    assert not isinstance(err.value, mail.MailConfigError)  # worth a retry
     assert _count("failed", "stable_failure") == failed_before + 1
     assert _count("sent", "stable_failure") == sent_before
     assert f"127.0.0.1:{port} failed: ConnectionRefusedError" in caplog.text
@@ -472,16 +473,18 @@ def test_missing_password_file(plain_server: tuple[LoopbackController, Recorder]
     ctl, rec = plain_server
     cfg = _cfg(ctl.port, smtp_username=USER, password_file="/nonexistent/ebs_smtp_pw")
     msg = mail.compose_permanent_failure("batch-43", "x")
-    with pytest.raises(mail.MailError, match="cannot read the SMTP password file"):
+    with pytest.raises(mail.MailConfigError, match="cannot read the SMTP password file"):
         mail.send(msg, cfg, timeout=5)
-    assert mail.send_quietly(msg, cfg, timeout=5, kind="test") is False
     assert rec.received == []
 
 
-async def test_send_quietly_async(plain_server: tuple[LoopbackController, Recorder]) -> None:
+def test_send_update_warning_with_a_given_message_id(
+    plain_server: tuple[LoopbackController, Recorder],
+) -> None:
     ctl, rec = plain_server
     (msg,) = mail.compose_stable_warning(_waiting(), _settings())
-    assert await mail.send_quietly_async(msg, _cfg(ctl.port), timeout=5)
+    mail.send(msg, _cfg(ctl.port), timeout=5, message_id="<ebs.x.1@example.org>")
+    assert rec.received[0].message["Message-ID"] == "<ebs.x.1@example.org>"
     assert rec.received[0].message["Subject"] == "ELNBuildSync update warning"
     assert rec.received[0].message["elnbuildsync-updates"] == (
         "bash-5.2.37-1.eln, zsh-5.9-15.eln, fish-3.7-1.eln"
@@ -499,12 +502,11 @@ def test_empty_password_file_with_a_username_is_an_error(
     pw.write_text(content)
     cfg = _cfg(ctl.port, starttls=False, smtp_username=USER, password_file=str(pw))
     msg = mail.compose_permanent_failure("batch-43", "x")
-    with pytest.raises(mail.MailError, match=rf"smtp_username is '{USER}' but the SMTP "
+    with pytest.raises(mail.MailConfigError, match=rf"smtp_username is '{USER}' but the SMTP "
                        rf"password file {re.escape(str(pw))} is empty"):
         mail.send(msg, cfg, timeout=5)
-    with pytest.raises(mail.MailError, match="the SMTP password is empty"):
+    with pytest.raises(mail.MailConfigError, match="the SMTP password is empty"):
         mail.send(msg, cfg, password="  ", timeout=5)
-    assert mail.send_quietly(msg, cfg, timeout=5, kind="test") is False
     assert rec.received == []
     # without a username, an empty password file means no login, as before
     anonymous = _cfg(ctl.port, starttls=False, password_file=str(pw))

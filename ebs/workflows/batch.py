@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
         TagBuildsResult,
         TaskPollRequest,
     )
-    from ebs.contracts.mail import EmailRequest
+    from ebs.contracts.mail import EmailRequest, MailKind
     from ebs.contracts.names import (
         QUERY_STATUS,
         SIGNAL_REPO_EVENT,
@@ -161,7 +161,7 @@ class RebuildBatch:
         except BatchAbort as err:
             self._error = str(err)
             self._fail_unfinished(str(err))
-            await self._email("permanent_failure", str(err))
+            await self._email(MailKind.PERMANENT_FAILURE, str(err))
         except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as err:
             if is_cancelled_exception(err):
                 outcome = "cancelled"
@@ -174,7 +174,7 @@ class RebuildBatch:
         if outcome != "error" and any(
             p.state == State.FAILED.value for p in self._packages.values()
         ):
-            await self._email("build_failures")
+            await self._email(MailKind.BUILD_FAILURES)
         return self._result(outcome, finished=True)
 
     async def _look_up_rawhide_builds(self) -> None:
@@ -449,11 +449,11 @@ class RebuildBatch:
                         f"not in {s.stable_tag} after {s.bodhi_stable_timeout:.0f} s"
                     )
                     self._unstable.add(nvr_to_pkg[nvr].component)
-                await self._email("stable_failure")
+                await self._email(MailKind.STABLE_FAILURE)
                 return  # errata tags stay for a human to look at
             if waited >= s.bodhi_warn_timeout and not warned:
                 warned = True
-                await self._email("stable_warning")
+                await self._email(MailKind.STABLE_WARNING)
             next_check = min(s.stable_poll, s.bodhi_stable_timeout - waited)
             if not warned:
                 next_check = min(next_check, max(1.0, s.bodhi_warn_timeout - waited))
@@ -495,7 +495,7 @@ class RebuildBatch:
             reason, _ = failure_text(err)
             raise BatchAbort(f"{activity.__name__} failed: {reason}") from err
 
-    async def _email(self, kind: str, reason: str = "") -> None:
+    async def _email(self, kind: MailKind, reason: str = "") -> None:
         if not self._settings.email_enabled:
             return
         try:
