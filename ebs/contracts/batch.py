@@ -17,6 +17,17 @@ class PackageState(StrEnum):
     STABLE = "stable"
 
 
+class BatchOutcome(StrEnum):
+    """How a batch ended (BatchResult.outcome once finished, the EbsOutcome search attribute)."""
+
+    SUCCEEDED = "succeeded"
+    UNSTABLE = "unstable"  # built, but an update did not reach the stable tag in time
+    FAILED = "failed"  # every package failed
+    PARTIAL = "partial"  # some packages failed
+    CANCELLED = "cancelled"
+    ERROR = "error"  # stopped early (Koji refused for good) or crashed
+
+
 # The states of a package that was rebuilt (scratch, or promoted and filed).
 BUILT_STATES = frozenset({PackageState.SUCCEEDED.value, PackageState.STABLE.value})
 
@@ -84,7 +95,7 @@ class BatchSummary:
     batch_id: str
     started_at: str = ""  # ISO 8601
     finished_at: str = ""
-    outcome: str = ""  # succeeded | unstable | failed | partial | cancelled | error
+    outcome: str = ""  # a BatchOutcome
     packages: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -95,7 +106,7 @@ class BatchSummary:
 @dataclass
 class BatchResult:
     batch_id: str
-    outcome: str
+    outcome: str  # a BatchOutcome once finished; the phase while running
     packages: list[PackageResult] = field(default_factory=list)
     side_tags: list[str] = field(default_factory=list)
     errata_tags: list[str] = field(default_factory=list)

@@ -4,6 +4,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class KojiTaskState(StrEnum):
+    """koji.TASK_STATES names, as Koji's messages and getTaskInfo carry them."""
+
+    FREE = "FREE"
+    OPEN = "OPEN"
+    CLOSED = "CLOSED"
+    CANCELED = "CANCELED"
+    ASSIGNED = "ASSIGNED"
+    FAILED = "FAILED"
+
+
+# A task in one of these states will not change again.
+TERMINAL_TASK_STATES = frozenset(
+    {KojiTaskState.CLOSED, KojiTaskState.FAILED, KojiTaskState.CANCELED}
+)
+# The terminal states of a task that built nothing.
+UNSUCCESSFUL_TASK_STATES = frozenset({KojiTaskState.FAILED, KojiTaskState.CANCELED})
 
 
 @dataclass
@@ -131,7 +151,7 @@ class TaskPollRequest:
 @dataclass
 class TaskStatus:
     task_id: int
-    state: str  # koji.TASK_STATES name
+    state: str  # a KojiTaskState
     reason: str = ""  # fault text for FAILED tasks
 
 

@@ -42,11 +42,12 @@ from ebs.bus import (
     koji_topic,
 )
 from ebs.contracts.events import RepoEvent, TagEvent, TaskStateEvent
+from ebs.contracts.koji import KojiTaskState
 
 # custom_user_metadata key ebs puts in every build it submits.
 WORKFLOW_ID_KEY = "ebs_workflow_id"
 # koji.TASK_STATES names.
-TASK_STATES = frozenset({"FREE", "OPEN", "CLOSED", "CANCELED", "ASSIGNED", "FAILED"})
+TASK_STATES = frozenset(KojiTaskState)
 # Koji's sidetag plugin names side tags `<base tag>-side-<id>`.
 SIDE_TAG = re.compile(r"-side-\d+$")
 MAX_WORKFLOW_ID = 1000  # Temporal's default limit on id length
@@ -59,7 +60,9 @@ KIND_OTHER = "other"
 
 # koji.BUILD_STATES -> the state of the build task it stands for. A build that
 # is still BUILDING (0) or was DELETED (2) says nothing new about its task.
-BUILD_TO_TASK_STATE = {1: "CLOSED", 3: "FAILED", 4: "CANCELED"}
+BUILD_TO_TASK_STATE = {
+    1: KojiTaskState.CLOSED, 3: KojiTaskState.FAILED, 4: KojiTaskState.CANCELED,
+}
 
 _KINDS = {
     TOPIC_TAG: KIND_TAG,

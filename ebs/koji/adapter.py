@@ -27,11 +27,14 @@ import koji
 
 from ebs.config.model import KojiConfig
 from ebs.contracts.koji import (
+    TERMINAL_TASK_STATES,
+    UNSUCCESSFUL_TASK_STATES,
     BuildLookupRequest,
     BuildLookupResult,
     BuildTarget,
     CancelRequest,
     KojiBuild,
+    KojiTaskState,
     LatestBuildsRequest,
     LatestBuildsResult,
     PromoteRequest,
@@ -338,7 +341,7 @@ class KojiAdapter:
                 tasks[int(r)] = nvr
         for task_id, state, reason in self._wait_tasks(list(tasks), self.tag_wait, on_progress):
             nvr = tasks[task_id]
-            if state in ("FAILED", "CANCELED") and "already tagged" not in reason:
+            if state in UNSUCCESSFUL_TASK_STATES and "already tagged" not in reason:
                 failed.append(TagFailure(nvr, reason or f"tagBuild task {task_id} {state}"))
             else:
                 tagged.append(nvr)
@@ -354,14 +357,14 @@ class KojiAdapter:
         done: list[tuple[int, str, str]] = []
         while pending:
             polled = self.poll_tasks(TaskPollRequest(pending), on_progress).tasks
-            finished = [t for t in polled if t.state in ("CLOSED", "FAILED", "CANCELED")]
+            finished = [t for t in polled if t.state in TERMINAL_TASK_STATES]
             done += [(t.task_id, t.state, t.reason) for t in finished]
             pending = [t.task_id for t in polled if t not in finished]
             if not pending or time.monotonic() + pause > deadline:
                 break
             time.sleep(pause)
             pause = min(pause * 2, 2.0)
-        return done + [(tid, "OPEN", "") for tid in pending]
+        return done + [(tid, KojiTaskState.OPEN, "") for tid in pending]
 
     def repo_state(self, req: RepoStateRequest) -> RepoState:
         repo, listing = self._multicall([("getRepo", (req.tag,), {}),
@@ -455,12 +458,13 @@ class KojiAdapter:
         failed: list[int] = []
         for tid, info in zip(req.task_ids, infos, strict=True):
             if isinstance(info, koji.GenericError) or not info:
-                statuses.append(TaskStatus(tid, "FAILED", reason=f"no such task: {tid}"))
+                statuses.append(
+                    TaskStatus(tid, KojiTaskState.FAILED, reason=f"no such task: {tid}"))
                 continue
-            state = koji.TASK_STATES[info["state"]]
-            statuses.append(TaskStatus(tid, state,
-                                       reason="canceled" if state == "CANCELED" else ""))
-            if state == "FAILED":
+            state = KojiTaskState(koji.TASK_STATES[info["state"]])
+            canceled = state == KojiTaskState.CANCELED
+            statuses.append(TaskStatus(tid, state, reason="canceled" if canceled else ""))
+            if state == KojiTaskState.FAILED:
                 failed.append(tid)
         if failed:
             reasons = self._multicall([("getTaskResult", (tid,), {}) for tid in failed],

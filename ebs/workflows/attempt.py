@@ -10,7 +10,6 @@ signals and polls spread over many small histories.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
@@ -24,10 +23,13 @@ from temporalio.exceptions import (
 with workflow.unsafe.imports_passed_through():
     from ebs.activities.koji import KojiActivities
     from ebs.activities.presets import KOJI_CALL
+    from ebs.contracts.attempt import AttemptOutcome, AttemptRequest, AttemptResult, BuildOutcome
     from ebs.contracts.events import TasksSubmitted, TaskStateEvent
     from ebs.contracts.koji import (
-        BuildSpec,
+        TERMINAL_TASK_STATES,
+        UNSUCCESSFUL_TASK_STATES,
         CancelRequest,
+        KojiTaskState,
         SubmitRequest,
         SubmitResult,
         TaskPollRequest,
@@ -35,46 +37,8 @@ with workflow.unsafe.imports_passed_through():
     from ebs.contracts.names import QUERY_STATUS, SIGNAL_TASK_STATE, SIGNAL_TASKS_SUBMITTED
     from ebs.contracts.search import PACKAGES_KEY, packages_value
 
-TERMINAL_STATES = {"CLOSED", "FAILED", "CANCELED"}
-
-class Outcome:
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"  # the Koji task failed: worth another attempt
-    TIMED_OUT = "timed_out"  # ran past task_timeout, cancelled: not retried
-    SUBMIT_FAILED = "submit_failed"  # Koji would not take the build
-
-
-@dataclass
-class AttemptRequest:
-    batch_id: str
-    ordering: int
-    attempt: int
-    chunk: int
-    target: str
-    builds: list[BuildSpec]
-    scratch: bool = False
-    draft: bool = True
-    fail_fast: bool = False
-    wait_repo: bool = True
-    priority: int = 5
-    task_poll: float = 300.0
-    task_timeout: float = 24 * 3600.0
-
-
-@dataclass
-class BuildOutcome:
-    component: str
-    outcome: str
-    task_id: int = 0
-    reason: str = ""
-    retryable: bool = True
-
-
-@dataclass
-class AttemptResult:
-    outcomes: list[BuildOutcome] = field(default_factory=list)
-    permanent_error: str = ""  # Koji refused for good (auth, unknown target)
-
+# Not a Koji state: a task ebs cancelled after task_timeout.
+TIMED_OUT = "TIMEOUT"
 
 def attempt_workflow_id(batch_id: str, ordering: int, attempt: int, chunk: int) -> str:
     return f"{batch_id}-slice{ordering}-attempt{attempt}-chunk{chunk}"
@@ -84,6 +48,11 @@ def submit_activity_id(req: AttemptRequest) -> str:
     if len(req.builds) == 1:
         return f"build:{req.builds[0].component}:attempt{req.attempt}"
     return f"build:slice{req.ordering}:attempt{req.attempt}:chunk{req.chunk}"
+
+
+def _submit_failed(component: str, reason: str, retryable: bool) -> BuildOutcome:
+    return BuildOutcome(component, AttemptOutcome.SUBMIT_FAILED,
+                        reason=f"build submission failed: {reason}", retryable=retryable)
 
 
 def failure_text(err: BaseException) -> tuple[str, bool]:
@@ -107,7 +76,7 @@ class BuildAttempt:
     @workflow.signal(name=SIGNAL_TASK_STATE)
     def task_state(self, event: TaskStateEvent) -> None:
         # Signals can arrive before the submit activity has returned: keep all.
-        if self._states.get(event.task_id) not in TERMINAL_STATES:
+        if self._states.get(event.task_id) not in TERMINAL_TASK_STATES:
             self._states[event.task_id] = event.state
             self._signalled += 1
 
@@ -126,7 +95,7 @@ class BuildAttempt:
             return result
         tasks = {s.task_id: s.component for s in submitted.submitted}
         for task_id in tasks:
-            self._states.setdefault(task_id, "FREE")
+            self._states.setdefault(task_id, KojiTaskState.FREE)
         await self._tell_batch(tasks)
         try:
             await self._wait_for_tasks(req, tasks)
@@ -138,13 +107,13 @@ class BuildAttempt:
         reasons = await self._failure_reasons(req, tasks)
         for task_id, component in tasks.items():
             state = self._states[task_id]
-            if state == "CLOSED":
-                result.outcomes.append(BuildOutcome(component, Outcome.SUCCEEDED, task_id))
-            elif state == "TIMEOUT":
+            if state == KojiTaskState.CLOSED:
+                result.outcomes.append(BuildOutcome(component, AttemptOutcome.SUCCEEDED, task_id))
+            elif state == TIMED_OUT:
                 result.outcomes.append(
                     BuildOutcome(
                         component,
-                        Outcome.TIMED_OUT,
+                        AttemptOutcome.TIMED_OUT,
                         task_id,
                         f"task ran longer than {req.task_timeout:.0f} s and was cancelled",
                         retryable=False,
@@ -152,7 +121,9 @@ class BuildAttempt:
                 )
             else:
                 reason = reasons.get(task_id) or f"task {state.lower()}"
-                result.outcomes.append(BuildOutcome(component, Outcome.FAILED, task_id, reason))
+                result.outcomes.append(
+                    BuildOutcome(component, AttemptOutcome.FAILED, task_id, reason)
+                )
         return result
 
     async def _submit(self, req: AttemptRequest, result: AttemptResult) -> SubmitResult | None:
@@ -181,27 +152,13 @@ class BuildAttempt:
             reason, retryable = failure_text(err)
             if not retryable:
                 result.permanent_error = reason
-            for b in req.builds:
-                result.outcomes.append(
-                    BuildOutcome(
-                        b.component,
-                        Outcome.SUBMIT_FAILED,
-                        reason=f"build submission failed: {reason}",
-                        retryable=retryable,
-                    )
-                )
+            result.outcomes += [_submit_failed(b.component, reason, retryable)
+                                for b in req.builds]
             return None
-        for f in submitted.failed:
-            result.outcomes.append(
-                BuildOutcome(
-                    f.component,
-                    Outcome.SUBMIT_FAILED,
-                    reason=f"build submission failed: {f.reason}",
-                    # Koji refused this one for good (bad SCM URL...): the
-                    # same request in another attempt would fail the same way.
-                    retryable=False,
-                )
-            )
+        # Koji refused these for good (bad SCM URL...): the same request in
+        # another attempt would fail the same way.
+        result.outcomes += [_submit_failed(f.component, f.reason, retryable=False)
+                            for f in submitted.failed]
         return submitted
 
     async def _tell_batch(self, tasks: dict[int, str]) -> None:
@@ -213,7 +170,8 @@ class BuildAttempt:
             )
 
     def _open(self, tasks: dict[int, str]) -> list[int]:
-        return [tid for tid in tasks if self._states.get(tid) not in TERMINAL_STATES | {"TIMEOUT"}]
+        done = TERMINAL_TASK_STATES | {TIMED_OUT}
+        return [tid for tid in tasks if self._states.get(tid) not in done]
 
     async def _wait_for_tasks(self, req: AttemptRequest, tasks: dict[int, str]) -> None:
         deadline = workflow.now() + timedelta(seconds=req.task_timeout)
@@ -241,7 +199,7 @@ class BuildAttempt:
                 **KOJI_CALL,
             )
             for status in polled.tasks:
-                if self._states.get(status.task_id) not in TERMINAL_STATES:
+                if self._states.get(status.task_id) not in TERMINAL_TASK_STATES:
                     self._states[status.task_id] = status.state
 
     async def _cancel(self, req: AttemptRequest, task_ids: list[int]) -> None:
@@ -252,11 +210,11 @@ class BuildAttempt:
             **KOJI_CALL,
         )
         for task_id in task_ids:
-            self._states[task_id] = "TIMEOUT"
+            self._states[task_id] = TIMED_OUT
 
     async def _failure_reasons(self, req: AttemptRequest, tasks: dict[int, str]) -> dict[int, str]:
         """Koji's fault text for each failed task (signals carry only the state)."""
-        failed = [tid for tid in tasks if self._states[tid] in ("FAILED", "CANCELED")]
+        failed = [tid for tid in tasks if self._states[tid] in UNSUCCESSFUL_TASK_STATES]
         if not failed:
             return {}
         polled = await workflow.execute_activity_method(

@@ -27,7 +27,14 @@ with workflow.unsafe.imports_passed_through():
     from ebs.activities.mail import MailActivities
     from ebs.activities.presets import KOJI_CALL, MAIL
     from ebs.config.rules import is_skip_tag, ordering_for
-    from ebs.contracts.batch import BatchRequest, BatchResult, PackageResult, PackageState
+    from ebs.contracts.attempt import AttemptOutcome, AttemptRequest, AttemptResult
+    from ebs.contracts.batch import (
+        BatchOutcome,
+        BatchRequest,
+        BatchResult,
+        PackageResult,
+        PackageState,
+    )
     from ebs.contracts.bodhi import UpdateRequest
     from ebs.contracts.events import RepoEvent, SideTagsEvent, TasksSubmitted
     from ebs.contracts.koji import (
@@ -57,14 +64,7 @@ with workflow.unsafe.imports_passed_through():
         PHASE_KEY,
         packages_value,
     )
-    from ebs.workflows.attempt import (
-        AttemptRequest,
-        AttemptResult,
-        BuildAttempt,
-        Outcome,
-        attempt_workflow_id,
-        failure_text,
-    )
+    from ebs.workflows.attempt import BuildAttempt, attempt_workflow_id, failure_text
 
 State = PackageState
 A = TypeVar("A")
@@ -148,7 +148,7 @@ class RebuildBatch:
                 CONFIG_VERSION_KEY.value_set(s.config_version or "unknown"),
             ]
         )
-        outcome = "error"
+        outcome = BatchOutcome.ERROR
         try:
             target = await self._koji(KojiActivities.get_build_target, s.build_target, "target")
             await self._look_up_rawhide_builds()
@@ -164,14 +164,14 @@ class RebuildBatch:
             await self._email(MailKind.PERMANENT_FAILURE, str(err))
         except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as err:
             if is_cancelled_exception(err):
-                outcome = "cancelled"
+                outcome = BatchOutcome.CANCELLED
                 self._fail_unfinished("the batch was cancelled")
             raise
         finally:
             await self._cleanup_build_side_tags()
             self._set_phase("finished")
             workflow.upsert_search_attributes([OUTCOME_KEY.value_set(outcome)])
-        if outcome != "error" and any(
+        if outcome != BatchOutcome.ERROR and any(
             p.state == State.FAILED.value for p in self._packages.values()
         ):
             await self._email(MailKind.BUILD_FAILURES)
@@ -345,7 +345,7 @@ class RebuildBatch:
                 pkg = self._packages[out.component]
                 if out.task_id:
                     self._add_task(pkg, out.task_id)
-                if out.outcome == Outcome.SUCCEEDED:
+                if out.outcome == AttemptOutcome.SUCCEEDED:
                     pkg.state = State.SUCCEEDED.value
                     pkg.reason = ""
                 else:
@@ -544,13 +544,13 @@ class RebuildBatch:
             if pkg.state in (State.PENDING.value, State.BUILDING.value):
                 self._fail(pkg, reason)
 
-    def _outcome(self) -> str:
+    def _outcome(self) -> BatchOutcome:
         states = [p.state for p in self._packages.values()]
         failed = states.count(State.FAILED.value)
         if failed == 0:
             # Built, but an update did not reach the stable tag in time.
-            return "unstable" if self._unstable else "succeeded"
-        return "failed" if failed == len(states) else "partial"
+            return BatchOutcome.UNSTABLE if self._unstable else BatchOutcome.SUCCEEDED
+        return BatchOutcome.FAILED if failed == len(states) else BatchOutcome.PARTIAL
 
     def _task_url(self, task_id: int) -> str:
         base = self._settings.koji_weburl.rstrip("/")

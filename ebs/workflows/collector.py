@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import ChildWorkflowError
+from temporalio.exceptions import ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from ebs.activities.presets import RESOLVE_CALL, SETTINGS_READ
@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from ebs.config.rules import ordering_for
     from ebs.contracts.batch import (
         BUILT_STATES,
+        BatchOutcome,
         BatchRequest,
         BatchResult,
         BatchSettings,
@@ -236,7 +237,8 @@ class BatchCollector:
             self._s.totals.packages_failed += len(failed)
         except ChildWorkflowError as err:
             # A batch that crashed or was cancelled still reports every package.
-            summary.outcome = "cancelled" if "cancel" in str(err.cause).lower() else "error"
+            cancelled = is_cancelled_exception(err)
+            summary.outcome = BatchOutcome.CANCELLED if cancelled else BatchOutcome.ERROR
             summary.failed = len(events)
             summary.failed_components = [e.component for e in events][:200]
             self._s.totals.packages_failed += len(events)
