@@ -5,28 +5,7 @@ from __future__ import annotations
 from temporalio import activity
 
 from ebs.activities.errors import permanent_faults_fail_fast as fail_fast
-from ebs.contracts.koji import (
-    BuildLookupRequest,
-    BuildLookupResult,
-    BuildTarget,
-    CancelRequest,
-    PromoteRequest,
-    PromoteResult,
-    RemoveSideTagRequest,
-    RepoState,
-    RepoStateRequest,
-    SideTag,
-    SideTagRequest,
-    StableCheckRequest,
-    StableCheckResult,
-    SubmitRequest,
-    SubmitResult,
-    TagBuildsRequest,
-    TagBuildsResult,
-    TaskBuildsResult,
-    TaskPollRequest,
-    TaskPollResult,
-)
+from ebs.contracts import koji as k
 from ebs.koji.adapter import KojiAdapter
 
 
@@ -40,62 +19,62 @@ class KojiActivities:
 
     @activity.defn(name="get_build_target")
     @fail_fast
-    def get_build_target(self, name: str) -> BuildTarget:
+    def get_build_target(self, name: str) -> k.BuildTarget:
         return self._koji.get_build_target(name)
 
     @activity.defn(name="get_builds")
     @fail_fast
-    def get_builds(self, req: BuildLookupRequest) -> BuildLookupResult:
+    def get_builds(self, req: k.BuildLookupRequest) -> k.BuildLookupResult:
         return self._koji.get_builds(req, on_progress=_beat)
 
     @activity.defn(name="create_side_tag")
     @fail_fast
-    def create_side_tag(self, req: SideTagRequest) -> SideTag:
+    def create_side_tag(self, req: k.SideTagRequest) -> k.SideTag:
         return self._koji.create_side_tag(req)
 
     @activity.defn(name="tag_builds")
     @fail_fast
-    def tag_builds(self, req: TagBuildsRequest) -> TagBuildsResult:
+    def tag_builds(self, req: k.TagBuildsRequest) -> k.TagBuildsResult:
         return self._koji.tag_builds(req, on_progress=_beat)
 
     @activity.defn(name="repo_state")
     @fail_fast
-    def repo_state(self, req: RepoStateRequest) -> RepoState:
+    def repo_state(self, req: k.RepoStateRequest) -> k.RepoState:
         return self._koji.repo_state(req)
 
     @activity.defn(name="submit_builds")
     @fail_fast
-    def submit_builds(self, req: SubmitRequest) -> SubmitResult:
+    def submit_builds(self, req: k.SubmitRequest) -> k.SubmitResult:
         return self._koji.submit_builds(req, on_progress=_beat)
 
     @activity.defn(name="poll_tasks")
     @fail_fast
-    def poll_tasks(self, req: TaskPollRequest) -> TaskPollResult:
+    def poll_tasks(self, req: k.TaskPollRequest) -> k.TaskPollResult:
         return self._koji.poll_tasks(req, on_progress=_beat)
 
     @activity.defn(name="cancel_tasks")
     @fail_fast
-    def cancel_tasks(self, req: CancelRequest) -> None:
+    def cancel_tasks(self, req: k.CancelRequest) -> None:
         self._koji.cancel_tasks(req, on_progress=_beat)
 
     @activity.defn(name="task_builds")
     @fail_fast
-    def task_builds(self, req: TaskPollRequest) -> TaskBuildsResult:
+    def task_builds(self, req: k.TaskPollRequest) -> k.TaskBuildsResult:
         return self._koji.task_builds(req, on_progress=_beat)
 
     @activity.defn(name="promote_builds")
     @fail_fast
-    def promote_builds(self, req: PromoteRequest) -> PromoteResult:
+    def promote_builds(self, req: k.PromoteRequest) -> k.PromoteResult:
         return self._koji.promote_builds(req, on_progress=_beat)
 
     @activity.defn(name="remove_side_tag")
     @fail_fast
-    def remove_side_tag(self, req: RemoveSideTagRequest) -> None:
+    def remove_side_tag(self, req: k.RemoveSideTagRequest) -> None:
         self._koji.remove_side_tag(req)
 
     @activity.defn(name="check_stable")
     @fail_fast
-    def check_stable(self, req: StableCheckRequest) -> StableCheckResult:
+    def check_stable(self, req: k.StableCheckRequest) -> k.StableCheckResult:
         return self._koji.check_stable(req)
 
     def all(self) -> list:
