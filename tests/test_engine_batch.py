@@ -205,7 +205,7 @@ async def test_stable_warning_then_failure_emails(
     engine: Engine, smtp_server: tuple[LoopbackController, Recorder]
 ) -> None:
     ctl, rec = smtp_server
-    engine.mail_to(ctl.port, bodhi={"warn_timeout": 3600, "stable_timeout": 7200})
+    engine.mail_to(ctl.port, bodhi={"warn_timeout": 60, "stable_timeout": 7200})
     engine.sim.bodhi_app.stable_after = None  # never pushed
     result = await engine.run_batch(["bash"])
     subjects = [r.message["Subject"] for r in rec.received]

@@ -452,11 +452,12 @@ class RebuildBatch:
                     self._unstable.add(nvr_to_pkg[nvr].component)
                 await self._email("stable_failure")
                 return  # errata tags stay for a human to look at
-            if waited >= s.bodhi_warn_timeout and not warned:
+            wants_warning = s.bodhi_warn_timeout > 0 and not warned  # 0: no warning
+            if wants_warning and waited >= s.bodhi_warn_timeout:
                 warned = True
                 await self._email("stable_warning")
             next_check = min(s.stable_poll, s.bodhi_stable_timeout - waited)
-            if not warned:
+            if s.bodhi_warn_timeout > 0 and not warned:
                 next_check = min(next_check, max(1.0, s.bodhi_warn_timeout - waited))
             await workflow.sleep(next_check)
         for tag in list(self._errata_tags):
