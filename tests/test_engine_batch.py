@@ -316,3 +316,27 @@ async def test_an_attempt_that_fails_outright_spares_its_sibling_chunks(engine: 
     assert result.outcome == "succeeded", result
     assert {p.state for p in pkgs.values()} == {"stable"}
     assert sorted(p.attempts for p in pkgs.values()) == [1, 2]
+
+
+async def test_build_failure_mail_goes_right_after_the_slices(
+    engine: Engine, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    """As the original: the build-failure mail is sent when the slices are done,
+    before the Bodhi updates are filed and waited for, with its body and header."""
+    ctl, rec = smtp_server
+    engine.mail_to(ctl.port, bodhi={"warn_timeout": 60, "stable_timeout": 7200})
+    engine.sim.set_outcomes("glibc", ["FAILED", "FAILED"])
+    engine.sim.bodhi_app.stable_after = None  # bash never goes stable
+    await engine.run_batch(["bash", "glibc"])
+    subjects = [r.message["Subject"] for r in rec.received]
+    assert subjects == [
+        "ELNBuildSync build failures",
+        "ELNBuildSync update warning",
+        "ELNBuildSync update failure",
+    ]
+    msg = rec.received[0].message
+    assert msg["elnbuildsync-packages"] == "glibc"
+    first_line = msg.get_body().get_content().splitlines()[0]  # type: ignore[union-attr]
+    prefix = "The ELNBuildSync build failed for the following requests: "
+    assert first_line.startswith(prefix) and "glibc" in first_line[len(prefix):]
+    assert " " not in first_line[len(prefix):]  # the SCM URL, as the original

@@ -67,6 +67,9 @@ with workflow.unsafe.imports_passed_through():
 
 State = t.PackageState
 
+# workflow.patched ids: changes that reorder the commands of recorded histories.
+PATCH_EARLY_FAILURE_MAIL = "build-failure-mail-after-slices"
+
 # A side tag whose repo never regenerates is replaced this many times at most.
 MAX_SIDE_TAGS = 3
 
@@ -146,12 +149,19 @@ class RebuildBatch:
             ]
         )
         outcome = "error"
+        failures_mailed = False
         try:
             target = await self._koji("get_build_target", s.build_target, BuildTarget, "target")
             await self._look_up_rawhide_builds()
             side_tag = await self._prepare_side_tag(target.build_tag)
             for ordering in sorted({p.ordering for p in self._packages.values()}):
                 await self._build_slice(ordering, side_tag)
+            # As the original: the failures are mailed as soon as the slices
+            # are done, not after the stable wait (which can take a day).
+            if workflow.patched(PATCH_EARLY_FAILURE_MAIL):
+                failures_mailed = True
+                if self._any_failed():
+                    await self._email("build_failures")
             if not s.scratch:
                 await self._release(target)
             outcome = self._outcome()
@@ -168,10 +178,8 @@ class RebuildBatch:
             await self._cleanup_build_side_tags()
             self._set_phase("finished")
             workflow.upsert_search_attributes([OUTCOME_KEY.value_set(outcome)])
-        if outcome != "error" and any(
-            p.state == State.FAILED.value for p in self._packages.values()
-        ):
-            await self._email("build_failures")
+        if outcome != "error" and not failures_mailed and self._any_failed():
+            await self._email("build_failures")  # histories from before the patch
         return self._result(outcome, finished=True)
 
     async def _look_up_rawhide_builds(self) -> None:
@@ -191,6 +199,7 @@ class RebuildBatch:
                 self._fail(pkg, f"Rawhide build {pkg.rawhide_nvr} unusable: {why}")
             else:
                 self._sources[pkg.component] = build.source
+                pkg.scm_url = build.source
 
     async def _prepare_side_tag(self, build_tag: str) -> str:
         """Step 1: a side tag holding the batch's Rawhide builds, repo regenerated.
@@ -550,6 +559,9 @@ class RebuildBatch:
     def _fail(self, pkg: t.PackageResult, reason: str) -> None:
         pkg.state = State.FAILED.value
         pkg.reason = reason
+
+    def _any_failed(self) -> bool:
+        return any(p.state == State.FAILED.value for p in self._packages.values())
 
     def _fail_unfinished(self, reason: str) -> None:
         for pkg in self._packages.values():

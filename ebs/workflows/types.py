@@ -129,6 +129,7 @@ class PackageResult:
     task_ids: list[int] = field(default_factory=list)
     task_urls: list[str] = field(default_factory=list)
     nvr: str = ""  # the ELN build's NVR once known
+    scm_url: str = ""  # the source rebuilt: the Rawhide build's SCM URL
     build_id: int = 0
     update_alias: str = ""
     update_url: str = ""
