@@ -22,7 +22,12 @@ from temporalio import activity, workflow
 with workflow.unsafe.imports_passed_through():
     import ebs.workflows.types as t
     from ebs.activities.settings import SettingsActivities
-    from ebs.activities.types import KojiBuild, LatestBuildsRequest, LatestBuildsResult
+    from ebs.activities.types import (
+        BuildTarget,
+        KojiBuild,
+        LatestBuildsRequest,
+        LatestBuildsResult,
+    )
     from ebs.config.holder import ConfigHolder
     from ebs.config.rules import ordering_for
     from ebs.temporal_client import OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
@@ -37,6 +42,9 @@ class RawhideKoji:
 
     def __init__(self, builds: dict[str, dict[str, str]]) -> None:
         self.builds = builds  # tag -> component -> NVR
+
+    def get_build_target(self, name: str) -> BuildTarget:
+        return BuildTarget(name, f"{name}-build", "eln")  # destination tag: eln
 
     def latest_builds(self, req: LatestBuildsRequest, on_progress: object = None
                       ) -> LatestBuildsResult:

@@ -97,10 +97,12 @@ async def test_fail_fast_draft_and_priority_go_to_koji(engine: Engine) -> None:
 
 
 async def test_scratch_skips_promotion_errata_tags_and_bodhi(engine: Engine) -> None:
-    engine.configure(koji={"scratch_build": True})
+    """The original's scratch_build: draft builds (never Koji scratch builds),
+    neither promoted nor filed in Bodhi, even with draft_builds off."""
+    engine.configure(koji={"scratch_build": True, "draft_builds": False})
     result = await engine.run_batch(["bash", "coreutils"])
     assert {p.state for p in result.packages} == {"succeeded"}
-    assert all(o.get("scratch") is True and "draft" not in o for o in submitted_opts(engine))
+    assert all(o.get("draft") is True and "scratch" not in o for o in submitted_opts(engine))
     assert engine.sim.calls_named("promoteBuild") == []
     assert len(engine.sim.side_tags_created) == 1
     assert result.updates == []

@@ -320,8 +320,10 @@ class RebuildBatch:
                         chunk=n,
                         target=side_tag,
                         builds=[BuildSpec(p.component, self._sources[p.component]) for p in chunk],
-                        scratch=s.scratch,
-                        draft=s.draft_builds and not s.scratch,
+                        # The original's scratch_build: draft builds that are
+                        # never promoted nor filed; never Koji scratch builds.
+                        scratch=False,
+                        draft=s.draft_builds or s.scratch,
                         fail_fast=s.fail_fast,
                         wait_repo=s.wait_repo,
                         priority=s.priority,
