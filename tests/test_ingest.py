@@ -413,7 +413,8 @@ async def test_task_and_repo_messages_reach_the_workflows_waiting_on_them(world:
         with world.sink() as sink:
             closed = sink.send("buildsys.task.state.change", task_body(101, ATTEMPT))
             sink.send("buildsys.task.state.change", task_body(102, ATTEMPT, "someone"))
-            sink.send("buildsys.task.state.change", task_body(103, "ebs-gone-slice0-attempt1-chunk0"))
+            gone = "ebs-gone-slice0-attempt1-chunk0"  # an attempt long finished
+            sink.send("buildsys.task.state.change", task_body(103, gone))
             init = sink.send("buildsys.repo.init", {"repo_id": 5, "tag": "eln-side-42"})
             done = sink.send("buildsys.repo.done", {"repo_id": 5, "tag": "eln-side-42"})
             sink.send("buildsys.repo.done", {"repo_id": 6, "tag": "f45-build-side-99"})
