@@ -342,3 +342,14 @@ async def test_build_failure_mail_goes_right_after_the_slices(
     prefix = "The ELNBuildSync build failed for the following requests: "
     assert first_line.startswith(prefix) and "glibc" in first_line[len(prefix):]
     assert " " not in first_line[len(prefix):]  # the SCM URL, as the original
+
+
+async def test_warn_timeout_zero_sends_no_warning(
+    engine: Engine, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    ctl, rec = smtp_server
+    engine.mail_to(ctl.port, bodhi={"warn_timeout": 0, "stable_timeout": 7200})
+    engine.sim.bodhi_app.stable_after = None  # never pushed
+    result = await engine.run_batch(["bash"])
+    assert [r.message["Subject"] for r in rec.received] == ["ELNBuildSync update failure"]
+    assert result.outcome == "unstable"
