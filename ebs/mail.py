@@ -126,7 +126,9 @@ def _footer(batch_id: str, settings: BatchSettings | None, extra: Iterable[str] 
 
 def compose_build_failures(result: BatchResult, settings: BatchSettings) -> list[EmailMessage]:
     """One summary message for the packages of a batch whose rebuild failed
-    (none when nothing failed), as the original sends at the end of a batch."""
+    (none when nothing failed), as the original sends once the slices are done:
+    its subject, its ``elnbuildsync-packages`` header and its first line (the
+    failed SCM URLs) unchanged, ebs's details below."""
     failed = [p for p in result.packages if p.state == PackageState.FAILED.value]
     if not failed:
         return []
@@ -145,8 +147,11 @@ def compose_build_failures(result: BatchResult, settings: BatchSettings) -> list
             lines.append("  no Koji task was created")
         blocks.append("\n".join(lines))
     side_tags = [f"Side tags: {', '.join(result.side_tags)}"] if result.side_tags else []
+    # The original's body ("...requests: " and the SCM URLs, one a line) comes
+    # first, unchanged; ebs's details follow.
+    requests = "\n".join(p.scm_url or p.rawhide_nvr or p.component for p in failed)
     body = (
-        "The ELNBuildSync build failed for the following requests:\n\n"
+        f"The ELNBuildSync build failed for the following requests: {requests}\n\n"
         + "\n\n".join(blocks)
         + "\n\n"
         + _footer(result.batch_id, settings, side_tags)

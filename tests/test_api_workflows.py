@@ -25,7 +25,12 @@ with workflow.unsafe.imports_passed_through():
     from ebs.config.rules import ordering_for
     from ebs.contracts.batch import BatchRequest, BatchResult, BatchSettings, PackageResult
     from ebs.contracts.collector import CollectorSettings
-    from ebs.contracts.koji import KojiBuild, LatestBuildsRequest, LatestBuildsResult
+    from ebs.contracts.koji import (
+        BuildTarget,
+        KojiBuild,
+        LatestBuildsRequest,
+        LatestBuildsResult,
+    )
     from ebs.contracts.names import QUERY_STATUS
     from ebs.contracts.search import OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
 
@@ -39,6 +44,9 @@ class RawhideKoji:
 
     def __init__(self, builds: dict[str, dict[str, str]]) -> None:
         self.builds = builds  # tag -> component -> NVR
+
+    def get_build_target(self, name: str) -> BuildTarget:
+        return BuildTarget(name, f"{name}-build", "eln")  # destination tag: eln
 
     def latest_builds(self, req: LatestBuildsRequest, on_progress: object = None
                       ) -> LatestBuildsResult:

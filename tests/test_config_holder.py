@@ -139,7 +139,7 @@ def test_batch_and_collector_settings(tmp_path: Path, lists_server: ListServer) 
         max_batch_packages=2000,  # control.max_batch_packages' default
         bodhi_batch_size=500,
         bodhi_max_single_batch_size=750,
-        bodhi_warn_timeout=100,
+        bodhi_warn_timeout=100 * 60,  # warn_timeout is in minutes
         bodhi_stable_timeout=200,
         task_poll=11,
         repo_poll=13,

@@ -97,10 +97,12 @@ async def test_fail_fast_draft_and_priority_go_to_koji(engine: Engine) -> None:
 
 
 async def test_scratch_skips_promotion_errata_tags_and_bodhi(engine: Engine) -> None:
-    engine.configure(koji={"scratch_build": True})
+    """The original's scratch_build: draft builds (never Koji scratch builds),
+    neither promoted nor filed in Bodhi, even with draft_builds off."""
+    engine.configure(koji={"scratch_build": True, "draft_builds": False})
     result = await engine.run_batch(["bash", "coreutils"])
     assert {p.state for p in result.packages} == {"succeeded"}
-    assert all(o.get("scratch") is True and "draft" not in o for o in submitted_opts(engine))
+    assert all(o.get("draft") is True and "scratch" not in o for o in submitted_opts(engine))
     assert engine.sim.calls_named("promoteBuild") == []
     assert len(engine.sim.side_tags_created) == 1
     assert result.updates == []
@@ -205,7 +207,7 @@ async def test_stable_warning_then_failure_emails(
     engine: Engine, smtp_server: tuple[LoopbackController, Recorder]
 ) -> None:
     ctl, rec = smtp_server
-    engine.mail_to(ctl.port, bodhi={"warn_timeout": 3600, "stable_timeout": 7200})
+    engine.mail_to(ctl.port, bodhi={"warn_timeout": 60, "stable_timeout": 7200})
     engine.sim.bodhi_app.stable_after = None  # never pushed
     result = await engine.run_batch(["bash"])
     subjects = [r.message["Subject"] for r in rec.received]
@@ -316,3 +318,38 @@ async def test_an_attempt_that_fails_outright_spares_its_sibling_chunks(engine: 
     assert result.outcome == "succeeded", result
     assert {p.state for p in pkgs.values()} == {"stable"}
     assert sorted(p.attempts for p in pkgs.values()) == [1, 2]
+
+
+async def test_build_failure_mail_goes_right_after_the_slices(
+    engine: Engine, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    """As the original: the build-failure mail is sent when the slices are done,
+    before the Bodhi updates are filed and waited for, with its body and header."""
+    ctl, rec = smtp_server
+    engine.mail_to(ctl.port, bodhi={"warn_timeout": 60, "stable_timeout": 7200})
+    engine.sim.set_outcomes("glibc", ["FAILED", "FAILED"])
+    engine.sim.bodhi_app.stable_after = None  # bash never goes stable
+    await engine.run_batch(["bash", "glibc"])
+    subjects = [r.message["Subject"] for r in rec.received]
+    assert subjects == [
+        "ELNBuildSync build failures",
+        "ELNBuildSync update warning",
+        "ELNBuildSync update failure",
+    ]
+    msg = rec.received[0].message
+    assert msg["elnbuildsync-packages"] == "glibc"
+    first_line = msg.get_body().get_content().splitlines()[0]  # type: ignore[union-attr]
+    prefix = "The ELNBuildSync build failed for the following requests: "
+    assert first_line.startswith(prefix) and "glibc" in first_line[len(prefix):]
+    assert " " not in first_line[len(prefix):]  # the SCM URL, as the original
+
+
+async def test_warn_timeout_zero_sends_no_warning(
+    engine: Engine, smtp_server: tuple[LoopbackController, Recorder]
+) -> None:
+    ctl, rec = smtp_server
+    engine.mail_to(ctl.port, bodhi={"warn_timeout": 0, "stable_timeout": 7200})
+    engine.sim.bodhi_app.stable_after = None  # never pushed
+    result = await engine.run_batch(["bash"])
+    assert [r.message["Subject"] for r in rec.received] == ["ELNBuildSync update failure"]
+    assert result.outcome == "unstable"

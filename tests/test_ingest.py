@@ -64,6 +64,7 @@ pytestmark = [
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACES = [f"ingest-{i}" for i in range(1, 8)]
 KOJI_USER = "ebs-bot"
+ATTEMPT = "ebs-test-slice0-attempt1-chunk0"  # a build attempt's workflow id
 ROUTING_KEYS = [
     "org.fedoraproject.*.buildsys.tag",
     "org.fedoraproject.*.buildsys.task.state.change",
@@ -402,7 +403,7 @@ async def test_tag_messages_through_the_broker_reach_the_collector(world: Setup)
 async def test_task_and_repo_messages_reach_the_workflows_waiting_on_them(world: Setup) -> None:
     assert world.client is not None
     attempt = await world.client.start_workflow(
-        Recorder.run, id="ebs-test-attempt", task_queue=world.task_queue
+        Recorder.run, id=ATTEMPT, task_queue=world.task_queue
     )
     batch = await world.client.start_workflow(
         Recorder.run, id="ebs-test-batch", task_queue=world.task_queue
@@ -418,9 +419,10 @@ async def test_task_and_repo_messages_reach_the_workflows_waiting_on_them(world:
     unrouted = counter("repo", "unrouted")
     async with bridge_in_process(world):
         with world.sink() as sink:
-            closed = sink.send("buildsys.task.state.change", task_body(101, "ebs-test-attempt"))
-            sink.send("buildsys.task.state.change", task_body(102, "ebs-test-attempt", "someone"))
-            sink.send("buildsys.task.state.change", task_body(103, "ebs-attempt-long-gone"))
+            closed = sink.send("buildsys.task.state.change", task_body(101, ATTEMPT))
+            sink.send("buildsys.task.state.change", task_body(102, ATTEMPT, "someone"))
+            gone = "ebs-gone-slice0-attempt1-chunk0"  # an attempt long finished
+            sink.send("buildsys.task.state.change", task_body(103, gone))
             init = sink.send("buildsys.repo.init", {"repo_id": 5, "tag": "eln-side-42"})
             done = sink.send("buildsys.repo.done", {"repo_id": 5, "tag": "eln-side-42"})
             sink.send("buildsys.repo.done", {"repo_id": 6, "tag": "f45-build-side-99"})

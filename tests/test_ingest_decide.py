@@ -21,6 +21,7 @@ from ebs.config.model import ControlConfig, Override
 from ebs.config.packages import build_package_lists
 from ebs.ingest.bridge import Bridge
 from ebs.ingest.decide import (
+    ATTEMPT_ID,
     KIND_OTHER,
     KIND_REPO,
     KIND_TAG,
@@ -36,8 +37,10 @@ from ebs.ingest.decide import (
 )
 from ebs.ingest.forward import Forwarder
 from ebs.ingest.rules import ConfigRules
+from ebs.workflows.attempt import attempt_workflow_id
 
 PROD = "org.fedoraproject.prod."
+ATTEMPT_WF = "ebs-batch-1-slice1000-attempt1-chunk0"  # as attempt_workflow_id names it
 TAG_TOPIC = PROD + "buildsys.tag"
 TASK_TOPIC = PROD + "buildsys.task.state.change"
 REPO_DONE = PROD + "buildsys.repo.done"
@@ -73,7 +76,7 @@ def tag_body(**over: Any) -> dict[str, Any]:
 
 
 def task_body(**over: Any) -> dict[str, Any]:
-    opts = {"custom_user_metadata": {"ebs_workflow_id": "ebs-batch-1-attempt-1"}}
+    opts = {"custom_user_metadata": {"ebs_workflow_id": ATTEMPT_WF}}
     body = {
         "id": 12345678,
         "info": {
@@ -193,17 +196,31 @@ def test_topics_from_any_environment_and_unprefixed_ones_are_read() -> None:
 def test_build_task_of_ebs_is_routed_to_the_workflow_in_its_metadata() -> None:
     d = decide(msg(TASK_TOPIC, task_body(), "uuid-7"), RULES)
     assert isinstance(d, SignalTask)
-    assert d.workflow_id == "ebs-batch-1-attempt-1"
+    assert d.workflow_id == ATTEMPT_WF
     assert (d.event.task_id, d.event.state, d.event.event_id) == (12345678, "CLOSED", "uuid-7")
 
 
-def test_without_a_configured_koji_user_task_and_build_messages_are_dropped() -> None:
-    # custom_user_metadata alone is anyone's word: it routes nothing.
+def test_without_a_configured_koji_user_task_and_build_messages_still_route() -> None:
+    # Anyone's task may carry the metadata: the attempt accepts a message only
+    # for a task id it submitted (ebs.workflows.attempt), so routing is safe.
     for koji_user in (None, ""):
-        for topic, body in ((TASK_TOPIC, task_body()), (BUILD_TOPIC, build_body())):
+        for topic, body in ((TASK_TOPIC, task_body(owner="someone")),
+                            (BUILD_TOPIC, build_body(owner="someone"))):
             d = decide(msg(topic, body), rules(koji_user=koji_user))
-            assert isinstance(d, Drop) and not d.malformed, (topic, d)
-            assert "koji.username is not set" in d.reason
+            assert isinstance(d, SignalTask), (topic, d)
+            assert d.workflow_id == ATTEMPT_WF
+
+
+def test_metadata_naming_no_build_attempt_routes_nothing() -> None:
+    assert ATTEMPT_WF == attempt_workflow_id("ebs-batch-1", 1000, 1, 0)
+    assert ATTEMPT_ID.search(attempt_workflow_id("b", -5, 2, 3))
+    for other in ("ebs-collector", "ebs-batch-1", "ebs-batch-1-slice0-attempt1"):
+        opts = {"custom_user_metadata": {"ebs_workflow_id": other}}
+        info = dict(task_body()["info"], request=["git+https://x#a", "eln-side-7", opts])
+        for koji_user in (None, "ebs-bot"):
+            d = decide(msg(TASK_TOPIC, task_body(info=info)), rules(koji_user=koji_user))
+            assert isinstance(d, Drop) and not d.malformed, d
+            assert "names no build attempt" in d.reason
 
 
 @pytest.mark.parametrize(
@@ -402,7 +419,7 @@ def build_body(new: int = 1, **over: Any) -> dict[str, Any]:
     """A build.state.change as the simulator (and Fedora's plugin) sends it."""
     from ebs.simulator import messages as sim_messages
 
-    opts = {"draft": True, "custom_user_metadata": {"ebs_workflow_id": "ebs-batch-1-attempt-1"}}
+    opts = {"draft": True, "custom_user_metadata": {"ebs_workflow_id": ATTEMPT_WF}}
     task = {"id": 777, "method": "build", "host_id": 3, "arch": "noarch", "result": None,
             "request": ["git+https://x/rpms/bash.git#a", "eln-build-side-7", opts]}
     build = {"id": 55, "name": "bash", "version": "5.2", "release": "1.eln150,draft_55",
@@ -417,7 +434,7 @@ def test_a_finished_draft_build_signals_its_attempt_as_the_task() -> None:
     for new, state in ((1, "CLOSED"), (3, "FAILED"), (4, "CANCELED")):
         d = decide(msg(BUILD_TOPIC, build_body(new=new)), RULES)
         assert isinstance(d, SignalTask), d
-        assert d.workflow_id == "ebs-batch-1-attempt-1"
+        assert d.workflow_id == ATTEMPT_WF
         assert (d.event.task_id, d.event.state) == (777, state)
 
 

@@ -512,3 +512,17 @@ def test_empty_password_file_with_a_username_is_an_error(
     anonymous = _cfg(ctl.port, starttls=False, password_file=str(pw))
     mail.send(msg, anonymous, timeout=5)
     assert len(rec.received) == 1 and rec.received[0].login is None
+
+
+def test_build_failures_body_opens_with_the_originals_text() -> None:
+    result = _result()
+    failed = [p for p in result.packages if p.state == PackageState.FAILED.value]
+    failed[0].scm_url = "https://src.fedoraproject.org/rpms/bash.git#abc123"
+    (msg,) = mail.compose_build_failures(result, _settings())
+    lines = msg.get_content().splitlines()
+    assert lines[0] == (
+        "The ELNBuildSync build failed for the following requests: "
+        "https://src.fedoraproject.org/rpms/bash.git#abc123"
+    )
+    # the original joins the SCM URLs with newlines; ebs falls back to the NVR
+    assert lines[1 : len(failed)] == [p.rawhide_nvr for p in failed[1:]]

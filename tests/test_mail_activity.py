@@ -73,7 +73,7 @@ async def test_dead_smtp_server_leaves_the_batch_result_alone(
 async def test_refusing_smtp_server_during_the_stable_wait(
     engine: Engine, refusing_smtp: int
 ) -> None:
-    engine.mail_to(refusing_smtp, bodhi={"warn_timeout": 3600, "stable_timeout": 7200})
+    engine.mail_to(refusing_smtp, bodhi={"warn_timeout": 60, "stable_timeout": 7200})
     engine.sim.bodhi_app.stable_after = None  # never pushed: a warning, then a failure mail
     warnings, failures = failed_emails("stable_warning"), failed_emails("stable_failure")
     result = await engine.run_batch(["bash"])

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import pytest
+import yaml
 
-from ebs.contracts.koji import KojiBuild
+from ebs.activities.settings import SettingsActivities
+from ebs.config.holder import ConfigHolder
+from ebs.config.loader import parse_config
+from ebs.config.packages import build_package_lists
+from ebs.contracts.koji import (
+    BuildTarget,
+    KojiBuild,
+    LatestBuildsRequest,
+    LatestBuildsResult,
+)
+from ebs.contracts.resolve import ResolveRequest
 from ebs.workflows.rebuild_choice import (
     ELN,
     EVR,
@@ -163,3 +174,50 @@ def test_epoch_from_dicts_counts_first() -> None:
 def test_malformed_nvr_is_rejected() -> None:
     choice = choose_build(build("bash-5.3-1.fc45"), KojiBuild(nvr="garbage"))
     assert not choice.accepted and "not an N-V-R" in choice.reason
+
+
+# --- against which tag: the build target's destination tag, as the original ----
+
+
+class _TargetKoji:
+    """Koji answers for resolve_components: a build target whose destination
+    tag is not the configured stable_tag, and the latest build per tag."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+        self.builds = {
+            "f45": {"bash": "bash-5.3-1.fc45"},
+            "eln-dest": {"bash": "bash-5.3-2.eln150"},  # newer, in the destination tag
+            "eln-stable": {},
+        }
+
+    def get_build_target(self, name: str) -> BuildTarget:
+        return BuildTarget(name, "eln-build", "eln-dest")
+
+    def latest_builds(self, req: LatestBuildsRequest, on_progress: object = None
+                      ) -> LatestBuildsResult:
+        self.asked.append(req.tag)
+        out = []
+        for component in req.components:
+            nvr = self.builds.get(req.tag, {}).get(component)
+            out.append(KojiBuild(nvr=nvr, build_id=7, component=component, creation_ts=1.0)
+                       if nvr else KojiBuild(nvr="", found=False, component=component))
+        return LatestBuildsResult(builds=out)
+
+
+def test_manual_rebuild_compares_with_the_targets_destination_tag() -> None:
+    cfg = parse_config(yaml.safe_dump({
+        "configuration": {
+            "koji": {"trigger_tag": "f45", "build_target": "eln", "stable_tag": "eln-stable"},
+        },
+        "components": {"overrides": {"bash": {}}},
+    }))
+    koji = _TargetKoji()
+    lists = build_package_lists({}, cfg.components.overrides)
+    holder = ConfigHolder.fixed(cfg, lists)
+    activities = SettingsActivities(holder, koji)  # type: ignore[arg-type]
+    result = activities.resolve_components(ResolveRequest(["bash"]))
+    assert koji.asked == ["f45", "eln-dest"]
+    (cand,) = result.candidates
+    assert cand.eln is not None and cand.eln.nvr == "bash-5.3-2.eln150"
+    assert choose_build(cand.rawhide, cand.eln).origin == ELN

@@ -82,14 +82,14 @@ async def test_sweep_removes_only_stale_leaked_side_tags_of_ebs(engine: Engine) 
     build_tag = engine.koji.get_build_target("eln").build_tag
 
     # A batch that gave up waiting for stable: its errata tag stays with its update.
-    engine.configure(bodhi={"warn_timeout": HOUR, "stable_timeout": 2 * HOUR})
+    engine.configure(bodhi={"warn_timeout": 60, "stable_timeout": 2 * HOUR})
     gave_up = await engine.run_batch(["coreutils"])
     (abandoned_errata,) = gave_up.errata_tags
 
     # A batch still running, holding a build side tag and an errata side tag.
     engine.configure(
         timers={"stable_poll": 6 * HOUR, "task_poll": 30, "repo_poll": 30},
-        bodhi={"warn_timeout": 30 * 24 * HOUR, "stable_timeout": 60 * 24 * HOUR},
+        bodhi={"warn_timeout": 30 * 24 * 60, "stable_timeout": 60 * 24 * HOUR},
     )
     collector, live = await start_waiting_batch(engine, "bash")
     live_status = await engine.client.get_workflow_handle(live).query(
@@ -145,7 +145,7 @@ async def test_errata_tag_of_an_obsolete_update_goes_and_bodhi_trouble_keeps(
 ) -> None:
     sim = engine.sim
     sim.bodhi_app.stable_after = None
-    engine.configure(bodhi={"warn_timeout": HOUR, "stable_timeout": 2 * HOUR})
+    engine.configure(bodhi={"warn_timeout": 60, "stable_timeout": 2 * HOUR})
     first = await engine.run_batch(["coreutils"])
     second = await engine.run_batch(["bash"])
     for update in sim.bodhi_app.updates():

@@ -38,7 +38,6 @@ class SettingsActivities:
         state = self._holder.current()
         eligibility = state.eligibility
         trigger_tag = state.trigger_tag
-        stable_tag = state.config.configuration.koji.stable_tag
         candidates = []
         for requested in req.components:
             names = eligibility.resolve(requested)
@@ -58,9 +57,14 @@ class SettingsActivities:
             rawhide = self._koji.latest_builds(
                 LatestBuildsRequest(trigger_tag, [c.component for c in wanted])
             )
+            # As the original: ELN's latest build is the one in the build
+            # target's destination tag (where builds land), not stable_tag.
+            target = self._koji.get_build_target(
+                state.config.configuration.koji.build_target
+            )
             eln = self._koji.latest_builds(
                 LatestBuildsRequest(
-                    stable_tag,
+                    target.dest_tag,
                     [c.eln_name or c.component for c in wanted],
                 )
             )

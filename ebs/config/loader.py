@@ -154,7 +154,24 @@ def _adapt_original(data: dict[str, Any], warn: Warn) -> dict[str, Any]:
                     f"configuration.koji.trigger_tag ({koji['trigger_tag']!r}) disagree; "
                     "keep one"
                 )
+    koji = cnf.get("koji")
+    if isinstance(koji, dict) and koji.get("instance") is not None:
+        warn(
+            "configuration.koji.instance has no effect in ebs: the Koji hub comes from "
+            "koji.profile (or koji.server)"
+        )
     components = data.get("components")
+    overrides = components.get("overrides") if isinstance(components, dict) else None
+    if isinstance(overrides, dict):
+        for name, options in overrides.items():
+            extra = sorted(
+                str(k) for k in (options or {}) if k != "upstream_name"
+            ) if isinstance(options, dict) else []
+            if extra:
+                warn(
+                    f"components.overrides.{name}: {', '.join(extra)} kept as the original "
+                    "merges them, but ebs reads only upstream_name"
+                )
     if components is None or (
         isinstance(components, dict)
         and not components.get("autopackagelist")

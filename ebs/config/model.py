@@ -104,6 +104,11 @@ class KojiConfig(_Strict):
     wait_repo: bool = True
     draft_builds: bool = True
     username: str | None = None  # the Koji user ebs acts as (task/side-tag owner)
+    # The original's; accepted with a logged note, no effect in ebs (ebs.config.loader).
+    instance: str | None = None
+    # The original's wait for a side tag's buildroot (seconds): when set, it is
+    # timers.tag_timeout (EbsConfig._side_tag_timeout).
+    side_tag_timeout: float | None = Field(default=None, gt=0)
     server: HttpUrl | None = None  # hub URL; overrides the profile's
     weburl: HttpUrl | None = None
     topurl: HttpUrl | None = None
@@ -130,12 +135,33 @@ class BodhiAuth(_Strict):
 
 class BodhiConfig(_Strict):
     batch_size: int = Field(default=0, ge=0)  # 0: one update, no split
-    max_single_batch_size: int = Field(default=0, ge=0)
-    warn_timeout: float = Field(default=7 * 24 * 3600.0, gt=0)  # seconds
-    stable_timeout: float = Field(default=14 * 24 * 3600.0, gt=0)  # seconds
+    # Split into batch_size updates only above this many builds; None: batch_size.
+    max_single_batch_size: int | None = Field(default=None, ge=0)
+    # As the original: warn_timeout in MINUTES (0: no warning), stable_timeout in seconds.
+    warn_timeout: float = Field(default=180.0, ge=0)
+    stable_timeout: float = Field(default=86400.0, gt=0)
     staging: bool | None = None
     url: HttpUrl | None = None
     auth: BodhiAuth = BodhiAuth()
+
+    def single_update_limit(self) -> int:
+        """Up to this many builds stay one update (the original's default: batch_size)."""
+        if self.max_single_batch_size is None:
+            return self.batch_size
+        return self.max_single_batch_size
+
+    def warn_seconds(self) -> float:
+        """warn_timeout in seconds; 0 means no warning mail."""
+        return self.warn_timeout * 60.0
+
+    @model_validator(mode="after")
+    def _max_single_needs_batch_size(self) -> BodhiConfig:
+        if self.max_single_batch_size and self.batch_size == 0:
+            raise ValueError(
+                "max_single_batch_size is set but batch_size is 0 (no splitting); set "
+                "batch_size too, or remove max_single_batch_size"
+            )
+        return self
 
     def base_url(self) -> str:
         """The Bodhi server: `url`, else staging or production Fedora Bodhi."""
@@ -246,6 +272,10 @@ class AutoPackageList(_Strict):
 
 
 class Override(_Strict):
+    # The original merges every key of an override into the component's entry;
+    # ebs reads upstream_name only and keeps the others (noted in the log).
+    model_config = ConfigDict(extra="allow", populate_by_name=True, frozen=True)
+
     upstream_name: str | None = None
 
 
@@ -297,3 +327,18 @@ class EbsConfig(_Strict):
     _empty_sections = field_validator("components", "temporal", "timers", mode="before")(
         _none_as_empty_dict
     )
+
+    @model_validator(mode="after")
+    def _side_tag_timeout(self) -> EbsConfig:
+        """The original's koji.side_tag_timeout is ebs's timers.tag_timeout."""
+        original = self.configuration.koji.side_tag_timeout
+        if original is None or original == self.timers.tag_timeout:
+            return self
+        if "tag_timeout" in self.timers.model_fields_set:
+            raise ValueError(
+                f"configuration.koji.side_tag_timeout ({original:g}) and timers.tag_timeout "
+                f"({self.timers.tag_timeout:g}) disagree; keep one"
+            )
+        timers = self.timers.model_copy(update={"tag_timeout": original})
+        object.__setattr__(self, "timers", timers)
+        return self

@@ -43,6 +43,7 @@ class PackageResult:
     task_ids: list[int] = field(default_factory=list)
     task_urls: list[str] = field(default_factory=list)
     nvr: str = ""  # the ELN build's NVR once known
+    scm_url: str = ""  # the source rebuilt: the Rawhide build's SCM URL
     build_id: int = 0
     update_alias: str = ""
     update_url: str = ""
@@ -67,8 +68,8 @@ class BatchSettings:
     default_ordering: int = 1000
     bodhi_batch_size: int = 0
     bodhi_max_single_batch_size: int = 0
-    bodhi_warn_timeout: float = 7 * 24 * 3600.0
-    bodhi_stable_timeout: float = 14 * 24 * 3600.0
+    bodhi_warn_timeout: float = 180 * 60.0  # seconds here (minutes in the config); 0: none
+    bodhi_stable_timeout: float = 24 * 3600.0
     task_poll: float = 300.0
     repo_poll: float = 60.0
     task_timeout: float = 24 * 3600.0

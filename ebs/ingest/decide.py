@@ -9,8 +9,10 @@
   build finished (buildsys.build.state.change, for draft and real builds); the
   attempt workflow waiting on it is named in the build request's
   `custom_user_metadata` (`ebs_workflow_id`). Anyone can put that there, so
-  only tasks owned by `koji.username` count: without it, task and build
-  messages are dropped and completions come from polling Koji;
+  it must name a build attempt (never the collector or a batch), with
+  `koji.username` set only that user's tasks count, and the attempt accepts a
+  message only for a task id it submitted itself (ebs.workflows.attempt): so
+  without `koji.username` task messages still spare the 5-minute poll;
 * `SignalRepo(RepoEvent)`: a repo event for a side tag; which batch waits on
   it is looked up on the Temporal side (the collector's routing query).
 
@@ -51,6 +53,8 @@ TASK_STATES = frozenset(KojiTaskState)
 # Koji's sidetag plugin names side tags `<base tag>-side-<id>`.
 SIDE_TAG = re.compile(r"-side-\d+$")
 MAX_WORKFLOW_ID = 1000  # Temporal's default limit on id length
+# The workflow ids ebs.workflows.attempt.attempt_workflow_id makes.
+ATTEMPT_ID = re.compile(r"-slice-?\d+-attempt\d+-chunk\d+$")
 MAX_NAME = 255
 
 KIND_TAG = "tag"
@@ -232,8 +236,6 @@ def decide(msg: Incoming, rules: Rules) -> Decision:
             _check_schema(topic, msg.body)
         if kind == KIND_TAG:
             return _decide_tag(msg, rules)
-        if kind == KIND_TASK and not rules.koji_user:
-            return Drop(KIND_TASK, "koji.username is not set: task messages are ignored")
         if topic == TOPIC_BUILD_STATE:
             return _decide_build(msg, rules)
         if kind == KIND_TASK:
@@ -289,12 +291,14 @@ def _decide_task(msg: Incoming, rules: Rules) -> Decision:
     body = msg.body
     if body.get("method") != "build":
         return Drop(KIND_TASK, f"method {_short(repr(body.get('method')), 40)} is not build")
-    if body.get("owner") != rules.koji_user:
+    if rules.koji_user and body.get("owner") != rules.koji_user:
         return Drop(KIND_TASK, f"task owner {_short(repr(body.get('owner')), 60)} is not ebs")
     info = body["info"]
     workflow_id = _workflow_id(info.get("request") if isinstance(info, dict) else None)
     if workflow_id is None:
         return Drop(KIND_TASK, f"build request has no {WORKFLOW_ID_KEY}")
+    if not ATTEMPT_ID.search(workflow_id):
+        return _not_an_attempt(workflow_id)
     state = body.get("new")
     if state not in TASK_STATES:
         raise _Malformed(f"new: not a task state: {_short(repr(state), 40)}")
@@ -307,7 +311,7 @@ def _decide_task(msg: Incoming, rules: Rules) -> Decision:
 def _decide_build(msg: Incoming, rules: Rules) -> Decision:
     """A draft or real build of ours finished: its task is done too."""
     body = msg.body
-    if body.get("owner") != rules.koji_user:
+    if rules.koji_user and body.get("owner") != rules.koji_user:
         return Drop(KIND_TASK, f"build owner {_short(repr(body.get('owner')), 60)} is not ebs")
     state = BUILD_TO_TASK_STATE.get(body.get("new"))  # type: ignore[arg-type]
     if state is None:
@@ -317,9 +321,17 @@ def _decide_build(msg: Incoming, rules: Rules) -> Decision:
     workflow_id = _workflow_id(body.get("request"))
     if workflow_id is None:
         return Drop(KIND_TASK, f"build request has no {WORKFLOW_ID_KEY}")
+    if not ATTEMPT_ID.search(workflow_id):
+        return _not_an_attempt(workflow_id)
     task_id = _int(body.get("task_id"), "task_id")
     return SignalTask(
         workflow_id, TaskStateEvent(task_id=task_id, state=state, event_id=event_id(msg))
+    )
+
+
+def _not_an_attempt(workflow_id: str) -> Drop:
+    return Drop(
+        KIND_TASK, f"{WORKFLOW_ID_KEY} {_short(repr(workflow_id), 80)} names no build attempt"
     )
 
 

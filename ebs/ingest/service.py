@@ -74,10 +74,10 @@ async def serve(
         loop.call_soon_threadsafe(stop.set)
 
     if not cfg.configuration.koji.username:
-        log.warning(
-            "koji.username is not set: task and build messages are ignored "
-            "(anyone can name an ebs workflow in a build's metadata); "
-            "build completions rely on polling Koji"
+        log.info(
+            "koji.username is not set: task and build messages of any owner are forwarded "
+            "to the build attempt they name; an attempt accepts them only for task ids "
+            "it submitted"
         )
     forwarder = Forwarder(lambda: connect(cfg.temporal), cfg.temporal.task_queue)
     try:

@@ -70,12 +70,22 @@ class BuildAttempt:
     @workflow.init
     def __init__(self, req: AttemptRequest) -> None:
         self._req = req
-        self._states: dict[int, str] = {}  # task id -> latest known state
+        self._states: dict[int, str] = {}  # task id -> latest known state, ours only
+        self._early: dict[int, str] = {}  # signals that came before submit returned
+        self._submitted: set[int] | None = None  # our task ids, once known
         self._signalled: int = 0
 
     @workflow.signal(name=SIGNAL_TASK_STATE)
     def task_state(self, event: TaskStateEvent) -> None:
-        # Signals can arrive before the submit activity has returned: keep all.
+        # Anyone's build can name this workflow in its metadata (the bridge
+        # routes without koji.username): only a task id we submitted counts.
+        if self._submitted is None:
+            # Before the submit activity returns: keep them until we know ours.
+            if self._early.get(event.task_id) not in TERMINAL_TASK_STATES:
+                self._early[event.task_id] = event.state
+            return
+        if event.task_id not in self._submitted:
+            return
         if self._states.get(event.task_id) not in TERMINAL_TASK_STATES:
             self._states[event.task_id] = event.state
             self._signalled += 1
@@ -94,8 +104,10 @@ class BuildAttempt:
         if not submitted:
             return result
         tasks = {s.task_id: s.component for s in submitted.submitted}
+        self._submitted = set(tasks)
         for task_id in tasks:
-            self._states.setdefault(task_id, KojiTaskState.FREE)
+            self._states.setdefault(task_id, self._early.get(task_id, KojiTaskState.FREE))
+        self._early.clear()
         await self._tell_batch(tasks)
         try:
             await self._wait_for_tasks(req, tasks)

@@ -70,6 +70,9 @@ State = PackageState
 A = TypeVar("A")
 R = TypeVar("R")
 
+# workflow.patched ids: changes that reorder the commands of recorded histories.
+PATCH_EARLY_FAILURE_MAIL = "build-failure-mail-after-slices"
+
 # A side tag whose repo never regenerates is replaced this many times at most.
 MAX_SIDE_TAGS = 3
 
@@ -149,12 +152,19 @@ class RebuildBatch:
             ]
         )
         outcome = BatchOutcome.ERROR
+        failures_mailed = False
         try:
             target = await self._koji(KojiActivities.get_build_target, s.build_target, "target")
             await self._look_up_rawhide_builds()
             side_tag = await self._prepare_side_tag(target.build_tag)
             for ordering in sorted({p.ordering for p in self._packages.values()}):
                 await self._build_slice(ordering, side_tag)
+            # As the original: the failures are mailed as soon as the slices
+            # are done, not after the stable wait (which can take a day).
+            if workflow.patched(PATCH_EARLY_FAILURE_MAIL):
+                failures_mailed = True
+                if self._any_failed():
+                    await self._email(MailKind.BUILD_FAILURES)
             if not s.scratch:
                 await self._release(target)
             outcome = self._outcome()
@@ -171,10 +181,8 @@ class RebuildBatch:
             await self._cleanup_build_side_tags()
             self._set_phase("finished")
             workflow.upsert_search_attributes([OUTCOME_KEY.value_set(outcome)])
-        if outcome != BatchOutcome.ERROR and any(
-            p.state == State.FAILED.value for p in self._packages.values()
-        ):
-            await self._email(MailKind.BUILD_FAILURES)
+        if outcome != BatchOutcome.ERROR and not failures_mailed and self._any_failed():
+            await self._email(MailKind.BUILD_FAILURES)  # histories from before the patch
         return self._result(outcome, finished=True)
 
     async def _look_up_rawhide_builds(self) -> None:
@@ -193,6 +201,7 @@ class RebuildBatch:
                 self._fail(pkg, f"Rawhide build {pkg.rawhide_nvr} unusable: {why}")
             else:
                 self._sources[pkg.component] = build.source
+                pkg.scm_url = build.source
 
     async def _prepare_side_tag(self, build_tag: str) -> str:
         """Step 1: a side tag holding the batch's Rawhide builds, repo regenerated.
@@ -312,8 +321,10 @@ class RebuildBatch:
                         chunk=n,
                         target=side_tag,
                         builds=[BuildSpec(p.component, self._sources[p.component]) for p in chunk],
-                        scratch=s.scratch,
-                        draft=s.draft_builds and not s.scratch,
+                        # The original's scratch_build: draft builds that are
+                        # never promoted nor filed; never Koji scratch builds.
+                        scratch=False,
+                        draft=s.draft_builds or s.scratch,
                         fail_fast=s.fail_fast,
                         wait_repo=s.wait_repo,
                         priority=s.priority,
@@ -451,11 +462,12 @@ class RebuildBatch:
                     self._unstable.add(nvr_to_pkg[nvr].component)
                 await self._email(MailKind.STABLE_FAILURE)
                 return  # errata tags stay for a human to look at
-            if waited >= s.bodhi_warn_timeout and not warned:
+            wants_warning = s.bodhi_warn_timeout > 0 and not warned  # 0: no warning
+            if wants_warning and waited >= s.bodhi_warn_timeout:
                 warned = True
                 await self._email(MailKind.STABLE_WARNING)
             next_check = min(s.stable_poll, s.bodhi_stable_timeout - waited)
-            if not warned:
+            if s.bodhi_warn_timeout > 0 and not warned:
                 next_check = min(next_check, max(1.0, s.bodhi_warn_timeout - waited))
             await workflow.sleep(next_check)
         for tag in list(self._errata_tags):
@@ -538,6 +550,9 @@ class RebuildBatch:
     def _fail(self, pkg: PackageResult, reason: str) -> None:
         pkg.state = State.FAILED.value
         pkg.reason = reason
+
+    def _any_failed(self) -> bool:
+        return any(p.state == State.FAILED.value for p in self._packages.values())
 
     def _fail_unfinished(self, reason: str) -> None:
         for pkg in self._packages.values():

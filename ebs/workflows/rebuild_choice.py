@@ -1,5 +1,9 @@
 """Which build a manual rebuild starts from: the latest Rawhide or the latest ELN one.
 
+"Latest ELN" is the latest build in the build target's destination tag, as in
+the original (not `koji.stable_tag`); the caller (the `resolve_components`
+activity) looks both up, with tag inheritance, as the original's listTagged.
+
 As the original's manual rebuild: with both, the newer by RPM version order
 once the dist tag is ignored, and on equal versions the more recently created
 (ELN on a tie); with one, that one (a component only in ELN was probably
