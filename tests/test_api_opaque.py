@@ -128,7 +128,9 @@ async def test_slow_or_down_provider_is_a_503(oidc_provider: OidcProvider) -> No
     assert down._opaque == {}
 
 
-async def test_opaque_tokens_through_the_api(oidc_stack: Stack, oidc_provider: OidcProvider) -> None:
+async def test_opaque_tokens_through_the_api(
+    oidc_stack: Stack, oidc_provider: OidcProvider
+) -> None:
     """The stack's config has no client secret: userinfo vouches for the token.
     JWTs keep their own path beside it (tests/test_api_auth.py)."""
     p = oidc_provider

@@ -206,12 +206,13 @@ class Control:
         except RPCError as err:
             raise _unavailable(err, "cannot reach Temporal") from err
 
-    async def _signal_collector(self, signal: str) -> None:
+    async def _signal_collector(self, signal: str, *args: Any) -> None:
         try:
             await self.client.start_workflow(
                 COLLECTOR_TYPE,
                 t.CollectorState(),
                 start_signal=signal,
+                start_signal_args=args,
                 rpc_timeout=self.query_timeout,
                 **self._collector_start(),
             )
@@ -224,6 +225,10 @@ class Control:
 
     async def resume(self) -> None:
         await self._signal_collector(t.SIGNAL_RESUME)
+
+    async def set_log_level(self, level: str) -> None:
+        """Record the workers' log level in the collector (they follow it)."""
+        await self._signal_collector(t.SIGNAL_SET_LOG_LEVEL, level)
 
     async def ensure_collector(self) -> str:
         """'running' if the collector runs, else start it and say 'started'."""

@@ -173,13 +173,16 @@ class OidcVerifier:
         headers = {"Accept": "application/json"}
         if token:
             headers["Authorization"] = f"Bearer {token}"
-        auth = httpx.BasicAuth(*basic) if basic else None
         try:
             async with httpx.AsyncClient(timeout=self.http_timeout) as http:
                 if form is None:
                     resp = await http.get(url, headers=headers)
+                elif basic:
+                    resp = await http.post(
+                        url, data=form, headers=headers, auth=httpx.BasicAuth(*basic)
+                    )
                 else:
-                    resp = await http.post(url, data=form, headers=headers, auth=auth)
+                    resp = await http.post(url, data=form, headers=headers)
         except httpx.TimeoutException as err:
             raise AuthFailure(
                 503, f"identity provider too slow (no answer from {url} in "

@@ -56,6 +56,15 @@ class BatchCollector:
     def resume(self) -> None:
         self._s.paused = False
 
+    @workflow.signal(name=t.SIGNAL_SET_LOG_LEVEL)
+    def set_log_level(self, level: str) -> None:
+        """Only recorded here; each worker's log-level follower applies it."""
+        self._s.log_level = level
+
+    @workflow.query(name=t.QUERY_LOG_LEVEL)
+    def log_level(self) -> str:
+        return self._s.log_level
+
     @workflow.signal(name=t.SIGNAL_SIDE_TAGS)
     def side_tags(self, event: t.SideTagsEvent) -> None:
         if event.batch_id == self._s.current_batch_id:

@@ -24,6 +24,8 @@ SIGNAL_TASKS_SUBMITTED = "tasks_submitted"  # BuildAttempt -> RebuildBatch
 UPDATE_ENQUEUE = "enqueue"
 QUERY_STATUS = "status"
 QUERY_ROUTING = "routing"
+SIGNAL_SET_LOG_LEVEL = "set_log_level"  # /loglevel/<LEVEL>: the workers follow it
+QUERY_LOG_LEVEL = "log_level"
 
 # Search attributes registered on the Temporal namespace (see ebs.temporal_setup).
 SA_PACKAGES = "EbsPackages"  # KeywordList
@@ -237,6 +239,7 @@ class CollectorState:
     totals: BatchTotals = field(default_factory=BatchTotals)
     # Continue-as-new past this many history events (well under Temporal's limits).
     history_limit: int = 10_000
+    log_level: str = ""  # set by /loglevel; "" = the workers' own level
 
 
 @dataclass
