@@ -8,7 +8,6 @@ import asyncio
 import html
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 from typing import Annotated
 
 from fastapi import Body, Depends, FastAPI, Query, Request
@@ -40,6 +39,7 @@ from ebs.api.login import (
 )
 from ebs.api.metrics import CONTENT_TYPE, MetricsExporter
 from ebs.api.models import (
+    ComponentList,
     ControlResponse,
     ErrorResponse,
     HistoryResponse,
@@ -55,6 +55,7 @@ from ebs.api.status import build_history, build_status
 from ebs.api.tokens import ApiTokens
 from ebs.config.loader import ConfigError
 from ebs.config.model import EbsConfig, OpenIdConnectConfig
+from ebs.config.secrets import read_secret_file
 from ebs.loglevel import LOG_LEVELS, set_log_level
 from ebs.workflows.types import EventSource
 
@@ -121,13 +122,7 @@ def oidc_client_secret(cfg: OpenIdConnectConfig, secret_file: str | None = None)
     line), else `client_secret_file`, else an inline `client_secret`; "" if none."""
     path = secret_file or cfg.client_secret_file
     if path:
-        try:
-            secret = Path(path).read_text().splitlines()[0].strip() if path else ""
-        except (OSError, IndexError) as err:
-            raise ConfigError(f"cannot read the OIDC client secret from {path}: {err}") from err
-        if not secret:
-            raise ConfigError(f"the OIDC client secret file {path} is empty")
-        return secret
+        return read_secret_file(path, "OIDC client secret")
     return cfg.client_secret.get_secret_value() if cfg.client_secret else ""
 
 
@@ -329,7 +324,7 @@ def create_app(
     )
     async def trigger(
         body: Annotated[
-            TriggerRequest | list[str],
+            TriggerRequest | ComponentList,
             Body(
                 description="`{\"components\": [...]}`, or the original's bare JSON array "
                 "of component names",
