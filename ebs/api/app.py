@@ -363,26 +363,34 @@ def create_app(
                                detail="the collector batches queued components again")
 
     # The original ELNBuildSync's names for /pause and /resume, with plain-text answers.
-    @app.api_route("/control/pause", methods=["GET", "POST"], response_class=PlainTextResponse,
-                   responses=_WRITE_ERRORS, tags=["control"])
+    @app.get("/control/pause", response_class=PlainTextResponse, responses=_WRITE_ERRORS,
+             tags=["control"], operation_id="control_pause_get")
+    @app.post("/control/pause", response_class=PlainTextResponse, responses=_WRITE_ERRORS,
+              tags=["control"], operation_id="control_pause_post")
     async def control_pause(who: Annotated[Principal, Depends(admin)]) -> PlainTextResponse:
         """Same as /pause (ELNBuildSync's path)."""
         await (await control()).pause()
         log.warning("batching paused by %s", who.name)
         return PlainTextResponse(f"Paused by {who.name}\n")
 
-    @app.api_route("/control/unpause", methods=["GET", "POST"],
-                   response_class=PlainTextResponse, responses=_WRITE_ERRORS, tags=["control"])
+    @app.get("/control/unpause", response_class=PlainTextResponse, responses=_WRITE_ERRORS,
+             tags=["control"], operation_id="control_unpause_get")
+    @app.post("/control/unpause", response_class=PlainTextResponse, responses=_WRITE_ERRORS,
+              tags=["control"], operation_id="control_unpause_post")
     async def control_unpause(who: Annotated[Principal, Depends(admin)]) -> PlainTextResponse:
         """Same as /resume (ELNBuildSync's path)."""
         await (await control()).resume()
         log.warning("batching unpaused by %s", who.name)
         return PlainTextResponse(f"Unpaused by {who.name}\n")
 
-    @app.api_route("/loglevel/{level}", methods=["GET", "POST"],
-                   response_class=PlainTextResponse,
-                   responses={400: {"description": "Not a log level"}, **_WRITE_ERRORS},
-                   tags=["control"])
+    _LOGLEVEL_ERRORS: dict[int | str, dict[str, object]] = {
+        400: {"description": "Not a log level"}, **_WRITE_ERRORS,
+    }
+
+    @app.get("/loglevel/{level}", response_class=PlainTextResponse,
+             responses=_LOGLEVEL_ERRORS, tags=["control"], operation_id="loglevel_get")
+    @app.post("/loglevel/{level}", response_class=PlainTextResponse,
+              responses=_LOGLEVEL_ERRORS, tags=["control"], operation_id="loglevel_post")
     async def loglevel(
         level: Annotated[str, PathParam(description=", ".join(LOG_LEVELS))],
         who: Annotated[Principal, Depends(admin)],

@@ -20,11 +20,10 @@ import hashlib
 import hmac
 import logging
 import time
+import warnings
 from typing import Any
 from urllib.parse import urlencode
 
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 from fastapi import Request
 from fastapi.responses import PlainTextResponse, RedirectResponse, Response
 
@@ -81,6 +80,11 @@ class BrowserLogin:
 
     def __init__(self, cfg: OpenIdConnectConfig, client_secret: str, issuer: str) -> None:
         self.cfg = cfg
+        # Imported only when browser login is configured. authlib 1.9 warns (on
+        # stderr, at import) that it would rather use `httpx2`; `httpx` works.
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+            from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
         oauth = OAuth()
         oauth.register(
             "provider",
@@ -121,7 +125,7 @@ class BrowserLogin:
         else:
             data = dict(await self.client.userinfo(token=token))
         if not isinstance(data, dict):
-            raise OAuthError(description="userinfo is not a JSON object")
+            raise ValueError("userinfo is not a JSON object")
         return data
 
     async def callback(self, request: Request) -> Response:
