@@ -6,8 +6,10 @@ original's JSON-array body for /trigger."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -226,3 +228,35 @@ async def test_loglevel_for_the_api_and_the_workers(
         await eventually(level, lambda lv: lv == logging.ERROR)
     finally:
         follower.cancel()
+
+
+async def test_a_session_cannot_be_used_from_another_site(
+    oidc_stack: Stack, tmp_path: Path
+) -> None:
+    """A link on another site to /control/pause carries the Lax cookie on a
+    top-level navigation; the browser marks it cross-site and ebs refuses it."""
+    from base64 import b64encode
+
+    from itsdangerous import TimestampSigner
+
+    from ebs.api.login import session_key
+
+    session = {"user": {"name": "olga", "groups": [ADMIN_GROUP], "exp": time.time() + 60}}
+    signed = TimestampSigner(session_key(CLIENT_SECRET)).sign(
+        b64encode(json.dumps(session).encode())
+    )
+    await oidc_stack.reset_collector()
+    async with http(login_app(oidc_stack, tmp_path)) as api:
+        await api.get("/startup")
+        api.cookies.set("ebs_session", signed.decode())
+        resp = await api.get("/control/pause", headers={"Sec-Fetch-Site": "cross-site"})
+        assert resp.status_code == 403 and "cross-site" in resp.text
+        assert not (await oidc_stack.collector_status()).paused
+        resp = await api.get("/control/pause", headers={"Sec-Fetch-Site": "none"})
+        assert (resp.status_code, resp.text) == (200, "Paused by olga\n")
+        resp = await api.get("/control/unpause", headers={"Sec-Fetch-Site": "same-origin"})
+        assert resp.status_code == 200
+        # A forged cookie is no session at all.
+        api.cookies.set("ebs_session", signed.decode()[:-2] + "xx")
+        resp = await api.get("/control/pause")
+        assert resp.status_code == 401

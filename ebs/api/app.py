@@ -201,6 +201,10 @@ def create_app(
         token = credentials.credentials if credentials else None
         session = session_principal(request) if token is None else None
         if session is not None:
+            # SameSite=Lax still sends the cookie on a link from another site: a
+            # browser says so (Sec-Fetch-Site), and such a request may not act.
+            if request.headers.get("sec-fetch-site", "none") not in ("none", "same-origin"):
+                raise AuthFailure(403, "cross-site request refused: open the URL directly")
             principal = check_admin(session)
         else:
             principal = await authenticator.authenticate(token)
