@@ -75,12 +75,19 @@ async def test_documented_temporal_commands_work(stack: Stack) -> None:
             # Each documented signal has taken effect before the next step.
             name = argv[argv.index("--name") + 1]
             signalled.append(name)
+            if name == "set_log_level":
+                handle = stack.client.get_workflow_handle(t.COLLECTOR_WORKFLOW_ID)
+                level = await handle.query(t.QUERY_LOG_LEVEL, result_type=str)
+                assert level == "DEBUG", (command, level)
+                continue
             paused = (await stack.collector_status()).paused
             assert paused is (name == "pause"), (command, paused)
-    assert signalled == ["pause", "resume"]
+    assert signalled == ["pause", "resume", "set_log_level"]
 
     def output(fragment: str) -> str:
         return next(o for c, o in outputs.items() if fragment in c)
+
+    assert json.loads(output("--type log_level"))["queryResult"] == ["DEBUG"]
 
     # The update-with-start queued bash and rejected kernel, and the plain update glibc.
     first = output("execute-update-with-start")
