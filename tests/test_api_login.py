@@ -89,22 +89,23 @@ async def test_browser_login_flow(
         await api.get("/startup")
     driver = await asyncio.to_thread(browser)
 
-    def log_in(user: str, path: str) -> str:
+    def log_in(user: str, path: str, expect: str) -> str:
         driver.get(served + path)
         wait_page(driver, lambda s: 'id="username"' in s)  # the provider's form
         assert driver.current_url.startswith(p.base_url + "/Authorization?")
         driver.find_element(By.ID, "username").send_keys(user)
         driver.find_element(By.ID, "login").click()
-        return wait_page(driver, lambda s: driver.current_url.startswith(served))
+        # Through /oidc/callback and back to `path`.
+        return wait_page(driver, lambda s: expect in s and driver.current_url == served + path)
 
-    def page(path: str, expect: str) -> str:
+    def page(path: str, expect: str, final: str | None = None) -> str:
         driver.get(served + path)
-        return wait_page(driver, lambda s: expect in s)
+        url = served + (final or path)
+        return wait_page(driver, lambda s: expect in s and driver.current_url == url)
 
     try:
         # An admin: /trigger sends the browser to the provider and back.
-        source = await asyncio.to_thread(log_in, "olga", "/trigger")
-        assert driver.current_url == served + "/trigger"
+        source = await asyncio.to_thread(log_in, "olga", "/trigger", "Logged in as")
         assert "Logged in as: <strong id=\"user\">olga</strong>" in source
         cookie = driver.get_cookie("ebs_session")
         assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
@@ -118,13 +119,13 @@ async def test_browser_login_flow(
         assert not (await oidc_stack.collector_status()).paused
 
         # Logged out: the cookie no longer opens anything.
-        await asyncio.to_thread(page, "/logout?return_to=/alive", "alive")
+        await asyncio.to_thread(page, "/logout?return_to=/alive", "alive", "/alive")
         assert driver.get_cookie("ebs_session") is None
         await asyncio.to_thread(page, "/control/pause", "authentication required")
         assert not (await oidc_stack.collector_status()).paused
 
         # Not an admin: logged in, but refused.
-        source = await asyncio.to_thread(log_in, "pete", "/trigger")
+        source = await asyncio.to_thread(log_in, "pete", "/trigger", "Access denied")
         assert "Access denied. You must be a member of one of these admin groups: " \
             f"{ADMIN_GROUP}" in source
         await asyncio.to_thread(page, "/control/pause", "Access denied")
