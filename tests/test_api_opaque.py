@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,25 @@ async def test_opaque_tokens_through_the_api(
         ok = await api.post("/pause", headers=bearer(p.mint(sub="alice")))  # a JWT
         assert ok.status_code == 200 and ok.json()["requested_by"] == "alice"
         await api.post("/resume", headers=bearer(admin))
+
+
+async def test_the_api_introspects_with_the_client_secret(
+    oidc_stack: Stack, oidc_provider: OidcProvider, tmp_path: Path
+) -> None:
+    """`ebs api --openid-client-secret-file`: opaque tokens go to Ipsilon's
+    token-info endpoint first; a revoked one is refused there."""
+    p = oidc_provider
+    secret = tmp_path / "secret"
+    secret.write_text(CLIENT_SECRET + "\n")
+    await oidc_stack.reset_collector()
+    admin, revoked = p.issue_opaque("ana"), p.issue_opaque("ana")
+    p.opaque[revoked].revoked = True
+    asked = p.requests.count("/TokenInfo")
+    async with http(api_app(oidc_stack, oidc_client_secret_file=str(secret))) as api:
+        await api.get("/startup")
+        resp = await api.post("/pause", headers=bearer(revoked))
+        assert resp.status_code == 401 and "not active" in resp.json()["detail"]
+        resp = await api.post("/pause", headers=bearer(admin))
+        assert resp.status_code == 200 and resp.json()["requested_by"] == "ana"
+        await api.post("/resume", headers=bearer(admin))
+    assert p.requests.count("/TokenInfo") - asked == 2
