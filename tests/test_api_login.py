@@ -38,6 +38,7 @@ from tests.test_api_fixtures import (
 )
 from tests.test_status_page import CHROMEDRIVER, CHROMIUM, browser, wait_page
 
+PAGE_TIMEOUT = 30.0  # generous: a loaded CI machine
 needs_chromium = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
     reason="needs Debian's chromium and chromium-driver (run.sh installs them)",
@@ -91,17 +92,19 @@ async def test_browser_login_flow(
 
     def log_in(user: str, path: str, expect: str) -> str:
         driver.get(served + path)
-        wait_page(driver, lambda s: 'id="username"' in s)  # the provider's form
+        wait_page(driver, lambda s: 'id="username"' in s, PAGE_TIMEOUT)  # the provider's
         assert driver.current_url.startswith(p.base_url + "/Authorization?")
         driver.find_element(By.ID, "username").send_keys(user)
         driver.find_element(By.ID, "login").click()
         # Through /oidc/callback and back to `path`.
-        return wait_page(driver, lambda s: expect in s and driver.current_url == served + path)
+        return wait_page(
+            driver, lambda s: expect in s and driver.current_url == served + path, PAGE_TIMEOUT
+        )
 
     def page(path: str, expect: str, final: str | None = None) -> str:
         driver.get(served + path)
         url = served + (final or path)
-        return wait_page(driver, lambda s: expect in s and driver.current_url == url)
+        return wait_page(driver, lambda s: expect in s and driver.current_url == url, PAGE_TIMEOUT)
 
     try:
         # An admin: /trigger sends the browser to the provider and back.
