@@ -92,7 +92,8 @@ async def test_browser_login_flow(
 
     def log_in(user: str, path: str, expect: str) -> str:
         driver.get(served + path)
-        wait_page(driver, lambda s: 'id="username"' in s, PAGE_TIMEOUT)  # the provider's
+        # The provider's login form.
+        wait_page(driver, lambda s: 'id="username"' in s, PAGE_TIMEOUT)
         assert driver.current_url.startswith(p.base_url + "/Authorization?")
         driver.find_element(By.ID, "username").send_keys(user)
         driver.find_element(By.ID, "login").click()
