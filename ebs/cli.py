@@ -411,6 +411,11 @@ def ingest(
 @click.option("--api-tokens-file", metavar="FILE", envvar="EBS_API_TOKENS_FILE",
               help="Static API tokens, one `sha256:HEX [name]` (or plain token) per line; "
               "see `ebs api-token`.")
+@click.option("--openid-client-secret-file", metavar="FILE",
+              envvar="EBS_OIDC_CLIENT_SECRET_FILE",
+              help="The OIDC client secret (first line), as in ELNBuildSync: enables browser "
+              "login (/login) and token introspection; overrides "
+              "open_id_connect.client_secret_file.")
 @click.option("--allow-anonymous-writes", is_flag=True,
               help="Accept /trigger, /pause, /resume without credentials (local development; "
               "loopback --host only).")
@@ -427,6 +432,7 @@ def api(
     host: str,
     port: int,
     api_tokens_file: str | None,
+    openid_client_secret_file: str | None,
     allow_anonymous_writes: bool,
     no_sdk_metrics: bool,
     metrics_from: tuple[str, ...],
@@ -436,8 +442,9 @@ def api(
     probes /alive and /startup, and the authenticated /trigger, /pause, /resume.
 
     Write endpoints accept OIDC bearer tokens (open_id_connect in the config:
-    issuer, audience, JWKS, admin_groups) and static API tokens. The OpenAPI
-    document is at /openapi.json.
+    JWTs checked against the JWKS, opaque tokens at the provider; admin_groups),
+    static API tokens, and the session cookie of the browser login (/login,
+    needs the client secret). The OpenAPI document is at /openapi.json.
     """
     from ebs.api.server import UnsafeOptions, serve
 
@@ -452,6 +459,7 @@ def api(
             sdk_metrics=not no_sdk_metrics,
             metrics_from=metrics_from,
             log_level=log_level,
+            oidc_client_secret_file=openid_client_secret_file,
         )
     except UnsafeOptions as err:  # refused before anything starts
         raise UsageFailure(str(err)) from None

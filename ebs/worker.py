@@ -87,6 +87,7 @@ async def run_worker(
     http(s) URL or git+URL#ref[:path]; see ebs.config.sources), re-read by the
     ConfigRefresh schedule and, failing that, every 1.5 × timers.config_refresh.
     """
+    from ebs.loglevel import follow_log_level
     from ebs.temporal_client import connect, register_search_attributes
 
     if not logging.getLogger().handlers:
@@ -134,6 +135,7 @@ async def run_worker(
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     refresher = asyncio.create_task(refresh_when_due(holder))
+    log_levels = asyncio.create_task(follow_log_level(client))  # /loglevel/<LEVEL>
     log.info(
         "worker %s on task queue %r at %s (namespace %s), config %s",
         client.identity, task_queue, cfg.temporal.address, cfg.temporal.namespace,
@@ -143,5 +145,6 @@ async def run_worker(
         await stop.wait()
         log.info("shutting down: finishing running activities")
     refresher.cancel()
+    log_levels.cancel()
     koji.close()
     return 0

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from ebs.contracts.collector import CollectorState
 from ebs.contracts.events import EnqueueRequest
-from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, UPDATE_ENQUEUE
+from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_LOG_LEVEL, UPDATE_ENQUEUE
 from ebs.temporal_client import temporal_cli_path
 from tests.test_api_fixtures import (
     TASK_QUEUE,
@@ -77,12 +77,19 @@ async def test_documented_temporal_commands_work(stack: Stack) -> None:
             # Each documented signal has taken effect before the next step.
             name = argv[argv.index("--name") + 1]
             signalled.append(name)
+            if name == "set_log_level":
+                handle = stack.client.get_workflow_handle(COLLECTOR_WORKFLOW_ID)
+                level = await handle.query(QUERY_LOG_LEVEL, result_type=str)
+                assert level == "DEBUG", (command, level)
+                continue
             paused = (await stack.collector_status()).paused
             assert paused is (name == "pause"), (command, paused)
-    assert signalled == ["pause", "resume"]
+    assert signalled == ["pause", "resume", "set_log_level"]
 
     def output(fragment: str) -> str:
         return next(o for c, o in outputs.items() if fragment in c)
+
+    assert json.loads(output("--type log_level"))["queryResult"] == ["DEBUG"]
 
     # The update-with-start queued bash and rejected kernel, and the plain update glibc.
     first = output("execute-update-with-start")

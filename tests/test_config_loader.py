@@ -575,9 +575,9 @@ def test_secret_files(tmp_path: Path) -> None:
 
 
 
-def test_oidc_client_secret_file_is_accepted_but_unused(tmp_path: Path) -> None:
-    """The API validates bearer tokens and needs no client secret: an older
-    config's client_secret_file still loads, with a warning, and is never read."""
+def test_oidc_client_secret_file_is_accepted(tmp_path: Path) -> None:
+    """client_secret_file is the API's (browser login, introspection); the API
+    reads it when it starts, not the config loader."""
     text = config_text(
         {
             "configuration": {
@@ -594,11 +594,8 @@ def test_oidc_client_secret_file_is_accepted_but_unused(tmp_path: Path) -> None:
     warnings: list[str] = []
     oidc = parse_config(text, warn=warnings.append).configuration.open_id_connect
     assert oidc is not None and oidc.client_id == "ebs"
-    assert warnings == [
-        "configuration.open_id_connect.client_secret_file is ignored: the API validates "
-        "bearer tokens and needs no client secret"
-    ]
-    assert not any("--openid-client-secret-file" in w for w in warnings)
+    assert warnings == []
+    assert oidc.client_secret_file == str(tmp_path / "does-not-exist")
 
 
 def test_a_wrongly_typed_secret_is_not_echoed() -> None:

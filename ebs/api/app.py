@@ -5,13 +5,22 @@ annotations at runtime, and the dependencies are closures of create_app.
 """
 
 import asyncio
+import html
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client
 
 from ebs.api.auth import Authenticator, AuthFailure, Principal
@@ -19,8 +28,18 @@ from ebs.api.control import Control, RequestRejected, TemporalUnavailable
 from ebs.api.html import render_status, render_unavailable
 from ebs.api.limits import MAX_BODY_BYTES, BodyLimit
 from ebs.api.links import Links
+from ebs.api.login import (
+    SESSION_COOKIE,
+    SESSION_SECONDS,
+    BrowserLogin,
+    login_redirect,
+    secure_cookie,
+    session_key,
+    session_principal,
+)
 from ebs.api.metrics import CONTENT_TYPE, MetricsExporter
 from ebs.api.models import (
+    ComponentList,
     ControlResponse,
     ErrorResponse,
     HistoryResponse,
@@ -34,9 +53,11 @@ from ebs.api.oidc import OidcSettings, OidcVerifier
 from ebs.api.status import build_history, build_status
 from ebs.api.tokens import ApiTokens
 from ebs.config.loader import ConfigError
-from ebs.config.model import EbsConfig
+from ebs.config.model import EbsConfig, OpenIdConnectConfig
+from ebs.config.secrets import read_secret_file
 from ebs.contracts.components import PACKAGE_NAME, InvalidComponents
 from ebs.contracts.events import EventSource
+from ebs.loglevel import LOG_LEVELS, set_log_level
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +66,10 @@ ebs rebuilds Fedora Rawhide packages for ELN on Temporal. This API shows what
 it is doing (status, history, metrics) and lets release engineers queue
 components and pause or resume batching.
 
-Write endpoints need `Authorization: Bearer <token>`: an OIDC access token (JWT)
-of a member of `open_id_connect.admin_groups`, or a static API token.
+Write endpoints need `Authorization: Bearer <token>`: an OIDC access token (a
+JWT, or an opaque token checked at the provider) of a member of
+`open_id_connect.admin_groups`, or a static API token. Admins can also log in
+with a browser at /login (a session cookie).
 """
 
 
@@ -94,11 +117,22 @@ _READ_ERRORS: dict[int | str, dict[str, object]] = {
 }
 
 
+def oidc_client_secret(cfg: OpenIdConnectConfig, secret_file: str | None = None) -> str:
+    """The OIDC client secret: the original's --openid-client-secret-file (first
+    line), else `client_secret_file`, else an inline `client_secret`; "" if none."""
+    path = secret_file or cfg.client_secret_file
+    if path:
+        return read_secret_file(path, "OIDC client secret")
+    return cfg.client_secret.get_secret_value() if cfg.client_secret else ""
+
+
 def build_authenticator(
-    cfg: EbsConfig, tokens: ApiTokens | None, allow_anonymous: bool
+    cfg: EbsConfig, tokens: ApiTokens | None, allow_anonymous: bool, client_secret: str = ""
 ) -> Authenticator:
     oidc_cfg = cfg.configuration.open_id_connect
-    oidc = OidcVerifier(OidcSettings.from_config(oidc_cfg)) if oidc_cfg else None
+    oidc = (
+        OidcVerifier(OidcSettings.from_config(oidc_cfg, client_secret)) if oidc_cfg else None
+    )
     return Authenticator(tokens, oidc, allow_anonymous=allow_anonymous)
 
 
@@ -116,6 +150,7 @@ def create_app(
     query_timeout: float = 5.0,
     update_timeout: float = 120.0,
     max_body_bytes: int = MAX_BODY_BYTES,
+    oidc_client_secret_file: str | None = None,
 ) -> FastAPI:
     """The API for one ebs deployment. Give a connected `client` (tests, `ebs dev`)
     or a `connect` coroutine factory; by default it connects from `cfg.temporal`."""
@@ -131,12 +166,23 @@ def create_app(
             connect = connect_default
         source = ClientSource(connect)
     links = Links.from_config(cfg)
-    authenticator = build_authenticator(cfg, tokens, allow_anonymous_writes)
+    oidc_cfg = cfg.configuration.open_id_connect
+    client_secret = oidc_client_secret(oidc_cfg, oidc_client_secret_file) if oidc_cfg else ""
+    authenticator = build_authenticator(cfg, tokens, allow_anonymous_writes, client_secret)
+    login: BrowserLogin | None = None
+    if oidc_cfg is not None and client_secret and authenticator.oidc is not None:
+        login = BrowserLogin(oidc_cfg, client_secret, authenticator.oidc.settings.issuer)
     exporter = MetricsExporter(sdk_metrics_url, metrics_from)
     task_queue = cfg.temporal.task_queue
 
     app = FastAPI(title="ebs", version="1", description=DESCRIPTION)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    if login is not None and oidc_cfg is not None:
+        app.add_middleware(
+            SessionMiddleware, secret_key=session_key(client_secret),
+            session_cookie=SESSION_COOKIE, max_age=SESSION_SECONDS, same_site="lax",
+            https_only=secure_cookie(oidc_cfg),
+        )
     app.state.authenticator = authenticator
     app.state.links = links
 
@@ -153,10 +199,29 @@ def create_app(
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Principal:
         token = credentials.credentials if credentials else None
-        principal = await authenticator.authenticate(token)
+        session = session_principal(request) if token is None else None
+        if session is not None:
+            # SameSite=Lax still sends the cookie on a link from another site: a
+            # browser says so (Sec-Fetch-Site), and such a request may not act.
+            if request.headers.get("sec-fetch-site", "none") not in ("none", "same-origin"):
+                raise AuthFailure(403, "cross-site request refused: open the URL directly")
+            principal = check_admin(session)
+        else:
+            principal = await authenticator.authenticate(token)
         log.info("%s %s by %s (%s)", request.method, request.url.path, principal.name,
                  principal.method)
         return principal
+
+    def check_admin(user: Principal) -> Principal:
+        """A logged-in browser user may act only as a member of an admin group."""
+        groups = tuple(oidc_cfg.admin_groups) if oidc_cfg else ()
+        if not set(user.groups) & set(groups):
+            raise AuthFailure(
+                403,
+                f"Access denied. You must be a member of one of these admin groups: "
+                f"{', '.join(groups)}",
+            )
+        return user
 
     @app.exception_handler(AuthFailure)
     async def _auth_failure(request: Request, err: AuthFailure) -> JSONResponse:
@@ -262,11 +327,21 @@ def create_app(
         tags=["control"],
     )
     async def trigger(
-        body: TriggerRequest, who: Annotated[Principal, Depends(admin)]
+        body: Annotated[
+            TriggerRequest | ComponentList,
+            Body(
+                description="`{\"components\": [...]}`, or the original's bare JSON array "
+                "of component names",
+                examples=[{"components": ["bash", "glibc"]}, ["bash", "glibc"]],
+            ),
+        ],
+        who: Annotated[Principal, Depends(admin)],
     ) -> TriggerResponse:
         """Queue components for the next batch (starting the collector if needed).
         Each component is either queued (with the build chosen for it) or rejected
         with a reason (not eligible, no build found...)."""
+        if isinstance(body, list):  # the original ELNBuildSync's body
+            body = TriggerRequest(components=body)
         ctl = await control()
         result = await ctl.trigger(
             body.components, source=EventSource.API.value, requested_by=who.name
@@ -290,5 +365,91 @@ def create_app(
         await (await control()).resume()
         return ControlResponse(action="resume", requested_by=who.name,
                                detail="the collector batches queued components again")
+
+    # The original ELNBuildSync's names for /pause and /resume, with plain-text answers.
+    @app.get("/control/pause", response_class=PlainTextResponse, responses=_WRITE_ERRORS,
+             tags=["control"], operation_id="control_pause_get")
+    @app.post("/control/pause", response_class=PlainTextResponse, responses=_WRITE_ERRORS,
+              tags=["control"], operation_id="control_pause_post")
+    async def control_pause(who: Annotated[Principal, Depends(admin)]) -> PlainTextResponse:
+        """Same as /pause (ELNBuildSync's path)."""
+        await (await control()).pause()
+        log.warning("batching paused by %s", who.name)
+        return PlainTextResponse(f"Paused by {who.name}\n")
+
+    @app.get("/control/unpause", response_class=PlainTextResponse, responses=_WRITE_ERRORS,
+             tags=["control"], operation_id="control_unpause_get")
+    @app.post("/control/unpause", response_class=PlainTextResponse, responses=_WRITE_ERRORS,
+              tags=["control"], operation_id="control_unpause_post")
+    async def control_unpause(who: Annotated[Principal, Depends(admin)]) -> PlainTextResponse:
+        """Same as /resume (ELNBuildSync's path)."""
+        await (await control()).resume()
+        log.warning("batching unpaused by %s", who.name)
+        return PlainTextResponse(f"Unpaused by {who.name}\n")
+
+    _LOGLEVEL_ERRORS: dict[int | str, dict[str, object]] = {
+        400: {"description": "Not a log level"}, **_WRITE_ERRORS,
+    }
+
+    @app.get("/loglevel/{level}", response_class=PlainTextResponse,
+             responses=_LOGLEVEL_ERRORS, tags=["control"], operation_id="loglevel_get")
+    @app.post("/loglevel/{level}", response_class=PlainTextResponse,
+              responses=_LOGLEVEL_ERRORS, tags=["control"], operation_id="loglevel_post")
+    async def loglevel(
+        level: Annotated[str, PathParam(description=", ".join(LOG_LEVELS))],
+        who: Annotated[Principal, Depends(admin)],
+    ) -> PlainTextResponse:
+        """Set the log level of this API process and, through the collector's
+        `set_log_level` signal, of every ebs worker (they follow within seconds)."""
+        name = level.upper()
+        if name not in LOG_LEVELS:
+            return PlainTextResponse(f"Invalid log level: {name}", status_code=400)
+        set_log_level(name)
+        await (await control()).set_log_level(name)
+        log.warning("Log Level changed to %s by %s", name, who.name)
+        return PlainTextResponse(f"Log level set to {name}")
+
+    # ---- browser login (the original's /login, /oidc/callback, /logout) ----
+
+    def not_configured() -> PlainTextResponse:
+        return PlainTextResponse(
+            "Authentication not configured (browser login needs open_id_connect and the "
+            "OIDC client secret)", status_code=404,
+        )
+
+    @app.get("/login", include_in_schema=False)
+    async def login_start(request: Request) -> Response:
+        return await login.login(request) if login else not_configured()
+
+    @app.get("/oidc/callback", include_in_schema=False)
+    async def oidc_callback(request: Request) -> Response:
+        return await login.callback(request) if login else not_configured()
+
+    @app.get("/logout", include_in_schema=False)
+    async def logout(request: Request) -> Response:
+        return await BrowserLogin.logout(request) if login else RedirectResponse("/", 302)
+
+    @app.get("/trigger", response_class=HTMLResponse, tags=["control"])
+    async def trigger_page(request: Request) -> Response:
+        """For a logged-in admin: who they are and how to POST to /trigger (the
+        original's page). Anyone else is sent to /login."""
+        user = session_principal(request)
+        if user is None:
+            return login_redirect(request) if login else not_configured()
+        try:
+            check_admin(user)
+        except AuthFailure as err:
+            return PlainTextResponse(err.detail, status_code=403)
+        name, groups = html.escape(user.name), html.escape(", ".join(user.groups))
+        return HTMLResponse(f"""<!DOCTYPE html>
+<html><head><title>ELN Build Trigger</title></head><body>
+<h1>ELN Build Trigger</h1>
+<p>Logged in as: <strong id="user">{name}</strong></p>
+<p>Groups: {groups}</p>
+<p>To trigger builds, POST a JSON array of downstream component names to this endpoint
+(or <code>{{"components": [...]}}</code>) with an API token or an OIDC access token
+as <code>Authorization: Bearer</code>.</p>
+<p><a href="/status.html">Status</a> · <a href="/logout">Logout</a></p>
+</body></html>""")
 
     return app

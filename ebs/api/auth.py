@@ -1,8 +1,10 @@
-"""Who may use the write endpoints (/trigger, /pause, /resume).
+"""Who may use the write endpoints (/trigger, /pause, /resume, /loglevel, ...).
 
 A request carries `Authorization: Bearer <token>`. The token is either a static
-API token from the tokens file (see ebs.api.tokens) or an OIDC JWT whose
-subject is in one of `open_id_connect.admin_groups` (see ebs.api.oidc).
+API token from the tokens file (see ebs.api.tokens) or an OIDC access token (a
+JWT, or an opaque token checked at the provider) whose user is in one of
+`open_id_connect.admin_groups` (see ebs.api.oidc). A browser instead carries the
+session cookie of /login (see ebs.api.login).
 Without either configured, writes are refused unless the server was started
 with --allow-anonymous-writes (local development only).
 """
@@ -51,6 +53,6 @@ class Authenticator:
             name = self.tokens.match(token)
             if name is not None:
                 return Principal(name=name, method="token")
-        if self.oidc is not None and token.count(".") == 2:
+        if self.oidc is not None:
             return await self.oidc.verify(token)
         raise AuthFailure(401, "invalid token")

@@ -42,6 +42,7 @@ from ebs.contracts.names import (
     QUERY_STATUS,
     SIGNAL_PAUSE,
     SIGNAL_RESUME,
+    SIGNAL_SET_LOG_LEVEL,
     UPDATE_ENQUEUE,
 )
 from ebs.contracts.search import CONFIG_VERSION_KEY, OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
@@ -215,12 +216,13 @@ class Control:
         except RPCError as err:
             raise _unavailable(err, "cannot reach Temporal") from err
 
-    async def _signal_collector(self, signal: str) -> None:
+    async def _signal_collector(self, signal: str, *args: Any) -> None:
         try:
             await self.client.start_workflow(
                 COLLECTOR_TYPE,
                 CollectorState(),
                 start_signal=signal,
+                start_signal_args=args,
                 rpc_timeout=self.query_timeout,
                 **self._collector_start(),
             )
@@ -233,6 +235,10 @@ class Control:
 
     async def resume(self) -> None:
         await self._signal_collector(SIGNAL_RESUME)
+
+    async def set_log_level(self, level: str) -> None:
+        """Record the workers' log level in the collector (they follow it)."""
+        await self._signal_collector(SIGNAL_SET_LOG_LEVEL, level)
 
     async def ensure_collector(self) -> str:
         """'running' if the collector runs, else start it and say 'started'."""

@@ -6,9 +6,9 @@ Field names are part of the API: add fields, never rename or remove them.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from ebs.contracts.components import MAX_COMPONENTS, check_components
 from ebs.contracts.events import EnqueueResult
@@ -163,6 +163,12 @@ class TriggerRequest(_Model):
     @classmethod
     def _package_names(cls, value: list[str]) -> list[str]:
         return check_components(value)
+
+
+# The original ELNBuildSync's /trigger body: a bare JSON array of component names.
+ComponentList = Annotated[
+    list[str], AfterValidator(check_components), Field(examples=[["bash", "glibc"]])
+]
 
 
 class ComponentOutcome(_Model):

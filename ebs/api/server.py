@@ -48,6 +48,7 @@ def build_app(
     allow_anonymous_writes: bool = False,
     sdk_metrics: bool = True,
     metrics_from: Sequence[str] = (),
+    oidc_client_secret_file: str | None = None,
 ) -> FastAPI:
     """The API as `ebs api` runs it: its own Temporal client (with SDK metrics)."""
     tokens = ApiTokens(api_tokens_file) if api_tokens_file else None
@@ -69,6 +70,7 @@ def build_app(
         allow_anonymous_writes=allow_anonymous_writes,
         sdk_metrics_url=sdk_url,
         metrics_from=metrics_from,
+        oidc_client_secret_file=oidc_client_secret_file,
     )
 
 
@@ -93,6 +95,7 @@ def serve(
     sdk_metrics: bool = True,
     metrics_from: Sequence[str] = (),
     log_level: str = "info",
+    oidc_client_secret_file: str | None = None,
 ) -> None:
     check_anonymous_writes(host, allow_anonymous_writes)
     app = build_app(
@@ -101,5 +104,6 @@ def serve(
         allow_anonymous_writes=allow_anonymous_writes,
         sdk_metrics=sdk_metrics,
         metrics_from=metrics_from,
+        oidc_client_secret_file=oidc_client_secret_file,
     )
     uvicorn_server(app, host, port, log_level).run()

@@ -126,18 +126,13 @@ def _adapt_original(data: dict[str, Any], warn: Warn) -> dict[str, Any]:
     if "db" in cnf:
         del cnf["db"]
         warn("configuration.db is ignored: ebs keeps its state in Temporal")
-    # The API only validates bearer tokens (ebs.api.oidc): no client secret.
+    # The API's browser login and token introspection use the client secret (ebs.api).
     oidc = cnf.get("open_id_connect")
     if isinstance(oidc, dict) and "client_secret" in oidc:
         warn(
             "configuration.open_id_connect.client_secret is set inline in the configuration; "
-            "ebs does not use it (the API validates bearer tokens and needs no client "
-            "secret): remove it"
-        )
-    if isinstance(oidc, dict) and "client_secret_file" in oidc:
-        warn(
-            "configuration.open_id_connect.client_secret_file is ignored: the API validates "
-            "bearer tokens and needs no client secret"
+            "keep it in a file instead (`ebs api --openid-client-secret-file`, as in "
+            "ELNBuildSync, or open_id_connect.client_secret_file)"
         )
     # The original's split ("dynamic") config keeps the trigger tag in control.
     control, koji = cnf.get("control"), cnf.get("koji")

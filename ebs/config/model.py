@@ -3,7 +3,7 @@
 Field names here are the contract other modules use; validation details and
 semantics live beside them in this package.  The original's format is read
 unchanged: its ``db`` block, the dynamic config's ``control.trigger_tag`` and
-``open_id_connect.client_secret`` (unused: the API needs no client secret) are
+``open_id_connect.client_secret`` (better in a file, see ebs.api.app) are
 handled by ``ebs.config.loader`` before validation.
 """
 
@@ -221,10 +221,10 @@ class OpenIdConnectConfig(_Strict):
     issuer: str | None = None
     audience: str | None = None
     jwks_uri: str | None = None
-    # Accepted for older configs, with a warning, and never read: the API only
-    # validates bearer tokens (ebs.api.oidc) and needs no client secret.
+    # The client secret, for the API's browser login and token introspection
+    # (`ebs api --openid-client-secret-file` overrides it).
     client_secret_file: str | None = None
-    # Accepted for the original's configs (with a warning); never printed.
+    # Accepted inline for the original's configs (with a warning); never printed.
     client_secret: SecretStr | None = Field(default=None, repr=False)
 
 

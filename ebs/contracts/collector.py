@@ -43,6 +43,7 @@ class CollectorState:
     totals: BatchTotals = field(default_factory=BatchTotals)
     # Continue-as-new past this many history events (well under Temporal's limits).
     history_limit: int = 10_000
+    log_level: str = ""  # set by /loglevel; "" = the workers' own level
 
 
 @dataclass

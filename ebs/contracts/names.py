@@ -29,6 +29,8 @@ UPDATE_ENQUEUE = "enqueue"
 
 QUERY_STATUS = "status"
 QUERY_ROUTING = "routing"
+SIGNAL_SET_LOG_LEVEL = "set_log_level"  # /loglevel/<LEVEL>: the workers follow it
+QUERY_LOG_LEVEL = "log_level"
 
 
 SWEEP_WORKFLOW = "SideTagSweep"

@@ -36,10 +36,12 @@ with workflow.unsafe.imports_passed_through():
         TagEvent,
     )
     from ebs.contracts.names import (
+        QUERY_LOG_LEVEL,
         QUERY_ROUTING,
         QUERY_STATUS,
         SIGNAL_PAUSE,
         SIGNAL_RESUME,
+        SIGNAL_SET_LOG_LEVEL,
         SIGNAL_SIDE_TAGS,
         SIGNAL_TAG,
         UPDATE_ENQUEUE,
@@ -77,6 +79,15 @@ class BatchCollector:
     @workflow.signal(name=SIGNAL_RESUME)
     def resume(self) -> None:
         self._s.paused = False
+
+    @workflow.signal(name=SIGNAL_SET_LOG_LEVEL)
+    def set_log_level(self, level: str) -> None:
+        """Only recorded here; each worker's log-level follower applies it."""
+        self._s.log_level = level
+
+    @workflow.query(name=QUERY_LOG_LEVEL)
+    def log_level(self) -> str:
+        return self._s.log_level
 
     @workflow.signal(name=SIGNAL_SIDE_TAGS)
     def side_tags(self, event: SideTagsEvent) -> None:
