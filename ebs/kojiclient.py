@@ -65,6 +65,9 @@ from ebs.activities.types import (
     TagBuildsRequest,
     TagBuildsResult,
     TagFailure,
+    TaggedBuild,
+    TagResolveRequest,
+    TagResolveResult,
     TaskBuild,
     TaskBuildsResult,
     TaskPollRequest,
@@ -407,6 +410,32 @@ class KojiAdapter:
             else:
                 builds.append(self._koji_build(r[0]))
         return LatestBuildsResult(builds)
+
+    def resolve_in_tags(self, req: TagResolveRequest, on_progress: Progress = None
+                        ) -> TagResolveResult:
+        """The build Koji lists as latest in each query's tag for its package
+        (getLatestBuilds: inheritance followed, most recently tagged first and,
+        within one event, the highest build id), one multicall per
+        multicall_chunk queries. An empty answer means the tag holds no build of
+        the package (found=False); a fault is never read as that: a permanent
+        one (no such tag) raises KojiPermanentError, any other propagates."""
+        results = self._multicall(
+            [("getLatestBuilds", (q.tag,), {"package": q.package or q.component})
+             for q in req.queries], on_progress)
+        self._raise_if_global(results)
+        for r in results:
+            if isinstance(r, koji.GenericError):
+                raise _permanent_from(r) if is_permanent_fault(r) else r
+        builds = []
+        for q, rows in zip(req.queries, results, strict=True):
+            if not rows:
+                builds.append(TaggedBuild(q.component, q.tag, found=False))
+                continue
+            row = rows[0]
+            builds.append(TaggedBuild(q.component, q.tag, found=True, nvr=str(row["nvr"]),
+                                      build_id=int(row["build_id"]),
+                                      tag_event=int(row.get("create_event") or 0)))
+        return TagResolveResult(builds)
 
     # -------------------------------------------------------------- side tags
     def create_side_tag(self, req: SideTagRequest) -> SideTag:

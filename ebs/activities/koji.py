@@ -23,6 +23,8 @@ from ebs.activities.types import (
     SubmitResult,
     TagBuildsRequest,
     TagBuildsResult,
+    TagResolveRequest,
+    TagResolveResult,
     TaskBuildsResult,
     TaskPollRequest,
     TaskPollResult,
@@ -47,6 +49,11 @@ class KojiActivities:
     @fail_fast
     def get_builds(self, req: BuildLookupRequest) -> BuildLookupResult:
         return self._koji.get_builds(req, on_progress=_beat)
+
+    @activity.defn(name="resolve_in_trigger_tag")
+    @fail_fast
+    def resolve_in_trigger_tag(self, req: TagResolveRequest) -> TagResolveResult:
+        return self._koji.resolve_in_tags(req, on_progress=_beat)
 
     @activity.defn(name="create_side_tag")
     @fail_fast
@@ -100,7 +107,8 @@ class KojiActivities:
 
     def all(self) -> list:
         return [
-            self.get_build_target, self.get_builds, self.create_side_tag, self.tag_builds,
+            self.get_build_target, self.get_builds, self.resolve_in_trigger_tag,
+            self.create_side_tag, self.tag_builds,
             self.repo_state, self.submit_builds, self.poll_tasks, self.cancel_tasks,
             self.task_builds, self.promote_builds, self.remove_side_tag, self.check_stable,
         ]

@@ -70,7 +70,9 @@ class SettingsActivities:
             for cand, rb, eb in zip(wanted, rawhide.builds, eln.builds, strict=True):
                 cand.rawhide = rb if rb.found else None
                 cand.eln = eb if eb.found else None
-        return ResolveResult(candidates=candidates, trigger_tag=trigger_tag)
+        return ResolveResult(
+            candidates=candidates, trigger_tag=trigger_tag, stable_tag=stable_tag
+        )
 
     def all(self) -> list:
         return [self.collector_settings, self.batch_settings, self.resolve_components]

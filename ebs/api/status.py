@@ -28,7 +28,7 @@ from ebs.temporal_client import PACKAGES_KEY
 from ebs.workflows import types as t
 
 FINAL_STATES = {t.PackageState.SUCCEEDED.value, t.PackageState.FAILED.value,
-                t.PackageState.STABLE.value}
+                t.PackageState.STABLE.value, t.PackageState.DROPPED.value}
 
 
 def _when(value: str | float | None) -> datetime | None:
@@ -60,6 +60,8 @@ def package_status(p: t.PackageResult, links: Links) -> PackageStatus:
         attempt=p.attempts,
         ordering=p.ordering,
         rawhide_nvr=p.rawhide_nvr,
+        message_nvr=p.message_nvr,
+        message_build_id=p.message_build_id,
         nvr=p.nvr,
         skip_tag=p.skip_tag,
         koji_tasks=tasks,

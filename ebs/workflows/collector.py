@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from ebs.activities.types import ResolveRequest, ResolveResult
     from ebs.api.names import check_components
     from ebs.config.rules import ordering_for
-    from ebs.rebuild_choice import choose_build
+    from ebs.rebuild_choice import ELN, choose_build
     from ebs.workflows import types as t
     from ebs.workflows.batch import RebuildBatch
 
@@ -85,7 +85,13 @@ class BatchCollector:
                 component=cand.component,
                 nvr=choice.build.nvr,
                 build_id=choice.build.build_id,
-                tag=resolved.trigger_tag,
+                # The tag the batch resolves the component in again when it
+                # starts: an ELN build chosen (renamed for ELN) lives in ELN.
+                tag=(
+                    resolved.stable_tag
+                    if choice.origin == ELN and resolved.stable_tag
+                    else resolved.trigger_tag
+                ),
                 source=req.source,
                 event_id=f"{req.source}:{workflow.uuid4()}",
                 tagged_at=workflow.now().timestamp(),
