@@ -35,6 +35,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import koji
@@ -161,6 +162,18 @@ def _explain_unexpected_answers(cls: C) -> C:
         if callable(value) and not name.startswith("_") and name != "close":
             setattr(cls, name, wrap(name, value))
     return cls
+
+
+def _creation_ts(info: dict[str, Any]) -> float:
+    """getBuild answers creation_ts; listTagged/getLatestBuilds rows only
+    creation_time ('2026-11-02 10:11:12.123456+00:00')."""
+    if info.get("creation_ts") is not None:
+        return float(info["creation_ts"])
+    try:
+        created = datetime.fromisoformat(str(info.get("creation_time") or ""))
+    except ValueError:
+        return 0.0
+    return (created if created.tzinfo else created.replace(tzinfo=UTC)).timestamp()
 
 
 def is_permanent_fault(exc: BaseException) -> bool:
@@ -377,7 +390,7 @@ class KojiAdapter:
                          component=info.get("name") or info.get("package_name") or "",
                          source=info.get("source") or "", task_id=int(info.get("task_id") or 0),
                          draft=bool(info.get("draft")),
-                         creation_ts=float(info.get("creation_ts") or 0.0), reason=reason)
+                         creation_ts=_creation_ts(info), reason=reason)
 
     def get_builds(self, req: BuildLookupRequest, on_progress: Progress = None
                    ) -> BuildLookupResult:

@@ -300,7 +300,10 @@ class BatchCollector:
             and event.tagged_at is not None
             and event.tagged_at < current.tagged_at
         ):
-            return  # an older tag arriving late: the build tagged last wins
+            # An older tag arriving late: the build tagged last wins. A fast
+            # path only (sent-at has one-second resolution): the batch asks
+            # Koji for the latest build in the trigger tag when it starts.
+            return
         self._s.queue[event.component] = event
         self._s.last_event_at = workflow.now().isoformat()
         self._changes += 1
