@@ -218,3 +218,26 @@ async def test_a_manual_trigger_resolves_at_batch_start_too(engine: Engine) -> N
     assert bash.rawhide_nvr == newer and bash.message_nvr == queued.nvr != newer
     assert bash.message_build_id == queued.build_id
     assert built_from(engine, "bash") == [tag.build(newer)["source"]]
+
+
+async def test_a_manual_trigger_of_an_eln_build_resolves_in_the_eln_tag(engine: Engine) -> None:
+    """With no Rawhide build, the manual trigger rebuilds the latest ELN build
+    (as the original does); the batch resolves it where it was found, not in
+    the trigger tag, so it is not dropped."""
+    tag = trigger_tag(engine)
+    (sed,) = tag.builds_of("sed")
+    tag.untag(sed)
+    eln = TriggerTag(tag.session, "eln")
+    eln_sed = eln.latest("sed")
+    assert eln_sed is not None
+    handle = await engine.start_collector()
+    res = await handle.execute_update(BatchCollector.enqueue, t.EnqueueRequest(["sed"]))
+    (queued,) = res.queued
+    assert (queued.nvr, queued.tag) == (eln_sed["nvr"], "eln")
+    result = await batch_after_lull(engine, handle)
+    pkg = by_name(result)["sed"]
+    # Submitted from the ELN build's source. (Koji then refuses the build, as
+    # its NVR exists already: a rebuild of an ELN build needs a release bump.)
+    assert pkg.state != "dropped", pkg.reason
+    assert pkg.rawhide_nvr == pkg.message_nvr == eln_sed["nvr"]
+    assert built_from(engine, "sed")[:1] == [eln.build(eln_sed["nvr"])["source"]]
