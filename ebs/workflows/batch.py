@@ -211,11 +211,13 @@ class RebuildBatch:
             pkg = self._packages[query.component]
             if not latest.found:
                 pkg.state = State.DROPPED.value
+                named = pkg.message_nvr + (
+                    f" (build {pkg.message_build_id})" if pkg.message_build_id else ""
+                )
                 pkg.reason = (
-                    f"dropped: {query.tag} holds no build of {query.package} any more "
-                    f"(untagged since {pkg.message_nvr or 'the request'}"
-                    + (f", build {pkg.message_build_id}" if pkg.message_build_id else "")
-                    + " was queued); nothing to rebuild"
+                    f"dropped: Koji's {query.tag} no longer holds any build of "
+                    f"{query.package} (untagged after the message named {named}); "
+                    "nothing to rebuild"
                 )
                 continue
             if latest.nvr != pkg.rawhide_nvr:
