@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from ebs.contracts.batch import BatchRequest
 from ebs.contracts.collector import CollectorState
 from ebs.contracts.events import EnqueueRequest, TagEvent
 from ebs.workflows.collector import BatchCollector
@@ -99,3 +100,26 @@ async def test_record_collector_continue_as_new(engine: Engine) -> None:
     history = await engine.client.get_workflow_handle(
         handle.id, run_id=handle.first_execution_run_id).fetch_history()
     (HISTORIES / "batch_collector_continue_as_new.json").write_text(history.to_json())
+
+
+async def test_record_batch_resolving_the_trigger_tag(engine: Engine) -> None:
+    """Issue 18: the message's bash build is not Koji's latest; sed was untagged."""
+    from ebs.workflows.batch import RebuildBatch
+
+    tag = engine.sim.layout.trigger_tag
+    session = engine.sim.session()
+    message = engine.tag_event("bash")
+    older = engine.sim.add_rawhide_build("bash", "5.2.36", "1")  # tagged last: Koji's latest
+    assert session.getLatestBuilds(tag, package="bash")[0]["nvr"] == older.nvr
+    sed = engine.tag_event("sed")
+    session.untagBuild(tag, sed.nvr)
+    handle = await engine.client.start_workflow(
+        RebuildBatch.run,
+        BatchRequest("ebs-batch-record-4", [message, sed], engine.settings()),
+        id="ebs-batch-record-4",
+        task_queue=engine.task_queue,
+    )
+    result = await handle.result()
+    states = {p.component: (p.state, p.rawhide_nvr) for p in result.packages}
+    assert states == {"bash": ("stable", older.nvr), "sed": ("dropped", sed.nvr)}
+    await _save(engine, handle.id, "rebuild_batch_resolve_trigger_tag")

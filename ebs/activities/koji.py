@@ -27,6 +27,11 @@ class KojiActivities:
     def get_builds(self, req: k.BuildLookupRequest) -> k.BuildLookupResult:
         return self._koji.get_builds(req, on_progress=_beat)
 
+    @activity.defn(name="resolve_in_trigger_tag")
+    @fail_fast
+    def resolve_in_trigger_tag(self, req: k.TagResolveRequest) -> k.TagResolveResult:
+        return self._koji.resolve_in_tags(req, on_progress=_beat)
+
     @activity.defn(name="create_side_tag")
     @fail_fast
     def create_side_tag(self, req: k.SideTagRequest) -> k.SideTag:
@@ -79,7 +84,8 @@ class KojiActivities:
 
     def all(self) -> list:
         return [
-            self.get_build_target, self.get_builds, self.create_side_tag, self.tag_builds,
+            self.get_build_target, self.get_builds, self.resolve_in_trigger_tag,
+            self.create_side_tag, self.tag_builds,
             self.repo_state, self.submit_builds, self.poll_tasks, self.cancel_tasks,
             self.task_builds, self.promote_builds, self.remove_side_tag, self.check_stable,
         ]

@@ -53,6 +53,7 @@ class SettingsActivities:
                 )
             )
         wanted = [c for c in candidates if c.eligible]
+        eln_tag = ""
         if wanted:
             rawhide = self._koji.latest_builds(
                 LatestBuildsRequest(trigger_tag, [c.component for c in wanted])
@@ -62,16 +63,17 @@ class SettingsActivities:
             target = self._koji.get_build_target(
                 state.config.configuration.koji.build_target
             )
+            eln_tag = target.dest_tag
             eln = self._koji.latest_builds(
                 LatestBuildsRequest(
-                    target.dest_tag,
+                    eln_tag,
                     [c.eln_name or c.component for c in wanted],
                 )
             )
             for cand, rb, eb in zip(wanted, rawhide.builds, eln.builds, strict=True):
                 cand.rawhide = rb if rb.found else None
                 cand.eln = eb if eb.found else None
-        return ResolveResult(candidates=candidates, trigger_tag=trigger_tag)
+        return ResolveResult(candidates=candidates, trigger_tag=trigger_tag, eln_tag=eln_tag)
 
     def all(self) -> list:
         return [self.collector_settings, self.batch_settings, self.resolve_components]

@@ -42,15 +42,22 @@ class BodhiUpdate(_Model):
 
 class PackageStatus(_Model):
     component: str
-    state: str = Field(description="pending | building | succeeded | failed | stable")
+    state: str = Field(
+        description="pending | building | succeeded | failed | stable | dropped "
+        "(the trigger tag no longer held any build of it when the batch started)"
+    )
     attempt: int = Field(default=0, description="Build attempts made so far in this batch")
     ordering: int = 1000
-    rawhide_nvr: str = ""
+    rawhide_nvr: str = Field(
+        default="", description="The build rebuilt: Koji's latest in the trigger tag"
+    )
+    message_nvr: str = Field(default="", description="The build the tag message named")
+    message_build_id: int = 0
     nvr: str = Field(default="", description="The ELN build, once known")
     skip_tag: bool = False
     koji_tasks: list[KojiTask] = []
     bodhi_update: BodhiUpdate | None = None
-    reason: str = Field(default="", description="Why it failed")
+    reason: str = Field(default="", description="Why it failed or was dropped")
 
 
 class SliceStatus(_Model):

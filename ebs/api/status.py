@@ -35,7 +35,7 @@ from ebs.contracts.names import COLLECTOR_WORKFLOW_ID
 from ebs.contracts.search import PACKAGES_KEY
 
 FINAL_STATES = {PackageState.SUCCEEDED.value, PackageState.FAILED.value,
-                PackageState.STABLE.value}
+                PackageState.STABLE.value, PackageState.DROPPED.value}
 
 
 def _when(value: str | float | None) -> datetime | None:
@@ -67,6 +67,8 @@ def package_status(p: PackageResult, links: Links) -> PackageStatus:
         attempt=p.attempts,
         ordering=p.ordering,
         rawhide_nvr=p.rawhide_nvr,
+        message_nvr=p.message_nvr,
+        message_build_id=p.message_build_id,
         nvr=p.nvr,
         skip_tag=p.skip_tag,
         koji_tasks=tasks,

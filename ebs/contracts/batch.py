@@ -15,6 +15,9 @@ class PackageState(StrEnum):
     SUCCEEDED = "succeeded"  # built (scratch) or built and promoted/filed
     FAILED = "failed"
     STABLE = "stable"
+    # Left out at batch start: the trigger tag no longer holds any build of the
+    # component (untagged since the message); `reason` says so.
+    DROPPED = "dropped"
 
 
 class BatchOutcome(StrEnum):
@@ -47,7 +50,12 @@ class PackageResult:
     build_id: int = 0
     update_alias: str = ""
     update_url: str = ""
-    reason: str = ""  # why it failed, human readable
+    reason: str = ""  # why it failed or was dropped, human readable
+    # What the tag message (or manual trigger) named; rawhide_nvr is the build
+    # Koji listed as latest in the trigger tag when the batch started.
+    message_nvr: str = ""
+    message_build_id: int = 0
+    rawhide_build_id: int = 0
 
 
 @dataclass

@@ -223,3 +223,35 @@ class LatestBuildsRequest:
 @dataclass
 class LatestBuildsResult:
     builds: list[KojiBuild] = field(default_factory=list)  # found=False when none
+
+
+@dataclass
+class TagQuery:
+    """Which build of `package` does Koji list as latest in `tag`?"""
+
+    component: str  # the queued component, to match the answer to the package
+    tag: str
+    package: str = ""  # the Koji package name; the component's when empty
+
+
+@dataclass
+class TagResolveRequest:
+    queries: list[TagQuery] = field(default_factory=list)
+
+
+@dataclass
+class TaggedBuild:
+    """Koji's answer to one TagQuery: getLatestBuilds(tag, package=...)[0]."""
+
+    component: str
+    tag: str
+    found: bool = False  # False: the tag holds no build of the package
+    nvr: str = ""
+    build_id: int = 0
+    tag_event: int = 0  # the Koji event that tagged it (tag_listing.create_event)
+
+
+@dataclass
+class TagResolveResult:
+    builds: list[TaggedBuild] = field(default_factory=list)  # in query order
+

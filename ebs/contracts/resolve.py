@@ -23,10 +23,11 @@ class ComponentCandidates:
     eligible: bool = False
     reason: str = ""  # why not eligible
     rawhide: KojiBuild | None = None  # latest in the trigger tag
-    eln: KojiBuild | None = None  # latest in the ELN stable tag
+    eln: KojiBuild | None = None  # latest in the build target's destination tag
 
 
 @dataclass
 class ResolveResult:
     candidates: list[ComponentCandidates] = field(default_factory=list)
     trigger_tag: str = ""
+    eln_tag: str = ""  # where the `eln` candidates were found (the target's destination tag)

@@ -21,6 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import koji
@@ -54,6 +55,9 @@ from ebs.contracts.koji import (
     TagBuildsRequest,
     TagBuildsResult,
     TagFailure,
+    TaggedBuild,
+    TagResolveRequest,
+    TagResolveResult,
     TaskBuild,
     TaskBuildsResult,
     TaskPollRequest,
@@ -81,6 +85,18 @@ SIDE_TAG_KEY = "ebs_request_key"
 _RECENT_CALLS = 3
 # build opts key carrying the workflow id (the bridge routes task events by it).
 WORKFLOW_ID_KEY = "ebs_workflow_id"
+
+def _creation_ts(info: dict[str, Any]) -> float:
+    """getBuild answers creation_ts; listTagged/getLatestBuilds rows only
+    creation_time ('2026-11-02 10:11:12.123456+00:00')."""
+    if info.get("creation_ts") is not None:
+        return float(info["creation_ts"])
+    try:
+        created = datetime.fromisoformat(str(info.get("creation_time") or ""))
+    except ValueError:
+        return 0.0
+    return (created if created.tzinfo else created.replace(tzinfo=UTC)).timestamp()
+
 
 @explain_unexpected_answers
 class KojiAdapter:
@@ -209,7 +225,7 @@ class KojiAdapter:
                          component=info.get("name") or info.get("package_name") or "",
                          source=info.get("source") or "", task_id=int(info.get("task_id") or 0),
                          draft=bool(info.get("draft")),
-                         creation_ts=float(info.get("creation_ts") or 0.0), reason=reason)
+                         creation_ts=_creation_ts(info), reason=reason)
 
     def get_builds(self, req: BuildLookupRequest, on_progress: Progress = None
                    ) -> BuildLookupResult:
@@ -242,6 +258,32 @@ class KojiAdapter:
             else:
                 builds.append(self._koji_build(r[0]))
         return LatestBuildsResult(builds)
+
+    def resolve_in_tags(self, req: TagResolveRequest, on_progress: Progress = None
+                        ) -> TagResolveResult:
+        """The build Koji lists as latest in each query's tag for its package
+        (getLatestBuilds: inheritance followed, most recently tagged first and,
+        within one event, the highest build id), one multicall per
+        multicall_chunk queries. An empty answer means the tag holds no build of
+        the package (found=False); a fault is never read as that: a permanent
+        one (no such tag) raises KojiPermanentError, any other propagates."""
+        results = self._multicall(
+            [("getLatestBuilds", (q.tag,), {"package": q.package or q.component})
+             for q in req.queries], on_progress)
+        self._raise_if_global(results)
+        for r in results:
+            if isinstance(r, koji.GenericError):
+                raise permanent_from(r) if is_permanent_fault(r) else r
+        builds = []
+        for q, rows in zip(req.queries, results, strict=True):
+            if not rows:
+                builds.append(TaggedBuild(q.component, q.tag, found=False))
+                continue
+            row = rows[0]
+            builds.append(TaggedBuild(q.component, q.tag, found=True, nvr=str(row["nvr"]),
+                                      build_id=int(row["build_id"]),
+                                      tag_event=int(row.get("create_event") or 0)))
+        return TagResolveResult(builds)
 
     # -------------------------------------------------------------- side tags
     def create_side_tag(self, req: SideTagRequest) -> SideTag:

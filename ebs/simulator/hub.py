@@ -371,7 +371,8 @@ class Hub:
         if t is None:
             return []
         return self.world.read_tagged(t, event=event, inherit=inherit, latest=latest,
-                                      package=package, owner=owner, prefix=prefix, draft=draft)
+                                      package=package, owner=owner, prefix=prefix, draft=draft,
+                                      extra=extra)
 
     def getLatestBuilds(self, tag: Any, event: Any = None, package: Any = None, type: Any = None,
                         draft: Any = None) -> list[dict[str, Any]]:

@@ -387,7 +387,7 @@ class World:
     def read_tagged(self, tag: Tag, *, event: int | None = None, inherit: bool = False,
                     latest: bool | int = False, package: str | None = None,
                     owner: str | None = None, prefix: str | None = None,
-                    draft: bool | None = None) -> list[dict[str, Any]]:
+                    draft: bool | None = None, extra: bool = False) -> list[dict[str, Any]]:
         chain = self.ancestors(tag) if inherit else [tag]
         out: list[dict[str, Any]] = []
         seen: dict[int, int] = {}
@@ -409,14 +409,25 @@ class World:
                     if seen.get(b.pkg_id, 0) >= limit:
                         continue
                     seen[b.pkg_id] = seen.get(b.pkg_id, 0) + 1
-                info = self.build_info(b)
-                info.update({"tag_id": t.id, "tag_name": t.name,
-                             "create_event": li.create_event})
-                for key in ("source", "extra", "promoter_id", "promoter_name",
-                            "promotion_time", "promotion_ts", "cg_id", "cg_name"):
-                    info.pop(key, None)
-                out.append(info)
+                row = self._tagged_row(b, t, li)
+                if extra:
+                    row["extra"] = b.extra
+                out.append(row)
         return out
+
+    # The columns of kojihub.readTaggedBuilds (1.35): no source, no *_ts, no cg.
+    TAGGED_COLUMNS = (
+        "tag_id", "tag_name", "id", "build_id", "version", "release", "epoch", "state",
+        "completion_time", "promotion_time", "start_time", "task_id", "draft", "owner_id",
+        "owner_name", "promoter_id", "promoter_name", "creation_event_id", "creation_time",
+        "volume_id", "volume_name", "package_id", "package_name", "name", "nvr", "create_event",
+    )
+
+    def _tagged_row(self, b: Build, tag: Tag, li: Listing) -> dict[str, Any]:
+        """One row of listTagged/getLatestBuilds, shaped like the hub's."""
+        info = self.build_info(b)
+        info.update({"tag_id": tag.id, "tag_name": tag.name, "create_event": li.create_event})
+        return {key: info[key] for key in self.TAGGED_COLUMNS}
 
     def is_tagged(self, tag: Tag, b: Build) -> bool:
         return any(li.build_id == b.id and li.revoke_event is None
@@ -439,17 +450,18 @@ class World:
 
     def _untag(self, tag: Tag, b: Build, user: User, strict: bool = True) -> None:
         rows = [li for li in self.tagged(tag) if li.build_id == b.id]
-        if not rows:
-            if strict:
-                raise koji.TagError(f"build {b.nvr} not in tag {tag.name}")
-            return
+        if not rows and strict:
+            raise koji.TagError(f"build {b.nvr} not in tag {tag.name}")
+        # As the hub: the revoke is an event even when nothing was tagged
+        # (strict=False), and the postUntag callback announces it either way.
         event = self._new_event()
         for li in rows:
             li.revoke_event = event
         self.emit("buildsys.untag", messages.tag_body(
             self.base_url, {"id": tag.id, "name": tag.name}, self.build_info(b), user.name,
             self.users[b.owner_id].name))
-        self._tag_changed(tag)
+        if rows:
+            self._tag_changed(tag)
 
     def tag_build_now(self, tag_name: str, nvr: str, user: User | None = None) -> None:
         with self.lock:

@@ -1,5 +1,8 @@
 """RebuildBatch: the whole batch algorithm, step by step.
 
+0. Resolve every queued component against the trigger tag: Koji's latest
+   build there is the one rebuilt, whatever the message named; a component
+   the tag no longer holds is dropped, with the reason.
 1. Create a build side tag from the ELN build tag, tag in the Rawhide builds
    (except skip_tag packages) and wait for Koji to regenerate its repo.
 2. Build the packages in slices by ordering value, lowest first; every
@@ -48,6 +51,8 @@ with workflow.unsafe.imports_passed_through():
         StableCheckRequest,
         TagBuildsRequest,
         TagBuildsResult,
+        TagQuery,
+        TagResolveRequest,
         TaskPollRequest,
     )
     from ebs.contracts.mail import EmailRequest, MailKind
@@ -72,6 +77,7 @@ R = TypeVar("R")
 
 # workflow.patched ids: changes that reorder the commands of recorded histories.
 PATCH_EARLY_FAILURE_MAIL = "build-failure-mail-after-slices"
+PATCH_RESOLVE_TRIGGER_TAG = "resolve-trigger-tag"
 
 # A side tag whose repo never regenerates is replaced this many times at most.
 MAX_SIDE_TAGS = 3
@@ -109,9 +115,12 @@ class RebuildBatch:
                     req.settings.default_ordering,
                 ),
                 skip_tag=is_skip_tag(req.settings.skip_tag, ev.component),
+                message_nvr=ev.nvr,
+                message_build_id=ev.build_id,
             )
             for ev in req.packages
         }
+        self._events = {ev.component: ev for ev in req.packages}
         self._sources: dict[str, str] = {}  # component -> SCM URL of the Rawhide build
         self._side_tags: list[str] = []
         self._errata_tags: list[str] = []
@@ -154,19 +163,22 @@ class RebuildBatch:
         outcome = BatchOutcome.ERROR
         failures_mailed = False
         try:
+            if workflow.patched(PATCH_RESOLVE_TRIGGER_TAG):
+                await self._resolve_in_trigger_tag()
             target = await self._koji(KojiActivities.get_build_target, s.build_target, "target")
-            await self._look_up_rawhide_builds()
-            side_tag = await self._prepare_side_tag(target.build_tag)
-            for ordering in sorted({p.ordering for p in self._packages.values()}):
-                await self._build_slice(ordering, side_tag)
-            # As the original: the failures are mailed as soon as the slices
-            # are done, not after the stable wait (which can take a day).
-            if workflow.patched(PATCH_EARLY_FAILURE_MAIL):
-                failures_mailed = True
-                if self._any_failed():
-                    await self._email(MailKind.BUILD_FAILURES)
-            if not s.scratch:
-                await self._release(target)
+            if self._active():
+                await self._look_up_rawhide_builds()
+                side_tag = await self._prepare_side_tag(target.build_tag)
+                for ordering in sorted({p.ordering for p in self._packages.values()}):
+                    await self._build_slice(ordering, side_tag)
+                # As the original: the failures are mailed as soon as the slices
+                # are done, not after the stable wait (which can take a day).
+                if workflow.patched(PATCH_EARLY_FAILURE_MAIL):
+                    failures_mailed = True
+                    if self._any_failed():
+                        await self._email(MailKind.BUILD_FAILURES)
+                if not s.scratch:
+                    await self._release(target)
             outcome = self._outcome()
         except BatchAbort as err:
             self._error = str(err)
@@ -185,16 +197,58 @@ class RebuildBatch:
             await self._email(MailKind.BUILD_FAILURES)  # histories from before the patch
         return self._result(outcome, finished=True)
 
+    async def _resolve_in_trigger_tag(self) -> None:
+        """Step 0: Koji, not the bus, decides which build is rebuilt.
+
+        Messages can arrive in any order and their send times have one-second
+        resolution; an untag may have followed. The build Koji lists as latest
+        in the trigger tag (the tag the event names) replaces the message's;
+        with none left there, the component is dropped and says why.
+        """
+        self._set_phase("resolving")
+        queries = [
+            TagQuery(
+                component=pkg.component,
+                tag=self._events[pkg.component].tag or self._settings.trigger_tag,
+                package=_package_of(pkg.message_nvr) or pkg.component,
+            )
+            for pkg in self._packages.values()
+        ]
+        resolved = await self._koji(
+            KojiActivities.resolve_in_trigger_tag, TagResolveRequest(queries),
+            "resolve:trigger-tag",
+        )
+        for query, latest in zip(queries, resolved.builds, strict=True):
+            pkg = self._packages[query.component]
+            if not latest.found:
+                pkg.state = State.DROPPED.value
+                named = pkg.message_nvr + (
+                    f" (build {pkg.message_build_id})" if pkg.message_build_id else ""
+                )
+                pkg.reason = (
+                    f"dropped: Koji's {query.tag} no longer holds any build of "
+                    f"{query.package} (untagged after the message named {named}); "
+                    "nothing to rebuild"
+                )
+                continue
+            if latest.nvr != pkg.rawhide_nvr:
+                workflow.logger.info(
+                    "%s: Koji lists %s as latest in %s; the message named %s",
+                    pkg.component, latest.nvr, query.tag, pkg.rawhide_nvr,
+                )
+            pkg.rawhide_nvr = latest.nvr
+            pkg.rawhide_build_id = latest.build_id
+
     async def _look_up_rawhide_builds(self) -> None:
         """The SCM URL of each Rawhide build: the exact source to rebuild."""
         self._set_phase("resolving")
         found = await self._koji(
             KojiActivities.get_builds,
-            BuildLookupRequest([p.rawhide_nvr for p in self._packages.values()]),
+            BuildLookupRequest([p.rawhide_nvr for p in self._active()]),
             "lookup:rawhide-builds",
         )
         by_nvr = {b.nvr: b for b in found.builds}
-        for pkg in self._packages.values():
+        for pkg in self._active():
             build = by_nvr.get(pkg.rawhide_nvr)
             if build is None or not build.found or not build.source:
                 why = build.reason if build and build.reason else "no SCM source recorded"
@@ -210,11 +264,7 @@ class RebuildBatch:
         removed and the step starts over with a new one.
         """
         s = self._settings
-        nvrs = [
-            p.rawhide_nvr
-            for p in self._packages.values()
-            if not p.skip_tag and p.state != State.FAILED.value
-        ]
+        nvrs = [p.rawhide_nvr for p in self._active() if not p.skip_tag]
         for n in range(1, MAX_SIDE_TAGS + 1):
             self._set_phase("tagging")
             side_tag = await self._koji(
@@ -283,10 +333,7 @@ class RebuildBatch:
 
     async def _build_slice(self, ordering: int, side_tag: str) -> None:
         """Step 2 for one slice: attempts until nothing fails or failures stop shrinking."""
-        pending = [
-            p for p in self._packages.values()
-            if p.ordering == ordering and p.state != State.FAILED.value
-        ]
+        pending = [p for p in self._active() if p.ordering == ordering]
         previous_failures: int | None = None
         attempt = 0
         while pending:
@@ -559,8 +606,14 @@ class RebuildBatch:
             if pkg.state in (State.PENDING.value, State.BUILDING.value):
                 self._fail(pkg, reason)
 
+    def _active(self) -> list[PackageResult]:
+        """The packages still in play: neither failed nor dropped."""
+        gone = (State.FAILED.value, State.DROPPED.value)
+        return [p for p in self._packages.values() if p.state not in gone]
+
     def _outcome(self) -> BatchOutcome:
-        states = [p.state for p in self._packages.values()]
+        """Dropped packages count neither way: nothing was there to rebuild."""
+        states = [p.state for p in self._packages.values() if p.state != State.DROPPED.value]
         failed = states.count(State.FAILED.value)
         if failed == 0:
             # Built, but an update did not reach the stable tag in time.
@@ -591,6 +644,12 @@ class RebuildBatch:
             error=self._error,
             config_version=self._settings.config_version,
         )
+
+
+def _package_of(nvr: str) -> str:
+    """The package name of an N-V-R ("" when it is not one)."""
+    parts = nvr.rsplit("-", 2)
+    return parts[0] if len(parts) == 3 and all(parts) else ""
 
 
 def _names(names: Any, limit: int = 8) -> str:

@@ -48,7 +48,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ebs.contracts.resolve import ResolveRequest
     from ebs.workflows.batch import RebuildBatch
-    from ebs.workflows.rebuild_choice import choose_build
+    from ebs.workflows.rebuild_choice import ELN, choose_build
 
 # Bounds on what the state carries across continue-as-new.
 SEEN_EVENT_IDS = 5000
@@ -116,7 +116,13 @@ class BatchCollector:
                 component=cand.component,
                 nvr=choice.build.nvr,
                 build_id=choice.build.build_id,
-                tag=resolved.trigger_tag,
+                # The tag the batch resolves the component in again when it
+                # starts: an ELN build chosen (renamed for ELN) lives in ELN.
+                tag=(
+                    resolved.eln_tag
+                    if choice.origin == ELN and resolved.eln_tag
+                    else resolved.trigger_tag
+                ),
                 source=req.source,
                 event_id=f"{req.source}:{workflow.uuid4()}",
                 tagged_at=workflow.now().timestamp(),
@@ -320,7 +326,10 @@ class BatchCollector:
             and event.tagged_at is not None
             and event.tagged_at < current.tagged_at
         ):
-            return  # an older tag arriving late: the build tagged last wins
+            # An older tag arriving late: the build tagged last wins. A fast
+            # path only (sent-at has one-second resolution): the batch asks
+            # Koji for the latest build in the trigger tag when it starts.
+            return
         self._s.queue[event.component] = event
         self._s.last_event_at = workflow.now().isoformat()
         self._changes += 1
