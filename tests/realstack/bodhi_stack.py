@@ -43,6 +43,9 @@ BODHI_KOJI_USER = "bodhi"
 # tags builds into them and into the stable tag (the hub's tag policy allows
 # `has_perm tag`).
 BODHI_KOJI_PERMS = ("tag", "autosign")
+# Fedora's signer moves signed builds into SIDE-testing-pending, an autosign tag.
+SIGNER_KOJI_USER = "robosignatory"
+SIGNER_KOJI_PERMS = ("tag", "autosign")
 
 
 class PostgresLike(Protocol):
@@ -93,7 +96,9 @@ def ensure_installed() -> Path:
 
 def prepare_koji(hub: Any) -> str:
     """Give the fixture's Koji hub what Bodhi needs: a password user ``bodhi``
-    with :data:`BODHI_KOJI_PERMS`.  Returns that user's password."""
+    with :data:`BODHI_KOJI_PERMS`, and the signer :data:`SIGNER_KOJI_USER`.
+    Returns Bodhi's password (the signer's is in ``hub.passwords``)."""
+    hub.add_user(SIGNER_KOJI_USER, perms=SIGNER_KOJI_PERMS)
     password: str = hub.add_user(BODHI_KOJI_USER, perms=BODHI_KOJI_PERMS)
     return password
 
@@ -246,14 +251,24 @@ class BodhiServer:
         log: list[str] = self._control("approve_testing")["log"]
         return log
 
-    def sign(self, koji_admin: Any, side_tag: str, nvrs: list[str]) -> None:
-        """Do the signer's part for a side-tag update: move each build from
-        ``SIDE-signing-pending`` to ``SIDE-testing-pending`` (as robosignatory
-        does, without a task: ``*BuildBypass``) and tell Bodhi."""
+    def sign(self, signer: Any, side_tag: str, nvrs: list[str], timeout: float = 60.0) -> None:
+        """Do the signer's part for a side-tag update, as robosignatory does: once
+        Bodhi's tagBuild tasks put each build in ``SIDE-signing-pending``, move it
+        to ``SIDE-testing-pending`` (``signer``: a Koji session of
+        :data:`SIGNER_KOJI_USER`; ``*BuildBypass``, so no task) and tell Bodhi."""
         signing, testing = f"{side_tag}-signing-pending", f"{side_tag}-testing-pending"
+        deadline = time.monotonic() + timeout
+        while True:
+            tagged = {b["nvr"] for b in signer.listTagged(signing)}
+            if set(nvrs) <= tagged:
+                break
+            if time.monotonic() > deadline:
+                raise BodhiError(f"Bodhi did not tag {sorted(set(nvrs) - tagged)} into "
+                                 f"{signing} within {timeout} s")
+            time.sleep(0.1)
         for nvr in nvrs:
-            koji_admin.tagBuildBypass(testing, nvr)
-            koji_admin.untagBuildBypass(signing, nvr)
+            signer.tagBuildBypass(testing, nvr)
+            signer.untagBuildBypass(signing, nvr)
             self.signed(nvr, testing)
 
     def get(self, path: str, **params: Any) -> dict[str, Any]:
