@@ -133,6 +133,10 @@ class SimRelease:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         del data["build_tag"], data["nvr_dist"]
+        # Computed by real Bodhi from its config; these are its defaults (an
+        # unconfigured release: no mandatory days, critpath 14, karma 2).
+        data.update(critpath_mandatory_days_in_testing=14, mandatory_days_in_testing=0,
+                    critpath_min_karma=2, min_karma=2)
         return data
 
 

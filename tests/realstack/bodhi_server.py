@@ -113,10 +113,9 @@ def _run_tasks_in_threads() -> None:
 
 
 def _create_releases(ini: str, releases: list[dict[str, Any]]) -> None:
-    from pyramid.paster import get_appsettings
-
     from bodhi.server import initialize_db
     from bodhi.server.models import PackageManager, Release, ReleaseState
+    from pyramid.paster import get_appsettings
     from sqlalchemy.orm import sessionmaker
 
     engine = initialize_db(get_appsettings(ini))

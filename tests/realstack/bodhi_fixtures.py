@@ -1,0 +1,60 @@
+"""pytest fixtures for the real Bodhi server on the real Koji stack.
+
+* ``oidc_provider`` (session): the OIDC stand-in Bodhi trusts
+  (:class:`tests.realstack.oidc_provider.RunningOidcProvider`).
+* ``bodhi_server`` (session): a started :class:`BodhiServer` on the
+  ``koji_stack`` fixture's PostgreSQL and hub; Koji users ``bodhi`` and
+  ``robosignatory`` exist.
+* ``bodhi_token_file`` (function): a bodhi-client token store
+  (``oidc_storage_path``) holding a fresh token of Koji's packager ``ebs``.
+
+A test module uses them by naming them at module level, e.g.
+``bodhi_server = bodhi_fixtures.bodhi_server`` (or conftest imports them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.realstack.bodhi_stack import SIGNER_KOJI_USER, BodhiServer, prepare_koji
+from tests.realstack.oidc_provider import RunningOidcProvider
+
+EBS_USER = "ebs"  # the koji_stack's packager, who owns the side tags ebs makes
+
+
+@pytest.fixture(scope="session")
+def oidc_provider() -> Iterator[RunningOidcProvider]:
+    provider = RunningOidcProvider()
+    yield provider
+    provider.close()
+
+
+@pytest.fixture(scope="session")
+def bodhi_server(koji_stack: Any, oidc_provider: RunningOidcProvider) -> Iterator[BodhiServer]:
+    password = prepare_koji(koji_stack.hub)
+    server = BodhiServer(koji_stack.pg, koji_hub_url=koji_stack.hub.url,
+                         koji_password=password, oidc_url=oidc_provider.url,
+                         workdir=Path(koji_stack.workdir) / "bodhi")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def bodhi_signer(koji_stack: Any, bodhi_server: BodhiServer) -> Iterator[Any]:
+    """A Koji session of the signer (robosignatory), for ``BodhiServer.sign``."""
+    session = koji_stack.hub.session(SIGNER_KOJI_USER)
+    yield session
+    session.logout()
+
+
+@pytest.fixture
+def bodhi_token_file(oidc_provider: RunningOidcProvider, tmp_path: Path) -> Path:
+    token = oidc_provider.provider.issue(EBS_USER, groups=["packager"])
+    return oidc_provider.provider.token_file(tmp_path / "bodhi-client.json", token)
