@@ -28,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,7 +67,7 @@ class _TaskGone(Exception):
 
 class StandInBuilder:
     def __init__(self, hub: KojiHub, workdir: Path, hostname: str = "builder-1",
-                 poll: float = 0.1) -> None:
+                 poll: float = 0.2) -> None:
         self.hub = hub
         self.workdir = workdir
         self.hostname = hostname
@@ -85,6 +84,9 @@ class StandInBuilder:
         self._threads: list[threading.Thread] = []
         self._loop: threading.Thread | None = None
         self._session: koji.ClientSession | None = None
+        self._done: dict[int, threading.Event] = defaultdict(threading.Event)
+        self._wake = threading.Event()
+        self._built: dict[str, Path] = {}  # srpm upload path -> its noarch rpm
         self.errors: list[str] = []  # unexpected handler errors (a test may assert none)
 
     # ------------------------------------------------------------ set-up
@@ -113,6 +115,7 @@ class StandInBuilder:
 
     def stop(self) -> None:
         self._stop.set()
+        self._wake.set()
         for ev in list(self._releases.values()):
             ev.set()
         if self._loop is not None:
@@ -156,6 +159,10 @@ class StandInBuilder:
         with self._lock:
             return dict(self._holding)
 
+    def wake(self) -> None:
+        """Look for new tasks now (after submitting some), not at the next poll."""
+        self._wake.set()
+
     def pause(self) -> None:
         """Take no new tasks until resume() (tasks stay FREE/ASSIGNED)."""
         self._paused.set()
@@ -193,7 +200,8 @@ class StandInBuilder:
             except Exception as exc:  # the hub restarting, a test's teardown
                 if not self._stop.is_set():
                     log.warning("builder loop: %s", exc)
-            self._stop.wait(self.poll)
+            self._wake.wait(self.poll)
+            self._wake.clear()
 
     def _handle(self, task: dict[str, Any]) -> None:
         assert self._session is not None
@@ -222,6 +230,7 @@ class StandInBuilder:
                 log.exception("stand-in builder: task %s", task_id)
         finally:
             self._running.discard(task_id)
+            self._done[task_id].set()
             try:
                 session.logout()
             except Exception:
@@ -242,19 +251,28 @@ class StandInBuilder:
 
     def _wait_children(self, session: koji.ClientSession, parent: int,
                        children: list[int]) -> None:
-        """Wait for subtasks; a failed one raises its fault (kojid's taskWaitResults)."""
+        """Wait for subtasks; a failed one raises its fault (kojid's taskWaitResults).
+
+        The children run here, so their handlers' ends wake the wait; the hub is
+        asked every half second too (a cancel, a child another host ran)."""
         session.host.taskSetWait(parent, children)
+        self._wake.set()  # the dispatcher picks the new children up now
         while True:
-            self._check_open(session, parent)
-            infos = [session.getTaskInfo(c) for c in children]
+            for child in children:
+                self._done[child].wait(0.5 / len(children))
+            with session.multicall(strict=True) as mc:
+                calls = [mc.getTaskInfo(t) for t in [parent, *children]]
+            me, *infos = [c.result for c in calls]
+            if not me or me["state"] in FINISHED or self._stop.is_set():
+                raise _TaskGone(parent)
             if all(i["state"] in FINISHED for i in infos):
                 break
-            time.sleep(self.poll)
         for child in children:
-            info = session.getTaskInfo(child)
+            self._done.pop(child, None)
+        for info in infos:
             if info["state"] != koji.TASK_STATES["CLOSED"]:
-                session.getTaskResult(child)  # raises the child's fault
-                raise koji.GenericError(f"subtask {child} did not complete")
+                session.getTaskResult(info["id"])  # raises the child's fault
+                raise koji.GenericError(f"subtask {info['id']} did not complete")
 
     def _upload(self, session: koji.ClientSession, task_id: int, path: Path) -> str:
         relpath = koji.pathinfo.taskrelpath(task_id)
@@ -277,6 +295,7 @@ class StandInBuilder:
         srpm, rpm = build_rpms(self.workdir / str(task_id), source.name, source.version,
                                release)
         srpm_rel = self._upload(session, task_id, srpm)
+        self._built[srpm_rel] = rpm  # the buildArch child uploads it
         scratch = bool(opts.get("scratch"))
         build_id = None
         if not scratch:
@@ -331,8 +350,8 @@ class StandInBuilder:
             self._check_open(session, task_id)
         elif outcome == "fail":
             raise koji.BuildError(BUILD_FAILURE)
-        _srpm, rpm = build_rpms(self.workdir / str(task_id), package, nvr["version"],
-                                nvr["release"])
+        rpm = self._built.pop(srpm_rel, None) or build_rpms(
+            self.workdir / str(task_id), package, nvr["version"], nvr["release"])[1]
         rpm_rel = self._upload(session, task_id, rpm)
         return {"rpms": [rpm_rel], "srpms": [], "logs": [], "brootid": 0}
 

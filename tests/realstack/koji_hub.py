@@ -198,7 +198,7 @@ class KojiHub:
         if self.proc is not None and self.proc.poll() is None:
             # gunicorn's own session: the arbiter and its workers, nothing else
             try:
-                os.killpg(self.proc.pid, signal.SIGTERM)
+                os.killpg(self.proc.pid, signal.SIGINT)  # gunicorn: quick shutdown
                 self.proc.wait(timeout=15)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 try:

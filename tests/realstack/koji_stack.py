@@ -201,6 +201,7 @@ class KojiStack:
             with admin.multicall(strict=True) as mc:
                 calls = [mc.build(src, target, opts or {}) for src, target in jobs]
             tasks = [int(c.result) for c in calls]
+            self.builder.wake()
             self.wait_tasks(admin, tasks, timeout)
             return tasks
         finally:
@@ -219,7 +220,7 @@ class KojiStack:
                 break
             if time.monotonic() > deadline:
                 raise TimeoutError(f"tasks not finished in {timeout} s: {infos}")
-            time.sleep(0.05)
+            time.sleep(0.1)
         if require_closed:
             bad = [i for i in infos if i["state"] != koji.TASK_STATES["CLOSED"]]
             for info in bad:
