@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
+import koji
 import pytest
 import requests
 from bodhi.client.bindings import BodhiClient, BodhiClientException
@@ -31,6 +32,7 @@ from ebs.config.model import BodhiAuth, BodhiConfig
 from ebs.simulator.bodhi import BodhiSim
 from tests.realstack import bodhi_fixtures
 from tests.realstack.bodhi_stack import BodhiServer
+from tests.realstack.koji_hub import DEFAULT_POLICY
 from tests.test_sim_bodhi import MemoryKoji, serve
 
 pytestmark = pytest.mark.realstack
@@ -41,6 +43,13 @@ bodhi_signer = bodhi_fixtures.bodhi_signer
 bodhi_token_file = bodhi_fixtures.bodhi_token_file
 
 _names = itertools.count(1)
+# The hub's `tag` policy runs `is_sidetag_owner` (no argument: the `tag` field)
+# on untag operations too, where `tag` is None; the sidetag plugin's test then
+# fails with "Invalid name or id value: None", so Bodhi cannot untag builds
+# from a side tag's children on its way to stable.  Fixed by guarding the
+# rule: `operation tag && is_sidetag_owner tag` / `operation untag &&
+# is_sidetag_owner fromtag` (tests/realstack/koji_hub.py, rs-koji's file).
+HUB_POLICY_BREAKS_UNTAG = "\nis_sidetag_owner :: allow" in "\n" + DEFAULT_POLICY["tag"]
 # The keys of a release in real Bodhi's JSON (GET releases/).
 RELEASE_KEYS = {
     "name", "long_name", "version", "id_prefix", "branch", "dist_tag", "stable_tag",
@@ -309,7 +318,13 @@ def test_anonymous_save_is_an_auth_error(backend: Backend) -> None:
 
 # ---- going stable -----------------------------------------------------------
 
-def test_update_goes_stable_and_its_side_tag_is_gone(backend: Backend) -> None:
+def test_update_goes_stable_and_its_side_tag_is_gone(backend: Backend,
+                                                     request: pytest.FixtureRequest) -> None:
+    if isinstance(backend, RealBackend) and HUB_POLICY_BREAKS_UNTAG:
+        request.applymarker(pytest.mark.xfail(
+            strict=True, raises=koji.ParameterError,
+            reason="the realstack hub's tag policy fails every untag by a non-admin "
+                   "(is_sidetag_owner on a None tag); see HUB_POLICY_BREAKS_UNTAG"))
     tag, nvrs = backend.side_tag()
     bodhi = adapter(backend)
     info = bodhi.file_update(request_for(tag, nvrs))
