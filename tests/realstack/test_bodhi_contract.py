@@ -60,6 +60,19 @@ RELEASE_KEYS = {
     "critpath_min_karma", "min_karma", "setting_status",
 }
 
+# The keys of an update, and of a page of updates, in real Bodhi's JSON.
+UPDATE_KEYS = {
+    "alias", "autokarma", "autotime", "bugs", "builds", "close_bugs", "comments",
+    "content_type", "critpath", "critpath_groups", "date_approved", "date_modified",
+    "date_pushed", "date_stable", "date_submitted", "date_testing", "display_name", "from_tag",
+    "karma", "locked", "meets_testing_requirements", "notes", "pushed", "release", "request",
+    "require_bugs", "require_testcases", "severity", "stable_days", "stable_karma", "status",
+    "suggest", "test_cases", "test_gating_status", "title", "type", "unstable_karma",
+    "updateid", "url", "user", "version_hash",
+}
+PAGE_KEYS = {"updates", "page", "pages", "rows_per_page", "total", "chrome", "display_request",
+             "display_user", "package"}
+
 
 class Backend(Protocol):
     """One Bodhi (and the Koji behind it) the contract runs against."""
@@ -140,6 +153,10 @@ class SimBackend:
         self.sim.close()
 
 
+POOL = 12
+_BUILD_POOLS: dict[int, list[str]] = {}  # id(koji_stack) -> unused ELN builds
+
+
 class RealBackend:
     def __init__(self, koji_stack: Any, bodhi: BodhiServer, signer: Any,
                  token_file: Path, id_provider: str) -> None:
@@ -148,18 +165,26 @@ class RealBackend:
         self.packager = koji_stack.session(bodhi_fixtures.EBS_USER)
 
     def side_tag(self, builds: int = 2) -> tuple[str, list[str]]:
-        n = next(_names)
-        names = [f"pkg{n}{chr(97 + i)}" for i in range(builds)]
-        jobs = []
-        for name in names:
-            self.stack.add_package(name)
-            jobs.append((self.stack.builder.register_source(name, "1.0", "1"), "eln"))
-        self.stack.run_builds(jobs)
-        nvrs = [f"{name}-1.0-1.eln150" for name in names]
+        nvrs = [self._fresh_build() for _ in range(builds)]
         tag = self.empty_side_tag()
         tasks = [self.packager.tagBuild(tag, nvr) for nvr in nvrs]
         self.stack.wait_tasks(self.packager, tasks)
         return tag, nvrs
+
+    def _fresh_build(self) -> str:
+        """An ELN build no update has used yet.  Made POOL at a time, by real
+        build tasks (one batch costs about what one build does)."""
+        pool = _BUILD_POOLS.setdefault(id(self.stack), [])
+        if not pool:
+            n = next(_names)
+            names = [f"pkg{n}x{i}" for i in range(POOL)]
+            jobs = []
+            for name in names:
+                self.stack.add_package(name)
+                jobs.append((self.stack.builder.register_source(name, "1.0", "1"), "eln"))
+            self.stack.run_builds(jobs)
+            pool.extend(f"{name}-1.0-1.eln150" for name in names)
+        return pool.pop(0)
 
     def empty_side_tag(self) -> str:
         name: str = self.packager.createSideTag("eln-build")["name"]
@@ -267,8 +292,16 @@ def test_save_from_side_tag(backend: Backend) -> None:
     assert info.alias.startswith("FEDORA-")
     assert info.url == f"{backend.url}updates/{info.alias}"
     assert info.status == "pending" and not info.reused
-    update = bodhi_client(backend).query(updateid=info.alias)["updates"][0]
-    assert update["from_tag"] == tag
+    page = bodhi_client(backend).query(updateid=info.alias)
+    assert set(page) == PAGE_KEYS and page["total"] == 1
+    update = page["updates"][0]
+    assert set(update) == UPDATE_KEYS
+    assert update["from_tag"] == tag and update["updateid"] == info.alias
+    # ebs's form asks for request=testing; Bodhi sets none for a release it
+    # does not compose, and nothing is signed yet.
+    assert update["request"] is None
+    assert [b["signed"] for b in update["builds"]] == [False] * len(nvrs)
+    assert update["test_gating_status"] is None
     assert sorted(b["nvr"] for b in update["builds"]) == sorted(nvrs)
     assert update["release"]["name"] == "ELN"
     assert update["notes"] == "ELN rebuild batch 1/1"
@@ -338,6 +371,7 @@ def test_update_goes_stable_and_its_side_tag_is_gone(backend: Backend,
     eventually(landed)
     update = bodhi_client(backend).query(updateid=info.alias)["updates"][0]
     assert update["date_stable"] and update["pushed"] is True and update["request"] is None
+    assert [b["signed"] for b in update["builds"]] == [True] * len(nvrs)
 
 
 @pytest.mark.xfail(strict=True, reason="issue 17 #3: ebs's Bodhi config has no token-file "
