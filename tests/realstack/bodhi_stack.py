@@ -98,8 +98,11 @@ def prepare_koji(hub: Any) -> str:
     """Give the fixture's Koji hub what Bodhi needs: a password user ``bodhi``
     with :data:`BODHI_KOJI_PERMS`, and the signer :data:`SIGNER_KOJI_USER`.
     Returns Bodhi's password (the signer's is in ``hub.passwords``)."""
-    hub.add_user(SIGNER_KOJI_USER, perms=SIGNER_KOJI_PERMS)
-    password: str = hub.add_user(BODHI_KOJI_USER, perms=BODHI_KOJI_PERMS)
+    for user, perms in ((SIGNER_KOJI_USER, SIGNER_KOJI_PERMS),
+                        (BODHI_KOJI_USER, BODHI_KOJI_PERMS)):
+        if user not in hub.passwords:  # idempotent: made once per hub
+            hub.add_user(user, perms=perms)
+    password: str = hub.passwords[BODHI_KOJI_USER]
     return password
 
 
