@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,7 +46,8 @@ log = logging.getLogger(__name__)
 
 OUTCOMES = ("succeed", "fail", "hold")
 BUILD_FAILURE = ("error building package (arch noarch), mock exited with status 1; "
-                 "see build.log for more information")
+                 "see build.log or root.log for more information")
+ALLOWED_SCM_HOSTS = ("src.fedoraproject.org",)
 FINISHED = {koji.TASK_STATES[s] for s in ("CLOSED", "FAILED", "CANCELED")}
 
 
@@ -283,12 +286,13 @@ class StandInBuilder:
     def _task_build(self, session: koji.ClientSession, task_id: int, src: str, target: str,
                     opts: dict[str, Any] | None = None) -> Any:
         opts = opts or {}
-        target_info = session.getBuildTarget(target)
-        if not target_info:
-            raise koji.GenericError(f"Unknown build target: {target}")
-        source = self.sources.get(src)
-        if source is None:
-            raise koji.BuildError(f"stand-in SCM: no such source: {src}")
+        target_info = session.getBuildTarget(target, strict=True)
+        if opts.get("draft") and opts.get("scratch"):
+            raise koji.GenericError("Draft and scratch cannot be used together")
+        self._check_scm(src)
+        source = self.sources[src]
+        repo = self._build_repo(session, task_id, target_info["build_tag"],
+                                bool(opts.get("wait_repo")))
         build_tag = session.getBuildConfig(target_info["build_tag"])
         dist = (build_tag.get("extra") or {}).get("rpm.macro.dist", "")
         release = f"{source.release}{dist}"
@@ -307,7 +311,8 @@ class StandInBuilder:
             build_id = session.host.initBuild(data)
         try:
             child = session.host.subtask(
-                "buildArch", [srpm_rel, target_info["build_tag"], "noarch", True, {}],
+                "buildArch", [srpm_rel, target_info["build_tag"], "noarch", True,
+                              {"repo_id": repo["id"]}],
                 task_id, arch="noarch", label="noarch")
             self._wait_children(session, task_id, [child])
             rpm_rel = session.getTaskResult(child)["rpms"][0]
@@ -330,6 +335,37 @@ class StandInBuilder:
                 task_id, arch="noarch", label="tag")
             self._wait_children(session, task_id, [tag_task])
         return None
+
+    def _build_repo(self, session: koji.ClientSession, task_id: int, build_tag: int,
+                    wait_repo: bool) -> dict[str, Any]:
+        """The build tag's repo, as kojid 1.35 gets it (koji.util.RepoWatcher):
+        ask the hub with repo.request (min_event "last" for wait_repo, else the
+        hub's default) and wait for that request to be served by kojira."""
+        check = session.repo.request(build_tag, min_event="last" if wait_repo else None)
+        if check.get("repo"):
+            return dict(check["repo"])
+        req_id = check["request"]["id"]
+        while True:
+            self._check_open(session, task_id)
+            status = session.repo.checkRequest(req_id)
+            if status.get("repo"):
+                return dict(status["repo"])
+            if not status["request"]["active"]:
+                raise koji.GenericError("Repo request no longer active")
+            time.sleep(self.poll)
+
+    def _check_scm(self, src: str) -> None:
+        """kojid's SCM checks: allowed hosts, then the checkout."""
+        m = re.match(r"git\+https://(?P<host>[^/]+)/rpms/(?P<name>[^/#]+?)(\.git)?#(?P<ref>.+)$",
+                     src)
+        if m is None:
+            raise koji.BuildError(f"Invalid scm url or srpm path: {src}")
+        if m.group("host") not in ALLOWED_SCM_HOSTS:
+            raise koji.BuildError(f"SCM: {m.group('host')}:/rpms/{m.group('name')}.git is not "
+                                  "in the list of allowed SCMs")
+        if src not in self.sources:
+            raise koji.BuildError(f'Error running GIT command "git checkout {m.group("ref")}", '
+                                  "see checkout.log for details")
 
     def _task_buildArch(self, session: koji.ClientSession, task_id: int, srpm_rel: str,
                         build_tag: Any, arch: str, keep_srpm: bool,
