@@ -1,9 +1,10 @@
 """The real Bodhi server (26.4.0) for the realstack tests.
 
 :class:`BodhiServer` runs ``tests/realstack/bodhi_server.py`` with the Python
-of Bodhi's own venv (``.realstack/bodhi-venv``, made once by
-``tests/realstack/install_bodhi.sh``): a database in the private PostgreSQL,
-Bodhi's schema, the releases below, and Bodhi's WSGI app under waitress on a
+of Bodhi's own venv (``.realstack/bodhi-venv``, or ``$EBS_BODHI_VENV``; made
+once by ``tests/realstack/install_bodhi.sh``, which ``python -m
+tests.realstack.bodhi_stack`` and the first fixture start run): a database in
+the private PostgreSQL, Bodhi's schema, the releases below, and Bodhi's WSGI app under waitress on a
 free loopback port.  Bodhi's buildsystem is the fixture's Koji hub; Bodhi logs
 in there with a password as the user ``bodhi`` (:func:`prepare_koji`).  The
 OIDC provider it trusts is :mod:`tests.realstack.oidc_provider`.
@@ -33,8 +34,9 @@ from typing import Any, Protocol
 
 import requests
 
-PROJECT = Path(__file__).resolve().parents[2]
-BODHI_VENV = Path(os.environ.get("EBS_BODHI_VENV", PROJECT / ".realstack" / "bodhi-venv"))
+from tests.realstack.hubenv import realstack_dir
+
+BODHI_VENV = Path(os.environ.get("EBS_BODHI_VENV") or realstack_dir() / "bodhi-venv")
 INSTALL_SCRIPT = Path(__file__).with_name("install_bodhi.sh")
 SERVER_SCRIPT = Path(__file__).with_name("bodhi_server.py")
 BODHI_KOJI_USER = "bodhi"
@@ -280,3 +282,7 @@ class BodhiServer:
         resp.raise_for_status()
         answer: dict[str, Any] = resp.json()
         return answer
+
+
+if __name__ == "__main__":  # python -m tests.realstack.bodhi_stack: install Bodhi's venv
+    print(ensure_installed())

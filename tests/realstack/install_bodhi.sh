@@ -4,7 +4,7 @@
 # Idempotent: a stamp naming the versions makes a second run a no-op.
 #   usage: tests/realstack/install_bodhi.sh [VENV_DIR]
 # Needs Debian packages (installed here when missing, as root):
-#   python3-rpm python3-librepo python3-createrepo-c libpq-dev python3-venv python3-dev gcc
+#   python3-rpm python3-librepo python3-createrepo-c libpq-dev libkrb5-dev python3-venv python3-dev gcc
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -17,7 +17,7 @@ if [[ -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
     exit 0
 fi
 
-debs=(python3-rpm python3-librepo python3-createrepo-c libpq-dev python3-venv python3-dev gcc)
+debs=(python3-rpm python3-librepo python3-createrepo-c libpq-dev libkrb5-dev python3-venv python3-dev gcc)
 missing=()
 for p in "${debs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
