@@ -8,6 +8,9 @@
 * ``bodhi_token_file`` (function): a bodhi-client token store
   (``oidc_storage_path``) holding a fresh token of Koji's packager ``ebs``.
 
+``ebs_bodhi_section()`` is the ebs config section (and token store) for a
+real ``ebs worker`` process.
+
 A test module uses them by naming them at module level, e.g.
 ``bodhi_server = bodhi_fixtures.bodhi_server`` (or conftest imports them).
 """
@@ -58,3 +61,15 @@ def bodhi_signer(koji_stack: Any, bodhi_server: BodhiServer) -> Iterator[Any]:
 def bodhi_token_file(oidc_provider: RunningOidcProvider, tmp_path: Path) -> Path:
     token = oidc_provider.provider.issue(EBS_USER, groups=["packager"])
     return oidc_provider.provider.token_file(tmp_path / "bodhi-client.json", token)
+
+
+def ebs_bodhi_section(server: BodhiServer, provider: RunningOidcProvider,
+                      home: Path) -> dict[str, Any]:
+    """The ``configuration.bodhi`` section of an ebs config for this Bodhi, for
+    a worker process whose ``HOME`` is ``home``: ebs has no token-file auth yet
+    (issue 17 #3), but its Kerberos method logs in only when bodhi-client's
+    token store (``~/.config/bodhi/client.json``) is empty, so a token of the
+    packager ``ebs`` is seeded there."""
+    token = provider.provider.issue(EBS_USER, groups=["packager"])
+    provider.provider.token_file(home / ".config" / "bodhi" / "client.json", token)
+    return {"url": server.url, "auth": {"method": "kerberos", "id_provider": provider.url}}

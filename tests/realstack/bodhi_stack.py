@@ -5,9 +5,10 @@ of Bodhi's own venv (``.realstack/bodhi-venv``, or ``$EBS_BODHI_VENV``; made
 once by ``tests/realstack/install_bodhi.sh``, which ``python -m
 tests.realstack.bodhi_stack`` and the first fixture start run): a database in
 the private PostgreSQL, Bodhi's schema, the releases below, and Bodhi's WSGI
-app under waitress on a free loopback port.  Bodhi's buildsystem is the fixture's Koji hub; Bodhi logs
-in there with a password as the user ``bodhi`` (:func:`prepare_koji`).  The
-OIDC provider it trusts is :mod:`tests.realstack.oidc_provider`.
+app under waitress on a free loopback port.  Bodhi's buildsystem is the
+fixture's Koji hub; Bodhi logs in there with a password as the user ``bodhi``
+(:func:`prepare_koji`).  The OIDC provider it trusts is
+:mod:`tests.realstack.oidc_provider`.
 
 How an update reaches stable, as in Fedora for a release Bodhi does not
 compose (Rawhide, ELN): ``save(from_tag=SIDE)`` makes it *pending* and Bodhi

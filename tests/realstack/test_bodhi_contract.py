@@ -382,3 +382,18 @@ def test_config_names_a_token_file(backend: Backend) -> None:
         "token_file": str(backend.token_file)}})
     tag, nvrs = backend.side_tag(builds=1)
     assert BodhiAdapter(config).file_update(request_for(tag, nvrs)).status == "pending"
+
+
+def test_an_expired_stored_token_is_refreshed(backend: Backend) -> None:
+    """A worker restarted after its access token expired: bodhi-client renews it
+    with the stored refresh token at the provider's token endpoint, no login."""
+    store = json.loads(backend.token_file.read_text())
+    (token,) = store["tokens"].values()
+    token["expires_at"] = int(time.time()) - 600
+    backend.token_file.write_text(json.dumps(store))
+    tag, nvrs = backend.side_tag(builds=1)
+    info = adapter(backend).file_update(request_for(tag, nvrs))
+    assert info.status == "pending"
+    (renewed,) = json.loads(backend.token_file.read_text())["tokens"].values()
+    assert renewed["access_token"] != token["access_token"]
+    assert renewed["expires_at"] > time.time()
