@@ -224,7 +224,7 @@ def test_promotion(sim: SimWithSink, koji_adapter: KojiAdapter) -> None:
     again = koji_adapter.promote_builds(PromoteRequest([b1.build_id])).promotions[0]
     assert (again.promoted, again.nvr) == (True, "bash-5.2.37-1.eln150")
     clash = koji_adapter.promote_builds(PromoteRequest([b2.build_id])).promotions[0]
-    assert not clash.promoted and "already exists" in clash.reason
+    assert not clash.promoted and "Target build exists" in clash.reason
 
 
 def test_tagging_and_repo_readiness(sim: SimWithSink, koji_adapter: KojiAdapter) -> None:

@@ -449,7 +449,7 @@ class Hub:
         existing = w.get_build(target_nvr)
         if existing is not None:
             raise koji.GenericError(err.format(
-                f"Target build already exists: {target_nvr} (id={existing.id})"))
+                f"Target build exists: {target_nvr}(#{existing.id})"))
         w.rename_build(b, target_release)
         b.draft = False
         b.promoter_id = self.user.id

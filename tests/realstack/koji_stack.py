@@ -83,7 +83,7 @@ class KojiStack:
         pg = PostgresServer(workdir / "pg")
         hub = KojiHub(pg, source, workdir=workdir / "hub", sidetag_suffixes=sidetag_suffixes)
         builder = StandInBuilder(hub, workdir / "builder")
-        kojira = StandInKojira(hub)
+        kojira = StandInKojira(hub, on_pass=builder.wake)
         stack = cls(pg, hub, builder, kojira, workdir, packages)
         try:
             pg.start()

@@ -17,6 +17,8 @@ import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import koji
 
     from tests.realstack.koji_hub import KojiHub
@@ -27,8 +29,12 @@ log = logging.getLogger(__name__)
 class StandInKojira:
     user = "kojira"
 
-    def __init__(self, hub: KojiHub, poll: float = 0.2) -> None:
+    def __init__(self, hub: KojiHub, poll: float = 0.2,
+                 on_pass: Callable[[], None] | None = None) -> None:
+        """on_pass: called after each pass (the stack wakes its builder, which
+        runs the newRepo tasks checkQueue made)."""
         self.hub = hub
+        self.on_pass = on_pass
         self.poll = poll
         self._stop = threading.Event()
         self._paused = threading.Event()
@@ -56,6 +62,8 @@ class StandInKojira:
         self._session.repo.checkQueue()
         self._session.repo.updateEndEvents()
         self.passes += 1
+        if self.on_pass is not None:
+            self.on_pass()
 
     def _run(self) -> None:
         while not self._stop.is_set():
