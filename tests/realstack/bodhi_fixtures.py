@@ -17,6 +17,7 @@ A test module uses them by naming them at module level, e.g.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,23 +30,39 @@ from tests.realstack.oidc_provider import RunningOidcProvider
 EBS_USER = "ebs"  # the koji_stack's packager, who owns the side tags ebs makes
 
 
+# One provider and one server per session, even when several test modules
+# import these fixtures (each import is a fixture definition of its own).
+_shared: dict[str, Any] = {}
+
+
 @pytest.fixture(scope="session")
 def oidc_provider() -> Iterator[RunningOidcProvider]:
-    provider = RunningOidcProvider()
-    yield provider
-    provider.close()
+    if "oidc" in _shared:
+        yield _shared["oidc"]
+        return
+    provider = _shared["oidc"] = RunningOidcProvider()
+    try:
+        yield provider
+    finally:
+        del _shared["oidc"]
+        provider.close()
 
 
 @pytest.fixture(scope="session")
 def bodhi_server(koji_stack: Any, oidc_provider: RunningOidcProvider) -> Iterator[BodhiServer]:
+    if "bodhi" in _shared:
+        yield _shared["bodhi"]
+        return
     password = prepare_koji(koji_stack.hub)
     server = BodhiServer(koji_stack.pg, koji_hub_url=koji_stack.hub.url,
                          koji_password=password, oidc_url=oidc_provider.url,
-                         workdir=Path(koji_stack.workdir) / "bodhi")
+                         workdir=Path(tempfile.mkdtemp(prefix="bodhi-", dir=koji_stack.workdir)))
     server.start()
+    _shared["bodhi"] = server
     try:
         yield server
     finally:
+        del _shared["bodhi"]
         server.stop()
 
 

@@ -184,6 +184,7 @@ class BodhiServer:
         self.port = _free_port()
         ini = self._write_config()
         ready = self.workdir / "ready"
+        ready.unlink(missing_ok=True)  # a server started here before
         setup = self.workdir / "setup.json"
         setup.write_text(json.dumps({
             "ini": str(ini), "port": self.port, "ready_file": str(ready),
