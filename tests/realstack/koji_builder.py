@@ -191,11 +191,8 @@ class StandInBuilder:
                     for task in session.host.getTasks():
                         if task["id"] in self._running:
                             continue
-                        opened = session.host.openTask(task["id"])
-                        if not opened:
-                            continue
                         self._running.add(task["id"])
-                        t = threading.Thread(target=self._handle, args=(opened,),
+                        t = threading.Thread(target=self._handle, args=(task["id"],),
                                              name=f"task-{task['id']}", daemon=True)
                         self._threads.append(t)
                         t.start()
@@ -206,11 +203,13 @@ class StandInBuilder:
             self._wake.wait(self.poll)
             self._wake.clear()
 
-    def _handle(self, task: dict[str, Any]) -> None:
+    def _handle(self, task_id: int) -> None:
         assert self._session is not None
-        task_id = task["id"]
         session = self._session.subsession()
         try:
+            task = session.host.openTask(task_id)
+            if not task:  # taken meanwhile (canceled, freed)
+                return
             params, method = koji.xmlrpcplus.loads(task["request"])
             args, kwargs = koji.decode_args(*params)
             handler = getattr(self, f"_task_{method}", None)

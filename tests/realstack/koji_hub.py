@@ -75,7 +75,7 @@ class KojiHub:
     """One hub process. `url` is the XML-RPC endpoint (…/kojihub)."""
 
     def __init__(self, pg: PostgresServer, source: Path, *, workdir: Path | None = None,
-                 sidetag_suffixes: tuple[str, ...] = (), workers: int = 3,
+                 sidetag_suffixes: tuple[str, ...] = (), workers: int = 4,
                  policy: dict[str, str] | None = None) -> None:
         self.pg = pg
         self.source = source

@@ -108,3 +108,15 @@ def test_kojira_serves_requests_only(koji_stack_fresh: KojiStack, unique: str) -
 
 def test_scm_url_is_fedora_shaped() -> None:
     assert scm_url("bash", "1", "1").startswith("git+https://src.fedoraproject.org/rpms/bash.git#")
+
+
+def test_without_hub_source_the_tests_skip_with_a_hint(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.realstack import hubenv
+
+    monkeypatch.delenv("EBS_KOJI_HUB_SRC", raising=False)
+    monkeypatch.setattr(hubenv, "vendor_archive", lambda: None)
+    assert hubenv.hub_source() is None
+    assert "EBS_KOJI_HUB_SRC" in hubenv.SKIP_REASON and "\n" not in hubenv.SKIP_REASON
+    monkeypatch.setenv("EBS_KOJI_HUB_SRC", "/nonexistent/koji")
+    with pytest.raises(FileNotFoundError):  # pointed somewhere wrong: an error, not a skip
+        hubenv.hub_source()
