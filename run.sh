@@ -16,10 +16,13 @@ as_root() {
 
 install_system_packages() {
     # gssapi (for koji's Kerberos login) needs the krb5 headers; tests and `ebs dev`
-    # need a RabbitMQ server; git for config-from-git.
+    # need a RabbitMQ server; git for config-from-git. The real-stack tests
+    # (tests/realstack/) need PostgreSQL, rpm/rpmbuild and python3-rpm (the Koji hub),
+    # and python3-librepo, python3-createrepo-c, libpq-dev (the Bodhi server).
     if command -v apt-get >/dev/null; then
         local want=(libkrb5-dev rabbitmq-server gcc python3-dev python3-venv git)
         [ "$cmd" = test ] && want+=(chromium chromium-driver)  # the status page's browser test
+        want+=(postgresql rpm python3-rpm python3-librepo python3-createrepo-c libpq-dev)
         local missing=()
         for p in "${want[@]}"; do
             dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,6 +41,8 @@ install_system_packages() {
     elif command -v dnf >/dev/null; then
         local want=(krb5-devel rabbitmq-server gcc python3-devel git)
         [ "$cmd" = test ] && want+=(chromium chromedriver)
+        want+=(postgresql-server rpm-build python3-rpm python3-librepo python3-createrepo_c
+               libpq-devel)
         local todo=()
         for p in "${want[@]}"; do rpm -q "$p" >/dev/null 2>&1 || todo+=("$p"); done
         if [ ${#todo[@]} -gt 0 ]; then
@@ -45,7 +50,9 @@ install_system_packages() {
             as_root dnf install -y -q "${todo[@]}"
         fi
     else
-        log "neither apt-get nor dnf found: install krb5 headers, rabbitmq-server, gcc, git yourself"
+        log "neither apt-get nor dnf found: install krb5 headers, rabbitmq-server, gcc, git," \
+            "postgresql, rpmbuild, python3-rpm, python3-librepo, python3-createrepo-c," \
+            "libpq headers yourself"
     fi
 }
 
@@ -63,6 +70,16 @@ setup_venv() {
     echo "$want" > "$stamp"
 }
 
+setup_realstack() {
+    # The real Koji hub's own venv (.realstack/hub-venv), when its source is here
+    # (../shared/vendor/koji-hub-*.tar.gz or $EBS_KOJI_HUB_SRC); idempotent.
+    if .venv/bin/python -c 'import sys; from tests.realstack.hubenv import hub_source; sys.exit(0 if hub_source() else 1)' 2>/dev/null; then
+        .venv/bin/python -m tests.realstack.hubenv >/dev/null
+    else
+        log "no Koji hub source: the realstack tests will be skipped (set EBS_KOJI_HUB_SRC)"
+    fi
+}
+
 cmd=${1:-}
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -74,6 +91,7 @@ case "$cmd" in
     test)
         install_system_packages
         setup_venv
+        setup_realstack
         .venv/bin/ruff check ebs tests bench
         .venv/bin/mypy
         exec .venv/bin/pytest "$@"
@@ -81,6 +99,7 @@ case "$cmd" in
     setup)
         install_system_packages
         setup_venv
+        setup_realstack
         ;;
     *)
         echo "usage: ./run.sh dev|test|setup [options]" >&2

@@ -157,7 +157,7 @@ def test_draft_build_promotion_and_conflict(sim: SimWithSink,
     promoted = session.promoteBuild(drafts[0]["id"])
     assert promoted["nvr"] == "bash-5.2.37-1.eln150" and promoted["draft"] is False
     assert session.getBuild("bash-5.2.37-1.eln150")["id"] == drafts[0]["id"]
-    with pytest.raises(koji.GenericError, match="Target build already exists"):
+    with pytest.raises(koji.GenericError, match="Target build exists"):
         session.promoteBuild(drafts[1]["id"])
     with pytest.raises(koji.GenericError, match="Not a draft build"):
         session.promoteBuild(drafts[0]["id"])
@@ -166,7 +166,7 @@ def test_draft_build_promotion_and_conflict(sim: SimWithSink,
     third = session.build(src, st, {"draft": True})
     assert sim.settle()
     assert session.getTaskInfo(third)["state"] == koji.TASK_STATES["FAILED"]
-    with pytest.raises(koji.GenericError, match="Build already exists"):
+    with pytest.raises(koji.GenericError, match="Target build already exists"):
         session.getTaskResult(third)
 
 
@@ -182,8 +182,11 @@ def test_scratch_build_makes_no_build_and_announces_its_task(sim: SimWithSink,
     assert changes[-1]["info"]["request"] == [src, "eln", {"scratch": True}]
     assert changes[-1]["srpm"] == src.split("/")[-1]
     assert validate_all(sim.sink) >= 2
+    # Like the real hub, the call is taken; the task fails.
+    both = session.build(src, "eln", {"scratch": True, "draft": True})
+    assert sim.settle()
     with pytest.raises(koji.GenericError, match="cannot be used together"):
-        session.build(src, "eln", {"scratch": True, "draft": True})
+        session.getTaskResult(both)
 
 
 def test_task_progression_messages_and_tagging(sim: SimWithSink,
@@ -253,8 +256,10 @@ def test_scripted_outcomes_failures_hangs_and_cancel(sim: SimWithSink,
     assert sim.settle()
     with pytest.raises(koji.BuildError, match="GIT command"):
         session.getTaskResult(unknown)
+    no_target = session.build(bash, "no-such-target")  # taken, like the real hub's
+    assert sim.settle()
     with pytest.raises(koji.GenericError, match="No such build target"):
-        session.build(bash, "no-such-target")
+        session.getTaskResult(no_target)
 
 
 def test_list_tasks_filters(sim: SimWithSink, session: koji.ClientSession) -> None:

@@ -133,6 +133,10 @@ class SimRelease:
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
         del data["build_tag"], data["nvr_dist"]
+        # Computed by real Bodhi from its config; these are its defaults (an
+        # unconfigured release: no mandatory days, critpath 14, karma 2).
+        data.update(critpath_mandatory_days_in_testing=14, mandatory_days_in_testing=0,
+                    critpath_min_karma=2, min_karma=2)
         return data
 
 
@@ -210,12 +214,11 @@ class SimUpdate:
             "stable_karma": self.stable_karma,
             "unstable_karma": self.unstable_karma,
             "stable_days": self.stable_days,
-            "requirements": "",
             "require_bugs": self.require_bugs,
             "require_testcases": self.require_testcases,
             "karma": 0,
             "content_type": "rpm",
-            "test_gating_status": "ignored",
+            "test_gating_status": None,  # Bodhi's, when gating is not required
             "meets_testing_requirements": True,
             "date_submitted": date(self.date_submitted),
             "date_modified": date(self.date_modified),
@@ -225,14 +228,17 @@ class SimUpdate:
             "date_stable": date(self.date_stable),
             "release": self.release.to_json(),
             "builds": [
-                {"nvr": nvr, "release_id": None, "signed": True, "type": "rpm", "epoch": 0}
+                # Signed once the signer moved it to the testing-pending tag.
+                {"nvr": nvr, "release_id": None, "signed": self.status != "pending",
+                 "type": "rpm", "epoch": 0}
                 for nvr in nvrs
             ],
             "bugs": [],
             "comments": [],
-            "compose": None,
             "user": {"name": self.user, "email": None, "avatar": None, "openid": None,
                      "groups": [{"name": "packager"}]},
+            "test_cases": [],
+            "updateid": self.alias,
             "from_tag": self.from_tag,
             "version_hash": hashlib.sha1(" ".join(nvrs).encode()).hexdigest(),
             "url": f"{base_url}updates/{self.alias}",
@@ -838,8 +844,11 @@ class BodhiSim:
                 release = self._releases[release_name]
                 update = SimUpdate(
                     alias=self._new_alias(release), release=release, builds=nvrs,
-                    user=req.user, **{k: v for k, v in values.items()
-                                      if k not in ("builds", "edited")},
+                    user=req.user,
+                    # Bodhi sets no request on an update of a release it does not
+                    # compose (Rawhide, ELN), whatever the form asked for.
+                    request="testing" if release.composed_by_bodhi else None,
+                    **{k: v for k, v in values.items() if k not in ("builds", "edited")},
                 )
                 self._updates[update.alias] = update
                 created.append(update)
@@ -1036,7 +1045,11 @@ class BodhiSim:
         if side_tag_name is not None:
             found = [u for u in found if u.from_tag == side_tag_name]
         found.sort(key=lambda u: u.date_submitted, reverse=True)
-        return self._page([u.to_json(req.base_url) for u in found], "updates", page, rows)
+        answer = self._page([u.to_json(req.base_url) for u in found], "updates", page, rows)
+        # What real Bodhi's query_updates adds for its web UI.
+        answer.update(chrome=req.first(p, "chrome"), display_user=False, display_request=True,
+                      package=None)
+        return answer
 
     def _get_update(self, req: _Request) -> dict[str, Any]:
         alias = req.params["alias"][0]

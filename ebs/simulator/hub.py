@@ -107,6 +107,8 @@ class Hub:
             if callable(fn):
                 self._exports[name] = fn
         self._exports["system.listMethods"] = self._list_methods
+        self._exports["repo.request"] = self._repo_request
+        self._exports["repo.checkRequest"] = self._repo_check_request
 
     @property
     def user(self) -> User:
@@ -297,7 +299,8 @@ class Hub:
             raise koji.GenericError(f"{suffix} suffix is not allowed for sidetag")
         base = self.world.get_tag(basetag, strict=True)
         tag = self.world.create_side_tag(self.user, base, debuginfo=debuginfo)
-        return {"name": tag.name, "id": tag.id}
+        # 1.35: task_id is always None; request is set only with trigger_new_repo
+        return {"name": tag.name, "id": tag.id, "task_id": None, "request": None}
 
     def _own_side_tag(self, sidetag: Any) -> Any:
         tag = self.world.get_tag(sidetag, strict=True)
@@ -409,7 +412,12 @@ class Hub:
                 continue
             if after is not None and b.creation_ts <= after:
                 continue
-            out.append(w.build_info(b))
+            info = w.build_info(b)
+            # The real hub's listBuilds rows: no cg_id/cg_name, the id only as build_id.
+            for key in ("cg_id", "cg_name") + (
+                    ("id",) if w.script.listbuilds_without_id else ()):
+                info.pop(key)
+            out.append(info)
         return _query_opts(out, queryOpts)
 
     def tagBuild(self, tag: Any, build: Any, force: bool = False, fromtag: Any = None) -> int:
@@ -442,7 +450,7 @@ class Hub:
         existing = w.get_build(target_nvr)
         if existing is not None:
             raise koji.GenericError(err.format(
-                f"Target build already exists: {target_nvr} (id={existing.id})"))
+                f"Target build exists: {target_nvr}(#{existing.id})"))
         w.rename_build(b, target_release)
         b.draft = False
         b.promoter_id = self.user.id
@@ -457,16 +465,13 @@ class Hub:
             raise koji.ParameterError(f"Invalid type for value '{src}': {type(src)}, "
                                       "expected type <class 'str'>")
         opts = dict(opts or {})
-        if opts.get("draft") and opts.get("scratch"):
-            raise koji.GenericError("Draft and scratch cannot be used together")
+        # The hub takes any target and draft+scratch; the builder fails the task.
         task_priority = koji.PRIO_DEFAULT
         if priority:
             if priority < 0 and "admin" not in self.user.perms:
                 raise koji.ActionNotAllowed("only admins may create high-priority tasks")
             task_priority = koji.PRIO_DEFAULT + priority
-        t = self.world.get_target(target, strict=True)
-        assert t is not None
-        return self.world.submit_build(self.user, src, t, opts, task_priority).id
+        return self.world.submit_build(self.user, src, str(target), opts, task_priority).id
 
     def getTaskInfo(self, task_id: Any, request: bool = False,
                     strict: bool = False) -> Any:
@@ -538,9 +543,7 @@ class Hub:
                 continue
             info = w.task_info(t, request=True)
             owner = w.users[t.owner_id]
-            info.update({"owner_name": owner.name, "owner_type": koji.USERTYPES["NORMAL"],
-                         "host_name": w.hosts.get(t.host_id) if t.host_id else None,
-                         "channel_name": "default"})
+            info.update({"owner_name": owner.name, "owner_type": koji.USERTYPES["NORMAL"]})
             if opts.get("decode"):
                 info["result"] = (t.result if t.fault is None else
                                   {"faultCode": t.fault[0], "faultString": t.fault[1]})
@@ -558,6 +561,17 @@ class Hub:
         self.world.cancel_task(t, recurse=recurse)
 
     # ---------------------------------------------------------------- repos
+    def _repo_request(self, tag: Any, min_event: Any = None, at_event: Any = None,
+                      opts: Any = None, priority: Any = None,
+                      force: bool = False) -> dict[str, Any]:
+        """repo.request (Koji 1.35)."""
+        return self.world.request_repo(self.user, self.world.get_tag(tag, strict=True),
+                                       min_event=min_event, at_event=at_event)
+
+    def _repo_check_request(self, req_id: Any) -> dict[str, Any]:
+        """repo.checkRequest (Koji 1.35)."""
+        return self.world.check_repo_request(req_id)
+
     def getRepo(self, tag: Any, state: Any = None, event: Any = None, dist: bool = False,
                 min_event: Any = None) -> dict[str, Any] | None:
         w = self.world

@@ -92,6 +92,13 @@ class Script:
     start_delay: float = 0.0  # FREE -> OPEN
     tag_task_delay: float = 0.0  # tagBuild task run time
     repo_delay: float = 0.01  # repo.init -> repo.done
+    # Koji 1.35 makes repos only on request (repo.request); False keeps pre-1.35
+    # kojira, regenerating every changed build tag, which ebs's adapter still
+    # needs until issue 17 #1 is fixed. The contract tests run with True.
+    repos_on_request: bool = False
+    # The real hub's listBuilds rows carry the build id as build_id only; the
+    # `id` key stays (default) until issue 17 #2 is fixed. Contract tests: True.
+    listbuilds_without_id: bool = False
     faults: list[FaultRule] = field(default_factory=list)
     drop: float = 0.0  # message chaos probabilities, applied at the sink boundary
     duplicate: float = 0.0
@@ -132,6 +139,8 @@ class Script:
             elif key in ("default_duration", "start_delay", "tag_task_delay", "repo_delay",
                          "drop", "duplicate", "reorder"):
                 setattr(self, key, float(value))
+            elif key in ("repos_on_request", "listbuilds_without_id"):
+                setattr(self, key, bool(value))
             else:
                 raise ValueError(f"unknown script key {key!r}")
 

@@ -89,6 +89,8 @@ class World:
         self.hosts: dict[int, str] = {}
         self._regen_running: set[int] = set()
         self._regen_dirty: set[int] = set()
+        # Koji 1.35's repo queue (repo.request): request id -> row (not persisted)
+        self.repo_requests: dict[int, dict[str, Any]] = {}
         self.quiet = False  # seeding history: no messages, no repo regeneration
         # Pending timed actions: key -> (due wall-clock time, action name, args).
         self.timed: dict[int, tuple[float, str, list[Any]]] = {}
@@ -475,8 +477,9 @@ class World:
 
     # ------------------------------------------------------------------ repos
     def _tag_changed(self, tag: Tag) -> None:
-        """Kojira: regenerate the repos of build tags that see this tag."""
-        if self.quiet:
+        """Kojira before 1.35: regenerate the repos of build tags that see this
+        tag. Koji 1.35 makes repos only on request (script.repos_on_request)."""
+        if self.quiet or self.script.repos_on_request:
             return
         build_tags = {t.build_tag for t in self.targets.values() if not t.deleted}
         for tid in build_tags:
@@ -514,6 +517,7 @@ class World:
                 repo.state = RS["DELETED"]
                 return
             self._repo_ready(repo)
+            self._fulfil_repo_requests(repo)
             self._new_event()
             self.emit("buildsys.repo.done",
                       messages.repo_body(self.base_url, {"id": tag.id, "name": tag.name},
@@ -522,12 +526,78 @@ class World:
                 self._regen_dirty.discard(tag.id)
                 self._request_regen(tag)
 
+    # ---------------------------------------------- Koji 1.35 repo requests
+    def tag_last_change(self, tag: Tag) -> int:
+        """The last event that changed what `tag` (with inheritance) holds."""
+        events = [tag.create_event]
+        for t in self.ancestors(tag):
+            for li in self._by_tag.get(t.id, ()):
+                events.append(li.create_event)
+                if li.revoke_event is not None:
+                    events.append(li.revoke_event)
+        return max(events)
+
+    def request_repo(self, user: User, tag: Tag, min_event: Any = None,
+                     at_event: Any = None) -> dict[str, Any]:
+        """repo.request: a READY repo new enough, else a (deduplicated) request
+        that kojira serves by making a repo."""
+        if at_event is not None and min_event is not None:
+            raise koji.ParameterError("The min_event and at_event options conflict")
+        if at_event is None:
+            if min_event is None or min_event == "last":
+                min_event = self.tag_last_change(tag)
+            else:
+                min_event = int(min_event)
+        ready = [r for r in self.repos.values() if r.tag_id == tag.id
+                 and r.state == RS["READY"] and (r.create_event >= min_event
+                                                 if at_event is None else
+                                                 r.create_event == at_event)]
+        if ready:
+            return {"repo": self.repo_info(max(ready, key=lambda r: r.create_event)),
+                    "request": None, "duplicate": False}
+        for req in self.repo_requests.values():
+            if req["tag_id"] == tag.id and req["active"] and (
+                    req["at_event"] == at_event if at_event is not None
+                    else req["min_event"] is not None and req["min_event"] >= min_event):
+                return {"repo": None, "request": dict(req), "duplicate": True}
+        now = time.time()
+        req_id = len(self.repo_requests) + 1
+        req = {"id": req_id, "owner": user.id, "owner_name": user.name,
+               "priority": koji.PRIO_DEFAULT, "tag_id": tag.id, "tag_name": tag.name,
+               "at_event": at_event, "min_event": None if at_event is not None else min_event,
+               "opts": {}, "create_time": iso(now), "create_ts": now, "update_time": iso(now),
+               "update_ts": now, "active": True, "task_id": None, "task_state": None,
+               "tries": 0, "repo_id": None}
+        self.repo_requests[req_id] = req
+        self._request_regen(tag)
+        return {"repo": None, "request": dict(req), "duplicate": False}
+
+    def check_repo_request(self, req_id: int) -> dict[str, Any]:
+        req = self.repo_requests.get(int(req_id))
+        if req is None:
+            raise koji.GenericError("No such request")
+        repo = self.repos.get(req["repo_id"]) if req["repo_id"] else None
+        return {"repo": self.repo_info(repo) if repo else None, "request": dict(req)}
+
+    def _fulfil_repo_requests(self, repo: Repo) -> None:
+        for req in self.repo_requests.values():
+            if req["active"] and req["tag_id"] == repo.tag_id and (
+                    repo.create_event >= (req["min_event"] or 0) if req["at_event"] is None
+                    else repo.create_event == req["at_event"]):
+                req.update(active=False, repo_id=repo.id, update_ts=time.time(),
+                           update_time=iso(time.time()))
+
     def repo_info(self, repo: Repo) -> dict[str, Any]:
         tag = self.tags[repo.tag_id]
         return {"id": repo.id, "state": repo.state, "create_event": repo.create_event,
                 "create_ts": repo.create_ts, "creation_time": iso(repo.create_ts),
-                "dist": repo.dist, "task_id": None, "tag_id": tag.id, "tag_name": tag.name,
-                "begin_event": repo.create_event, "end_event": None}
+                "creation_ts": repo.create_ts, "dist": repo.dist, "task_id": None,
+                "task_state": None, "tag_id": tag.id, "tag_name": tag.name,
+                "begin_event": repo.create_event, "begin_ts": repo.create_ts,
+                "end_event": None, "end_ts": None, "state_time": iso(repo.create_ts),
+                "state_ts": repo.create_ts, "custom_opts": None,
+                "opts": {"src": False, "debuginfo": False, "separate_src": False,
+                         "maven": False}}
 
     def seed_repo(self, tag_name: str) -> None:
         """A READY repo for a build tag, without messages (world history)."""
@@ -614,12 +684,15 @@ class World:
         return t.result
 
     # -------------------------------------------------------------- build tasks
-    def submit_build(self, user: User, src: str, target: Target, opts: dict[str, Any],
+    def submit_build(self, user: User, src: str, target: Target | str, opts: dict[str, Any],
                      priority: int) -> Task:
+        """A build task; like the real hub, any target name is taken (the task
+        fails if there is no such target)."""
         m = SCM_RE.match(src)
         package = m.group("name") if m else src.split("/")[-1]
-        t = self.new_task("build", [src, target.name, opts], user, priority, package=package)
-        self.builds_submitted.append({"task_id": t.id, "src": src, "target": target.name,
+        name = target if isinstance(target, str) else target.name
+        t = self.new_task("build", [src, name, opts], user, priority, package=package)
+        self.builds_submitted.append({"task_id": t.id, "src": src, "target": name,
                                       "opts": dict(opts), "package": package})
         self.after(self.script.start_delay, "start_build", t.id)
         return t
@@ -641,6 +714,9 @@ class World:
             target = self.get_target(target_name)
             if failure is None and target is None:
                 failure = (koji.GenericError.faultCode, f"No such build target: {target_name}")
+            if failure is None and opts.get("draft") and opts.get("scratch"):
+                failure = (koji.GenericError.faultCode,
+                           "Draft and scratch cannot be used together")
             if failure is not None:
                 self._fail_task(t, failure)
                 return
@@ -658,13 +734,22 @@ class World:
                 child.host_id, child.state, child.start_ts = t.host_id, ST["OPEN"], time.time()
             if not opts.get("scratch"):
                 existing = self.get_build(f"{base.name}-{base.version}-{release}")
-                # A failed/canceled build of the NVR may be rebuilt (Koji recycles it).
+                # The hub's new_build (host.initBuild): a draft may not share its target
+                # NVR with any build; a failed/canceled build of the NVR may be rebuilt
+                # (Koji recycles it).
+                if existing is not None and not existing.draft and opts.get("draft"):
+                    self._fail_task(t, (koji.GenericError.faultCode,
+                                        f"Target build already exists: {existing.nvr} "
+                                        f"(id={existing.id})"))
+                    return
                 if existing is not None and not existing.draft and existing.state in (
                         BS["COMPLETE"], BS["BUILDING"]):
                     state = BS[existing.state]
+                    data = {"name": base.name, "version": base.version, "release": release,
+                            "epoch": None, "source": src, "task_id": t.id}
                     self._fail_task(t, (koji.GenericError.faultCode,
                                         f"Build already exists (id={existing.id}, "
-                                        f"state={state}): {existing.nvr}"))
+                                        f"state={state}): {data!r}"))
                     return
                 bid = self._id("build")
                 b = Build(bid, self.package_id(base.name), base.name, base.version,
@@ -807,9 +892,12 @@ class World:
         target = Target(self._id("target"), name, tag.id, tag.id)
         self.targets[target.id] = target
         self.side_tags_created.append(name)
-        # The plugin copies the base tag's current repo when there is one:
+        # Koji 1.35's plugin makes no repo (unless trigger_new_repo, which only
+        # requests one); before, the base tag's current repo was copied:
         # repo.init is announced, the repo is READY at once, no repo.done.
-        if any(r.tag_id == base.id and r.state == RS["READY"] for r in self.repos.values()):
+        if self.script.repos_on_request:
+            pass
+        elif any(r.tag_id == base.id and r.state == RS["READY"] for r in self.repos.values()):
             self._repo_ready(self._repo_init(tag))
         else:
             self._request_regen(tag)
