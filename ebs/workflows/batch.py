@@ -55,6 +55,7 @@ with workflow.unsafe.imports_passed_through():
         packages_value,
     )
     from ebs.workflows import types as t
+    from ebs.workflows.announcer import Announcer
     from ebs.workflows.attempt import (
         KOJI_RETRY,
         AttemptRequest,
@@ -115,6 +116,7 @@ class RebuildBatch:
         self._repo_events: set[str] = set()
         self._phase = "starting"
         self._error = ""
+        self._bus = Announcer(req.batch_id, req.settings)
 
     # ---- messages -------------------------------------------------------
 
@@ -146,12 +148,14 @@ class RebuildBatch:
             ]
         )
         outcome = "error"
+        self._bus.start(self._packages.values())
         try:
             target = await self._koji("get_build_target", s.build_target, BuildTarget, "target")
             await self._look_up_rawhide_builds()
             side_tag = await self._prepare_side_tag(target.build_tag)
             for ordering in sorted({p.ordering for p in self._packages.values()}):
                 await self._build_slice(ordering, side_tag)
+                self._bus.announce(self._packages.values())  # this slice's fates are settled
             if not s.scratch:
                 await self._release(target)
             outcome = self._outcome()
@@ -168,6 +172,7 @@ class RebuildBatch:
             await self._cleanup_build_side_tags()
             self._set_phase("finished")
             workflow.upsert_search_attributes([OUTCOME_KEY.value_set(outcome)])
+            await self._bus.close(self._result(outcome, finished=True))
         if outcome != "error" and any(
             p.state == State.FAILED.value for p in self._packages.values()
         ):
@@ -388,6 +393,7 @@ class RebuildBatch:
                     # Not fatal: reported, left out of Bodhi.
                     pkg.reason = f"draft not promoted: {pr.reason if pr else 'no answer'}"
             built = [p for p in built if by_build.get(p.build_id) and by_build[p.build_id].promoted]
+        self._bus.announce(self._packages.values())
 
         self._set_phase("bodhi")
         nvr_to_pkg = {p.nvr: p for p in built}
@@ -423,6 +429,7 @@ class RebuildBatch:
             for nvr in chunk:
                 nvr_to_pkg[nvr].update_alias = update.alias
                 nvr_to_pkg[nvr].update_url = update.url
+        self._bus.announce(self._packages.values())
         await self._wait_for_stable(nvr_to_pkg)
 
     async def _wait_for_stable(self, nvr_to_pkg: dict[str, t.PackageResult]) -> None:
