@@ -3,6 +3,7 @@ process, the demo batch through the bus, the bridge, Temporal and the simulator.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -52,6 +53,8 @@ def test_dev_names_a_port_in_use(tmp_path: Path) -> None:
         )
     assert proc.returncode == 2
     assert f"port {port} (api) is already in use" in proc.stderr
+    # ...and names what holds it (this test's own process).
+    assert f"by pid {os.getpid()} (" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
 
 
