@@ -104,6 +104,7 @@ class DevStack:
         self.config_path = self.state / "ebs.yaml"
         self.messaging_path = self.state / "messaging.toml"
         self.record = RunRecord(self.state / "dev-run.json")
+        self.bus: Any = None  # BusWatch: ebs's own messages on the private broker
 
     # ---- start -----------------------------------------------------------
 
@@ -134,6 +135,10 @@ class DevStack:
             self._spawn("sim", ebs_command(*argv))
             wait_for(lambda: port_open(a.sim_port), 30, "simulator", self.children[-1].alive)
         self._write_config(amqp_url)
+        if amqp_url:
+            from ebs.devstack.messages import BusWatch
+
+            self.bus = BusWatch(amqp_url, self.logs / "messages.jsonl")
         self._spawn("worker", ebs_command("worker", "--config", str(self.config_path),
                                           "--metrics-port", str(a.worker_metrics_port)))
         ingest = self._spawn("ingest", ebs_command(
@@ -215,6 +220,13 @@ class DevStack:
                 "source": ["source", "buildroot-source"],
                 "content_resolver": f"{self.sim_url}/content-resolver",
             }
+            if amqp_url:  # the worker announces batches on the private broker
+                from ebs.devstack.messages import publish_toml
+
+                publish = self.state / "publish.toml"
+                publish.write_text(publish_toml(amqp_url))
+                data["messaging"] = {"config": str(publish),
+                                     "recent_log": str(self.logs / "messages.jsonl")}
         data.setdefault("temporal", {})
         data["temporal"]["address"] = f"127.0.0.1:{a.temporal_port}"
         data["temporal"]["ui_url"] = f"http://127.0.0.1:{a.ui_port}"
@@ -282,19 +294,28 @@ class DevStack:
                         if not first:
                             print(_summary(b), flush=True)
                         if self.args.exit_after_demo and not first:
+                            self._print_bus()  # batch.finished precedes the batch's end
                             return 0
                 first = False
             except Exception:
                 first = False  # the collector starts with the first tag
+            self._print_bus()
             try:
                 await asyncio.wait_for(stop.wait(), timeout=2)
             except TimeoutError:
                 pass
         return 0
 
+    def _print_bus(self) -> None:
+        if self.bus is not None:
+            for line in self.bus.poll():
+                print(line, flush=True)
+
     def stop(self) -> None:
         """Stop everything at once, within STOP_TIMEOUT: the children get
         SIGTERM (SIGKILL after CHILD_GRACE s), the broker rabbitmqctl stop."""
+        if self.bus is not None:
+            self.bus.close()
         broker = None
         if self.broker is not None:
             broker = threading.Thread(target=self._stop_broker, daemon=True)

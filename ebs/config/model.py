@@ -285,6 +285,9 @@ class MessagingConfig(_Strict):
     publish: bool = True
     config: str | None = None
     publish_timeout: float = Field(default=10.0, gt=0, le=60)
+    # A JSON-lines file of messages seen on the bus, shown on the status page
+    # (`ebs dev` writes one; ebs.devstack.messages).
+    recent_log: str | None = None
 
 
 class Timers(_Strict):
