@@ -59,13 +59,15 @@ install_system_packages() {
 setup_venv() {
     local stamp=.venv/.ebs-installed
     local want
-    want=$(cat pyproject.toml | sha256sum | cut -d' ' -f1)
+    want=$(cat pyproject.toml messages/pyproject.toml | sha256sum | cut -d' ' -f1)
     if [ -x .venv/bin/python ] && [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
         return
     fi
     log "creating .venv and installing ebs with its test extras"
     [ -x .venv/bin/python ] || python3 -m venv .venv
     .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+    # The message schema package first: ebs depends on it, and it is not on PyPI.
+    .venv/bin/python -m pip install -q -e ./messages
     .venv/bin/python -m pip install -q -e '.[test]'
     echo "$want" > "$stamp"
 }

@@ -1,9 +1,11 @@
-"""The Fedora Messaging bus: Koji message classes, topics and the AMQP publisher.
+"""The Fedora Messaging bus: Koji message classes, topics and the AMQP publishers.
 
 Everything ebs sends to or reads from AMQP goes through fedora-messaging with
 the message classes of koji-fedoramessaging-messages, so headers and schemas
 are the ones Fedora's Koji really publishes. The consumer side lives in
-:mod:`ebs.ingest.bridge`; this module holds what both sides share.
+:mod:`ebs.ingest.bridge`; this module holds what both sides share, and
+:class:`EbsPublisher`, which sends ebs's own messages (the `ebs-messages`
+schema package in messages/) under the deployment's `topic_prefix`.
 
 fedora-messaging runs on Twisted; ebs drives it through crochet (the reactor
 in a background thread), as fedora-messaging's own synchronous API does, so a
@@ -262,3 +264,60 @@ def _publish(service: Any, msg: Message, exchange: str) -> Any:
 @crochet.run_in_reactor
 def _stop_service(service: Any) -> Any:
     return service.stopService()
+
+
+# ---- ebs's own messages ----------------------------------------------------
+
+
+def ebs_message(topic: str, body: Mapping[str, Any], message_id: str = "") -> Message:
+    """An ebs-messages message for `topic` (e.g. `ebs.package.built`), validated.
+
+    `topic` is without the deployment's prefix: fedora-messaging adds the
+    configured `topic_prefix` (e.g. `org.fedoraproject.prod`) when it publishes.
+    Raises ValueError for an unknown topic and
+    fedora_messaging.exceptions.ValidationError for a body its schema rejects.
+    """
+    from ebs_messages import MESSAGE_CLASSES
+    from fedora_messaging.exceptions import ValidationError
+
+    install_schema_cache()
+    try:
+        cls = MESSAGE_CLASSES[topic]
+    except KeyError:
+        known = ", ".join(sorted(MESSAGE_CLASSES))
+        raise ValueError(f"ebs publishes no topic {topic!r}; known: {known}") from None
+    msg = cls(body=dict(body))
+    if message_id:
+        msg.id = message_id
+    try:
+        msg.validate()
+    except jsonschema.exceptions.ValidationError as err:
+        raise ValidationError(err) from err
+    return msg
+
+
+class EbsPublisher:
+    """Publishes ebs's messages with publisher confirms to the broker of a
+    fedora-messaging configuration (`path`, else $FEDORA_MESSAGING_CONF, else
+    /etc/fedora-messaging/config.toml).
+
+    `publish` returns once the broker has confirmed the message, and raises
+    fedora_messaging.exceptions.PublishTimeout (or ConnectionException) when it
+    has not within `timeout` seconds: the caller retries with the same id.
+    """
+
+    def __init__(self, messaging_config: str | None = None, *, timeout: float = 10.0) -> None:
+        self._sink = AmqpSink(messaging_config=messaging_config, timeout=timeout,
+                              reconnect_max_delay=10.0)
+
+    @property
+    def topic_prefix(self) -> str:
+        return str(fm_config.conf["topic_prefix"] or "")
+
+    def publish(self, topic: str, body: Mapping[str, Any], message_id: str) -> Message:
+        msg = ebs_message(topic, body, message_id)
+        self._sink.publish_message(msg)
+        return msg
+
+    def close(self) -> None:
+        self._sink.close()

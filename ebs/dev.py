@@ -3,7 +3,9 @@
 Starts, as child processes it supervises: the Temporal dev server (SQLite file
 under the state dir, Web UI), a private RabbitMQ, the simulator (Koji + Bodhi,
 publishing real Koji topics to that broker), one worker, the bus bridge and
-the API. Ctrl-C or SIGTERM stops them in reverse order. With --demo (the
+the API. Ctrl-C, SIGTERM or SIGHUP (to it or its process group) stops them all
+within seconds; a later run first stops whatever a SIGKILLed run left (recorded
+in <state dir>/dev-run.json). With --demo (the
 default) it tags a handful of packages so a batch with slices, a retry, a
 failure and a Bodhi update happens within a minute.
 """
@@ -17,6 +19,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Sequence
@@ -28,9 +31,12 @@ import yaml
 from ebs.devstack.processes import (
     Child,
     PortInUse,
+    RunRecord,
     check_ports_free,
     ebs_command,
     port_open,
+    reap_leftovers,
+    stop_all,
     wait_for,
 )
 from ebs.devstack.rabbitmq import free_port
@@ -38,6 +44,11 @@ from ebs.ingest.sandbox import SANDBOX_QUEUE, sandbox_messaging_config
 from ebs.temporal_client import temporal_cli_path
 
 log = logging.getLogger("ebs.dev")
+
+# Every way of stopping `ebs dev` is done within 10 s.
+CHILD_GRACE = 5.0
+BROKER_STOP_TIMEOUT = 8.0
+STOP_TIMEOUT = 9.0
 
 
 # What --demo does: (package, sim outcomes); the sandbox config orders llvm
@@ -92,6 +103,8 @@ class DevStack:
         self.sim_url = f"http://127.0.0.1:{args.sim_port}"
         self.config_path = self.state / "ebs.yaml"
         self.messaging_path = self.state / "messaging.toml"
+        self.record = RunRecord(self.state / "dev-run.json")
+        self.bus: Any = None  # BusWatch: ebs's own messages on the private broker
 
     # ---- start -----------------------------------------------------------
 
@@ -106,8 +119,10 @@ class DevStack:
             ports["sim"] = a.sim_port
         if a.messaging_config is None:
             ports["amqp"] = a.amqp_port
-        check_ports_free(ports)
         self.state.mkdir(parents=True, exist_ok=True)
+        # A run that was SIGKILLed left its processes (and ports) behind.
+        reap_leftovers(self.record.path, say=lambda m: print(m, flush=True))
+        check_ports_free(ports)
         self._start_temporal()
         amqp_url = self._start_broker() if a.messaging_config is None else None
         if not a.no_sim:
@@ -120,6 +135,10 @@ class DevStack:
             self._spawn("sim", ebs_command(*argv))
             wait_for(lambda: port_open(a.sim_port), 30, "simulator", self.children[-1].alive)
         self._write_config(amqp_url)
+        if amqp_url:
+            from ebs.devstack.messages import BusWatch
+
+            self.bus = BusWatch(amqp_url, self.logs / "messages.jsonl")
         self._spawn("worker", ebs_command("worker", "--config", str(self.config_path),
                                           "--metrics-port", str(a.worker_metrics_port)))
         ingest = self._spawn("ingest", ebs_command(
@@ -141,6 +160,7 @@ class DevStack:
     def _spawn(self, name: str, argv: list[str]) -> Child:
         child = Child(name, argv, self.logs / f"{name}.log").start()
         self.children.append(child)
+        self.record.add(child)
         return child
 
     def _start_temporal(self) -> None:
@@ -178,6 +198,7 @@ class DevStack:
         tag = hashlib.sha256(str(self.state).encode()).hexdigest()[:8]
         self.broker = RabbitMQ(self.state / "rabbitmq", port=self.args.amqp_port,
                                node=f"ebsdev{tag}@localhost")
+        self.record.set_rabbitmq(self.broker.base, self.broker.node, self.broker.port)
         self.broker.start()
         return str(self.broker.amqp_url)
 
@@ -199,6 +220,13 @@ class DevStack:
                 "source": ["source", "buildroot-source"],
                 "content_resolver": f"{self.sim_url}/content-resolver",
             }
+            if amqp_url:  # the worker announces batches on the private broker
+                from ebs.devstack.messages import publish_toml
+
+                publish = self.state / "publish.toml"
+                publish.write_text(publish_toml(amqp_url))
+                data["messaging"] = {"config": str(publish),
+                                     "recent_log": str(self.logs / "messages.jsonl")}
         data.setdefault("temporal", {})
         data["temporal"]["address"] = f"127.0.0.1:{a.temporal_port}"
         data["temporal"]["ui_url"] = f"http://127.0.0.1:{a.ui_port}"
@@ -267,24 +295,45 @@ class DevStack:
                         if not first:
                             print(_summary(b), flush=True)
                         if self.args.exit_after_demo and not first:
+                            self._print_bus()  # batch.finished precedes the batch's end
                             return 0
                 first = False
             except Exception:
                 first = False  # the collector starts with the first tag
+            self._print_bus()
             try:
                 await asyncio.wait_for(stop.wait(), timeout=2)
             except TimeoutError:
                 pass
         return 0
 
+    def _print_bus(self) -> None:
+        if self.bus is not None:
+            for line in self.bus.poll():
+                print(line, flush=True)
+
     def stop(self) -> None:
-        for child in reversed(self.children):
-            try:
-                child.stop()
-            except Exception as err:  # keep stopping the others
-                print(f"could not stop {child.name}: {err}", file=sys.stderr)
+        """Stop everything at once, within STOP_TIMEOUT: the children get
+        SIGTERM (SIGKILL after CHILD_GRACE s), the broker rabbitmqctl stop."""
+        if self.bus is not None:
+            self.bus.close()
+        broker = None
         if self.broker is not None:
-            self.broker.stop()
+            broker = threading.Thread(target=self._stop_broker, daemon=True)
+            broker.start()
+        try:
+            stop_all(self.children, CHILD_GRACE)
+        except Exception as err:  # the broker must still stop
+            print(f"could not stop every child: {err}", file=sys.stderr)
+        if broker is not None:
+            broker.join(STOP_TIMEOUT)
+        self.record.remove()
+
+    def _stop_broker(self) -> None:
+        try:
+            self.broker.stop(timeout=BROKER_STOP_TIMEOUT)
+        except Exception as err:
+            print(f"could not stop RabbitMQ: {err}", file=sys.stderr)
 
 
 def _summary(b: Any) -> str:
@@ -301,9 +350,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def interrupted(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
-    # Until the watch loop takes over, SIGTERM interrupts start-up as Ctrl-C
-    # does, so that both stop the children already started.
+    # Until the watch loop takes over, SIGTERM (and SIGHUP: the terminal closed)
+    # interrupts start-up as Ctrl-C does, so that all stop what had started.
     signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
     try:
         stack.start()
     except KeyboardInterrupt:
@@ -327,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     async def run() -> int:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.add_signal_handler(sig, stop.set)
         return await stack.watch(stop)
 
@@ -341,8 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _shut_down(stack: DevStack, message: str) -> None:
     """Stop every child; a second Ctrl-C (or SIGTERM) must not leave half of
     them running."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
     print(message, flush=True)
     stack.stop()
 

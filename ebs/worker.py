@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from ebs.activities.bodhi import BodhiActivities
 from ebs.activities.koji import KojiActivities
 from ebs.activities.mail import MailActivities
+from ebs.activities.messages import MessageActivities
 from ebs.activities.settings import SettingsActivities
 from ebs.activities.sweep import SweepActivities
 from ebs.bodhi.adapter import BodhiAdapter, BodhiFor
@@ -54,6 +55,8 @@ def build_worker(
         + BodhiActivities(bodhi).all()
         + SettingsActivities(holder, koji).all()
         + MailActivities(lambda: holder.current().config.configuration.email).all()
+        + MessageActivities(lambda: holder.current().config.messaging,
+                            lambda: holder.current().config.configuration.koji.username or "").all()
         + SweepActivities(client, holder, koji, bodhi, task_queue).all()
         + ScheduleActivities(client, holder, task_queue).all()
     )

@@ -908,7 +908,7 @@ def _model_keys() -> set[str]:
 def test_config_reference_documents_every_key() -> None:
     text = (ROOT / "docs" / "CONFIG.md").read_text()
     documented = set(re.findall(
-        r"^\| `((?:configuration|components|temporal|timers)\.[^`]+)` \|", text, re.M
+        r"^\| `((?:configuration|components|temporal|timers|messaging)\.[^`]+)` \|", text, re.M
     ))
     keys = _model_keys()
     assert not keys - documented, f"docs/CONFIG.md lacks {sorted(keys - documented)}"

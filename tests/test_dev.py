@@ -3,6 +3,7 @@ process, the demo batch through the bus, the bridge, Temporal and the simulator.
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -34,6 +35,12 @@ def test_dev_runs_the_demo_batch_and_stops_cleanly(tmp_path: Path) -> None:
     assert "demo: tagged 6 packages" in out
     # slices, a retry that succeeds, a package that fails every attempt
     assert "partial — 6 package(s), 5 built, 1 failed; failed: rust" in out, out
+    # ebs's own messages, from the private broker, in the log and for the status page
+    assert "bus: org.fedoraproject.dev.ebs.batch.started: ebs started ELN" in out, out
+    assert "bus: org.fedoraproject.dev.ebs.package.failed: ebs failed to rebuild rust-" in out
+    assert "bus: org.fedoraproject.dev.ebs.batch.finished: " in out
+    recorded = (tmp_path / "state" / "logs" / "messages.jsonl").read_text()
+    assert recorded.count("ebs.package.built") == 5, recorded
     worker_log = (tmp_path / "state" / "logs" / "worker.log").read_text()
     assert "slice 0 attempt 1" in worker_log and "slice 1000 attempt 2" in worker_log
     assert (tmp_path / "state" / "temporal.db").exists()
@@ -52,6 +59,8 @@ def test_dev_names_a_port_in_use(tmp_path: Path) -> None:
         )
     assert proc.returncode == 2
     assert f"port {port} (api) is already in use" in proc.stderr
+    # ...and names what holds it (this test's own process).
+    assert f"by pid {os.getpid()} (" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
 
 

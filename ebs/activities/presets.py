@@ -96,3 +96,19 @@ WORKER_REFRESH = ActivityPreset(
     start_to_close_timeout=timedelta(minutes=5),
     retry_policy=RetryPolicy(initial_interval=HEARTBEAT_EVERY, maximum_attempts=2),
 )
+
+
+# Publishing ebs's messages: the broker may be down for hours, so retry for
+# ever, at most every 2 minutes; a message its schema rejects (a bug) is not
+# retried. The batch never waits on this for its algorithm (ebs.workflows.announcer).
+PUBLISH = ActivityPreset(
+    start_to_close_timeout=timedelta(minutes=10),
+    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+    retry_policy=RetryPolicy(
+        initial_interval=HEARTBEAT_EVERY / 5,  # 1 s
+        backoff_coefficient=2.0,
+        maximum_interval=timedelta(minutes=2),
+        maximum_attempts=0,
+        non_retryable_error_types=["InvalidMessage"],
+    ),
+)

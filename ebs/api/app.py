@@ -25,7 +25,7 @@ from temporalio.client import Client
 
 from ebs.api.auth import Authenticator, AuthFailure, Principal
 from ebs.api.control import Control, RequestRejected, TemporalUnavailable
-from ebs.api.html import render_status, render_unavailable
+from ebs.api.html import recent_bus_messages, render_status, render_unavailable
 from ebs.api.limits import MAX_BODY_BYTES, BodyLimit
 from ebs.api.links import Links
 from ebs.api.login import (
@@ -291,7 +291,7 @@ def create_app(
     async def status_html() -> HTMLResponse:
         """The same as /status.json for humans; refreshes itself."""
         status = await build_status(await control(), links, recent_batches)
-        return HTMLResponse(render_status(status, refresh_seconds))
+        return HTMLResponse(render_status(status, refresh_seconds, recent_bus_messages(cfg)))
 
     @app.get(
         "/history",

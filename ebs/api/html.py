@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from ebs.api.models import StatusResponse
+from ebs.config.model import EbsConfig
 
 _env = Environment(
     loader=PackageLoader("ebs.api", "templates"),
@@ -27,8 +30,10 @@ def _when(value: datetime | None) -> str:
 _env.filters["when"] = _when
 
 
-def render_status(status: StatusResponse, refresh: int = 30) -> str:
+def render_status(status: StatusResponse, refresh: int = 30,
+                  bus_messages: Sequence[Mapping[str, Any]] = ()) -> str:
     return _env.get_template("status.html").render(
+        bus_messages=bus_messages,
         refresh=refresh,
         error="",
         generated_at=status.generated_at,
@@ -37,6 +42,14 @@ def render_status(status: StatusResponse, refresh: int = 30) -> str:
         current=status.current_batch,
         recent_batches=status.recent_batches,
     )
+
+
+def recent_bus_messages(cfg: EbsConfig) -> list[dict[str, Any]]:
+    """The bus messages recorded where messaging.recent_log says (`ebs dev`)."""
+    from ebs.devstack.messages import recent
+
+    path = cfg.messaging.recent_log if cfg.messaging else None
+    return recent(path) if path else []
 
 
 def render_unavailable(message: str, temporal_ui_url: str = "", refresh: int = 30) -> str:

@@ -306,6 +306,20 @@ class TemporalConfig(_Strict):
         return self
 
 
+class MessagingConfig(_Strict):
+    """ebs's own messages (ebs-messages topics). `messaging: false` (the default)
+    publishes nothing; the broker, exchange and `topic_prefix` come from the
+    fedora-messaging TOML `config` (default $FEDORA_MESSAGING_CONF, else
+    /etc/fedora-messaging/config.toml)."""
+
+    publish: bool = True
+    config: str | None = None
+    publish_timeout: float = Field(default=10.0, gt=0, le=60)
+    # A JSON-lines file of messages seen on the bus, shown on the status page
+    # (`ebs dev` writes one; ebs.devstack.messages).
+    recent_log: str | None = None
+
+
 class Timers(_Strict):
     lull: float = Field(default=60.0, gt=0)
     task_poll: float = Field(default=300.0, gt=0)
@@ -323,6 +337,7 @@ class EbsConfig(_Strict):
     components: Components = Components()
     temporal: TemporalConfig = TemporalConfig()
     timers: Timers = Timers()
+    messaging: MessagingConfig | None = None  # `false` (the default) disables
 
     _empty_sections = field_validator("components", "temporal", "timers", mode="before")(
         _none_as_empty_dict
@@ -342,3 +357,8 @@ class EbsConfig(_Strict):
         timers = self.timers.model_copy(update={"tag_timeout": original})
         object.__setattr__(self, "timers", timers)
         return self
+
+    @field_validator("messaging", mode="before")
+    @classmethod
+    def _messaging_switch(cls, value: Any) -> Any:
+        return {} if value is True else _false_disables(value)

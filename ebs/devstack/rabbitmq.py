@@ -2,8 +2,10 @@
 
 Own node name, AMQP port, distribution port, data and log directories, no
 plugins; loopback only. As root the server drops to the `rabbitmq` user, so the
-directories belong to it. Stopped with `rabbitmqctl -n NODE stop` (signals to
-the wrapper script do not reach the Erlang VM).
+directories belong to it. Stopped with `rabbitmqctl -n NODE stop PIDFILE` (signals
+to the wrapper script do not reach the Erlang VM, which runs in a process group
+of its own); the VM's pid file also lets a later run stop a node whose owner
+was SIGKILLed (:meth:`RabbitMQ.stop` works without having started it).
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ import hashlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
 from pathlib import Path
+
+import psutil
 
 SYSTEM_WRAPPER = "/usr/sbin/rabbitmq-server"
 LIB_BIN = Path("/usr/lib/rabbitmq/bin")
@@ -110,6 +115,7 @@ class RabbitMQ:
             user = pwd.getpwnam("rabbitmq")
             for path in (self.base, *self.base.rglob("*")):
                 os.chown(path, user.pw_uid, user.pw_gid)
+        self.pid_file = self.base / "rabbitmq.pid"
         self._proc: subprocess.Popen[bytes] | None = None
         self._out = open(self.base.parent / f"{self.base.name}.out", "ab")  # noqa: SIM115
 
@@ -130,6 +136,7 @@ class RabbitMQ:
             RABBITMQ_CONF_ENV_FILE=str(self.base / "rabbitmq-env.conf"),
             RABBITMQ_CONFIG_FILE=str(self.base / "rabbitmq"),
             RABBITMQ_ADVANCED_CONFIG_FILE=str(self.base / "advanced.config"),
+            RABBITMQ_PID_FILE=str(self.pid_file),
             ERL_EPMD_ADDRESS="127.0.0.1",
         )
         return env
@@ -151,6 +158,7 @@ class RabbitMQ:
             stdout=self._out,
             stderr=subprocess.STDOUT,
             cwd=self.base,
+            start_new_session=True,  # a terminal's or supervisor's group signal is ours to pass
         )
         deadline = time.monotonic() + START_TIMEOUT
         while not self._port_open():
@@ -164,26 +172,51 @@ class RabbitMQ:
                 raise TimeoutError(f"RabbitMQ did not open port {self.port} in time")
             time.sleep(0.1)
 
-    def stop(self) -> None:
-        if self._proc is None:
-            return
-        if self._proc.poll() is None:
-            subprocess.run(
-                [self.ctl_bin, "-n", self.node, "stop"],
-                env=self._env(),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                timeout=60,
-                check=False,
-            )
+    def beam_pid(self) -> int | None:
+        """The pid of this node's Erlang VM, if it is running."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+            proc = psutil.Process(pid)
+            if proc.status() == psutil.STATUS_ZOMBIE or "beam" not in proc.name():
+                return None
+            return pid
+        except (OSError, ValueError, psutil.Error):
+            return None
+
+    def running(self) -> bool:
+        return (self._proc is not None and self._proc.poll() is None) or (
+            self.beam_pid() is not None
+        )
+
+    def stop(self, timeout: float = 60.0) -> None:
+        """Stop the node (also one another process started: by its pid file),
+        within about `timeout` s: rabbitmqctl first, SIGKILL when that is too slow."""
+        deadline = time.monotonic() + timeout
+        beam = self.beam_pid()
+        if self.running():
             try:
-                self._proc.wait(timeout=30)
+                subprocess.run(
+                    [self.ctl_bin, "-n", self.node, "stop", str(self.pid_file)],
+                    env=self._env(),
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=max(1.0, deadline - time.monotonic() - 1.5),
+                    check=False,
+                    start_new_session=True,
+                )
             except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait(timeout=10)
+                pass
+            beam = beam or self.beam_pid()
+            if beam is not None:
+                _kill_after(beam, max(0.1, deadline - time.monotonic() - 1.0))
+            if self._proc is not None:
+                try:
+                    self._proc.wait(timeout=max(0.1, deadline - time.monotonic() - 0.5))
+                except subprocess.TimeoutExpired:
+                    _kill_group(self._proc.pid)
+                    self._proc.wait(timeout=5)
         self._proc = None
         # The port must be free again before a restart binds it.
-        deadline = time.monotonic() + 10
         while self._port_open() and time.monotonic() < deadline:
             time.sleep(0.05)
 
@@ -233,3 +266,22 @@ class RabbitMQ:
         self._out.close()
         shutil.rmtree(self.base, ignore_errors=True)
         Path(self._out.name).unlink(missing_ok=True)
+
+
+def _kill_after(pid: int, grace: float) -> None:
+    """Wait up to `grace` s for `pid` to exit, then SIGKILL it."""
+    try:
+        proc = psutil.Process(pid)
+        proc.wait(timeout=grace)
+    except psutil.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=5)
+    except psutil.Error:
+        pass
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except OSError:
+        pass

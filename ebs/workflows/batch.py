@@ -69,6 +69,7 @@ with workflow.unsafe.imports_passed_through():
         PHASE_KEY,
         packages_value,
     )
+    from ebs.workflows.announcer import Announcer
     from ebs.workflows.attempt import BuildAttempt, attempt_workflow_id, failure_text
 
 State = PackageState
@@ -130,6 +131,7 @@ class RebuildBatch:
         self._repo_events: set[str] = set()
         self._phase = "starting"
         self._error = ""
+        self._bus = Announcer(req.batch_id, req.settings)
 
     # ---- messages -------------------------------------------------------
 
@@ -162,6 +164,7 @@ class RebuildBatch:
         )
         outcome = BatchOutcome.ERROR
         failures_mailed = False
+        self._bus.start(self._packages.values())
         try:
             if workflow.patched(PATCH_RESOLVE_TRIGGER_TAG):
                 await self._resolve_in_trigger_tag()
@@ -171,6 +174,7 @@ class RebuildBatch:
                 side_tag = await self._prepare_side_tag(target.build_tag)
                 for ordering in sorted({p.ordering for p in self._packages.values()}):
                     await self._build_slice(ordering, side_tag)
+                    self._bus.announce(self._packages.values())  # this slice's fates are settled
                 # As the original: the failures are mailed as soon as the slices
                 # are done, not after the stable wait (which can take a day).
                 if workflow.patched(PATCH_EARLY_FAILURE_MAIL):
@@ -193,6 +197,7 @@ class RebuildBatch:
             await self._cleanup_build_side_tags()
             self._set_phase("finished")
             workflow.upsert_search_attributes([OUTCOME_KEY.value_set(outcome)])
+            await self._bus.close(self._result(outcome, finished=True))
         if outcome != BatchOutcome.ERROR and not failures_mailed and self._any_failed():
             await self._email(MailKind.BUILD_FAILURES)  # histories from before the patch
         return self._result(outcome, finished=True)
@@ -447,6 +452,7 @@ class RebuildBatch:
                     # Not fatal: reported, left out of Bodhi.
                     pkg.reason = f"draft not promoted: {pr.reason if pr else 'no answer'}"
             built = [p for p in built if by_build.get(p.build_id) and by_build[p.build_id].promoted]
+        self._bus.announce(self._packages.values())
 
         self._set_phase("bodhi")
         nvr_to_pkg = {p.nvr: p for p in built}
@@ -480,6 +486,7 @@ class RebuildBatch:
             for nvr in chunk:
                 nvr_to_pkg[nvr].update_alias = update.alias
                 nvr_to_pkg[nvr].update_url = update.url
+        self._bus.announce(self._packages.values())
         await self._wait_for_stable(nvr_to_pkg)
 
     async def _wait_for_stable(self, nvr_to_pkg: dict[str, PackageResult]) -> None:
