@@ -199,7 +199,7 @@ class KojiHub:
             # gunicorn's own session: the arbiter and its workers, nothing else
             try:
                 os.killpg(self.proc.pid, signal.SIGINT)  # gunicorn: quick shutdown
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=1)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 try:
                     os.killpg(self.proc.pid, signal.SIGKILL)
