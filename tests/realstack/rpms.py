@@ -52,8 +52,8 @@ def build_rpms(workdir: Path, name: str, version: str, release: str,
         if srpm.is_file() and rpm.is_file():
             return srpm, rpm
         built_srpm, built_rpm = build_rpms(workdir, name, version, release)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{nvr}-", dir=cache.mkdir(parents=True,
-                                                                        exist_ok=True) or cache))
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{nvr}-", dir=cache))
         shutil.copyfile(built_srpm, tmp / srpm.name)
         shutil.copyfile(built_rpm, tmp / rpm.name)
         try:
