@@ -70,8 +70,12 @@ class _TaskGone(Exception):
 
 class StandInBuilder:
     def __init__(self, hub: KojiHub, workdir: Path, hostname: str = "builder-1",
-                 poll: float = 0.2) -> None:
+                 poll: float = 0.2, rpm_cache: Path | None = None) -> None:
+        """rpm_cache: where built RPMs are kept across runs, by NVR (rpmbuild is
+        the costliest step of seeding on a loaded machine)."""
         self.hub = hub
+        self.rpm_cache = rpm_cache
+        self.rpm_cache_names: set[str] = set()  # packages whose RPMs are cached
         self.workdir = workdir
         self.hostname = hostname
         self.poll = poll
@@ -296,7 +300,8 @@ class StandInBuilder:
         dist = (build_tag.get("extra") or {}).get("rpm.macro.dist", "")
         release = f"{source.release}{dist}"
         srpm, rpm = build_rpms(self.workdir / str(task_id), source.name, source.version,
-                               release)
+                               release, cache=self.rpm_cache
+                               if source.name in self.rpm_cache_names else None)
         srpm_rel = self._upload(session, task_id, srpm)
         self._built[srpm_rel] = rpm  # the buildArch child uploads it
         scratch = bool(opts.get("scratch"))

@@ -15,6 +15,7 @@ without certificates (`remote_user_session`).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -172,7 +173,7 @@ class KojiHub:
                  "--workers", str(self.workers), "--timeout", "120", "--preload",
                  "--log-level", "warning", "ebs_test_hub_wsgi:application"],
                 cwd=self.workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True)
+                start_new_session=True, preexec_fn=_die_with_parent)
         deadline = time.monotonic() + timeout
         while True:
             if self.proc.poll() is not None:
@@ -199,7 +200,7 @@ class KojiHub:
             # gunicorn's own session: the arbiter and its workers, nothing else
             try:
                 os.killpg(self.proc.pid, signal.SIGINT)  # gunicorn: quick shutdown
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=1)
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 try:
                     os.killpg(self.proc.pid, signal.SIGKILL)
@@ -243,6 +244,15 @@ class KojiHub:
         self.pg.psql("koji", f"UPDATE users SET password = '{password}' WHERE name = '{name}'")
         self.passwords[name] = password
         return password
+
+
+def _die_with_parent() -> None:
+    """In the child: SIGTERM when the test process dies (even by SIGKILL), so a
+    killed run leaves no hub behind (Linux prctl PR_SET_PDEATHSIG)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
+    except OSError:
+        pass
 
 
 class _RemoteUserSession(koji.ClientSession):  # type: ignore[misc]

@@ -38,6 +38,7 @@ from typing import Any
 
 import koji
 
+from tests.realstack.hubenv import realstack_dir
 from tests.realstack.koji_builder import StandInBuilder, scm_url
 from tests.realstack.koji_hub import ADMIN, KojiHub
 from tests.realstack.kojira import StandInKojira
@@ -76,14 +77,19 @@ class KojiStack:
 
     @classmethod
     def start(cls, source: Path, packages: tuple[tuple[str, str, str], ...] = PACKAGES,
-              sidetag_suffixes: tuple[str, ...] = ()) -> KojiStack:
+              sidetag_suffixes: tuple[str, ...] = (),
+              policy: dict[str, str] | None = None) -> KojiStack:
+        """policy: hub policies replacing koji_hub.DEFAULT_POLICY's of the same name."""
         t0 = time.monotonic()
         workdir = Path(tempfile.mkdtemp(prefix="ebs-realstack-"))
         workdir.chmod(0o755)
         pg = PostgresServer(workdir / "pg")
-        hub = KojiHub(pg, source, workdir=workdir / "hub", sidetag_suffixes=sidetag_suffixes)
-        builder = StandInBuilder(hub, workdir / "builder")
+        hub = KojiHub(pg, source, workdir=workdir / "hub", sidetag_suffixes=sidetag_suffixes,
+                      policy=policy)
+        builder = StandInBuilder(hub, workdir / "builder",
+                                 rpm_cache=realstack_dir() / "rpm-cache")
         kojira = StandInKojira(hub, on_pass=builder.wake)
+        builder.rpm_cache_names = {name for name, _v, _r in packages}
         stack = cls(pg, hub, builder, kojira, workdir, packages)
         try:
             pg.start()
@@ -177,7 +183,9 @@ class KojiStack:
             jobs.append((self.builder.register_source(name, version, release),
                          "rawhide", TRIGGER_TAG))
             jobs.append((self.builder.register_source(name, version, old), "eln", "eln"))
-        tasks = self.run_builds([(src, target) for src, target, _ in jobs])
+        # skip_tag: they are tagged into their final tags below, as Bodhi would
+        tasks = self.run_builds([(src, target) for src, target, _ in jobs],
+                                opts={"skip_tag": True})
         admin = self.admin()
         try:
             with admin.multicall(strict=True) as mc:

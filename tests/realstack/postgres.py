@@ -3,17 +3,22 @@
 Debian's `postgresql` binaries, a cluster in a temporary directory, listening
 only on a unix socket in that directory (no TCP port to collide on), fsync
 off. Run as the `postgres` user when the tests run as root (initdb refuses
-root). Starts in about a second; `stop()` ends only this cluster's server.
+root). The server is a direct child of the test process and gets SIGQUIT if
+that process dies, even by SIGKILL; the hub's gunicorn does the same. Starts
+in about a second; `stop()` ends only this cluster's server.
 """
 
 from __future__ import annotations
 
+import ctypes
 import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 
@@ -74,19 +79,48 @@ class PostgresServer:
                 os.chown(p, pw.pw_uid, pw.pw_gid)
         self._run("initdb", "-D", str(self.datadir), "-U", self.user, "-A", "trust",
                   "-E", "UTF8", "--locale=C", "--no-sync")
-        opts = (f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}' "
-                f"-c port={self.port} -c fsync=off -c synchronous_commit=off "
-                "-c full_page_writes=off -c max_connections=200")
-        self._run("pg_ctl", "-D", str(self.datadir), "-l", str(self.logfile), "-w",
-                  "-t", "60", "-o", opts, "start")
+        # The server runs as our direct child (not daemonized by pg_ctl) and
+        # gets SIGQUIT (immediate shutdown) if the test process dies.
+        args = [str(self.bindir / "postgres"), "-D", str(self.datadir),
+                "-c", "listen_addresses=", "-c", f"unix_socket_directories={self.socket_dir}",
+                "-c", f"port={self.port}", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off", "-c", "max_connections=200"]
+        with self.logfile.open("ab") as out:
+            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
+                                         preexec_fn=self._child_setup, start_new_session=True)
         self.running = True
+        deadline = time.monotonic() + 60
+        while self._run("pg_isready", "-q", "-h", str(self.socket_dir), "-p", str(self.port),
+                        check=False).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise PostgresError(f"PostgreSQL did not start: {self._log_tail()}")
+            time.sleep(0.05)
         return self
 
+    def _child_setup(self) -> None:
+        if self.as_postgres:
+            pw = pwd.getpwnam("postgres")
+            os.setgid(pw.pw_gid)
+            os.setuid(pw.pw_uid)
+        # after setuid, which clears it: die with the parent
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGQUIT)
+
+    def _log_tail(self) -> str:
+        try:
+            return "\n".join(self.logfile.read_text(errors="replace").splitlines()[-20:])
+        except OSError:
+            return ""
+
     def stop(self) -> None:
-        if self.running:
-            self._run("pg_ctl", "-D", str(self.datadir), "-m", "immediate", "-w", "stop",
-                      check=False)
-            self.running = False
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGQUIT)  # immediate shutdown: a test cluster
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=15)
+        self.running = False
         if self._own_base:
             shutil.rmtree(self.base, ignore_errors=True)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 SPEC = """\
@@ -40,9 +41,27 @@ def rpmbuild_available() -> bool:
     return shutil.which("rpmbuild") is not None
 
 
-def build_rpms(workdir: Path, name: str, version: str, release: str) -> tuple[Path, Path]:
-    """(srpm, noarch rpm) for name-version-release, built under workdir."""
-    top = workdir / f"{name}-{version}-{release}"
+def build_rpms(workdir: Path, name: str, version: str, release: str,
+               cache: Path | None = None) -> tuple[Path, Path]:
+    """(srpm, noarch rpm) for name-version-release, built under workdir, or
+    taken from `cache` (a directory; filled atomically) when it has them."""
+    nvr = f"{name}-{version}-{release}"
+    if cache is not None:
+        hit = cache / nvr
+        srpm, rpm = hit / f"{nvr}.src.rpm", hit / f"{nvr}.noarch.rpm"
+        if srpm.is_file() and rpm.is_file():
+            return srpm, rpm
+        built_srpm, built_rpm = build_rpms(workdir, name, version, release)
+        cache.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{nvr}-", dir=cache))
+        shutil.copyfile(built_srpm, tmp / srpm.name)
+        shutil.copyfile(built_rpm, tmp / rpm.name)
+        try:
+            tmp.rename(hit)
+        except OSError:  # another process filled it meanwhile
+            shutil.rmtree(tmp, ignore_errors=True)
+        return built_srpm, built_rpm
+    top = workdir / nvr
     for sub in ("SOURCES", "SPECS", "BUILD", "RPMS", "SRPMS", "BUILDROOT"):
         (top / sub).mkdir(parents=True, exist_ok=True)
     (top / "SOURCES" / f"{name}.txt").write_text(f"{name}-{version}-{release}\n")
