@@ -388,6 +388,8 @@ class KojiAdapter:
             else:
                 tagged.append(nvr)
         last_event = int(self._call("getLastEvent")["id"])
+        order = {nvr: n for n, nvr in enumerate(req.nvrs)}  # tasks finish in any order
+        tagged.sort(key=order.__getitem__)
         return TagBuildsResult(tagged=tagged, failed=failed, last_event=last_event)
 
     def _wait_tasks(self, task_ids: list[int], wait: float, on_progress: Progress
