@@ -1,0 +1,112 @@
+"""The Bodhi simulator's saved state (the ``"bodhi"`` object of the state
+file), validated with pydantic: a file that does not fit raises ValueError
+naming the first fields that do not, and nothing is half restored."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+
+from ..faults import Fault
+from .model import SimRelease, SimUpdate
+
+
+class SavedSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    stable_after: float | None = Field(default=1.0, ge=0)
+    auth: Literal["none", "oidc"] = "none"
+    kerberos: Literal["accept", "reject"] = "accept"
+    username: str = "elnbuildsync"
+    token_lifetime: int = 3600
+
+
+class SavedUpdate(BaseModel):
+    """A SimUpdate row; ``release`` is the release's name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    alias: str
+    release: str
+    builds: list[str]
+    notes: str
+    type: str
+    user: str
+    from_tag: str | None = None
+    severity: str = "unspecified"
+    suggest: str = "unspecified"
+    status: str = "pending"
+    request: str | None = "testing"
+    display_name: str = ""
+    close_bugs: bool = True
+    autokarma: bool = True
+    autotime: bool = True
+    stable_karma: int = 3
+    unstable_karma: int = -3
+    stable_days: int = 0
+    require_bugs: bool = True
+    require_testcases: bool = True
+    date_submitted: datetime
+    date_modified: datetime | None = None
+    date_testing: datetime | None = None
+    date_stable: datetime | None = None
+
+
+class BodhiState(BaseModel):
+    """What :meth:`BodhiSim.state` returns (the call log is not kept)."""
+
+    rng: tuple[int, tuple[int, ...], float | None]
+    releases: list[SimRelease]
+    updates: list[SavedUpdate]
+    faults: list[Fault]
+    stable_due: dict[str, float]
+    settings: SavedSettings
+    codes: dict[str, dict[str, str]]
+    access_tokens: dict[str, tuple[str, float]]
+    refresh_tokens: dict[str, str]
+    auth_tickets: dict[str, str]
+
+    @field_validator("faults", mode="before")
+    @classmethod
+    def _older_fault_names(cls, rows: Any) -> Any:
+        """Faults saved before the shared vocabulary (Bodhi's own Fault)."""
+        if isinstance(rows, list):
+            return [Fault.from_dict(row) if isinstance(row, dict) else row for row in rows]
+        return rows
+
+    def release_map(self) -> dict[str, SimRelease]:
+        return {r.name: r for r in self.releases}
+
+    def update_map(self, releases: dict[str, SimRelease]) -> dict[str, SimUpdate]:
+        updates = {}
+        for row in self.updates:
+            if row.release not in releases:
+                raise ValueError(f"update {row.alias} names an unknown release {row.release!r}")
+            update = SimUpdate(**{**row.model_dump(), "release": releases[row.release]})
+            updates[update.alias] = update
+        return updates
+
+
+_ADAPTER = TypeAdapter(BodhiState)
+
+
+def parse_state(data: Any) -> BodhiState:
+    """`data` as a BodhiState, or ValueError with a one-line reason."""
+    try:
+        state = _ADAPTER.validate_python(data)
+        state.update_map(state.release_map())
+    except ValidationError as exc:
+        raise ValueError(f"bad Bodhi data ({summary(exc)})") from None
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"bad Bodhi data ({type(exc).__name__}: {exc})") from None
+    return state
+
+
+def summary(exc: ValidationError, most: int = 3) -> str:
+    """A pydantic error as one line: the first few fields and what is wrong."""
+    parts = [f"{'.'.join(str(p) for p in e['loc']) or 'top'}: {e['msg']}"
+             for e in exc.errors()[:most]]
+    more = exc.error_count() - most
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
