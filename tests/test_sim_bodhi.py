@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import requests
 from bodhi.client.bindings import BodhiClient, BodhiClientException
-
 from starlette.routing import Mount, Router
 from starlette.types import ASGIApp
 

@@ -23,7 +23,7 @@ from .model import (
     SimUpdate,
     default_releases,
 )
-from .state import parse_state
+from .state import parse_state, validate_settings
 
 log = logging.getLogger(__name__)
 
@@ -233,7 +233,7 @@ class BodhiCore:
                     self._schedule_stable(alias, max(0.0, due - now))
 
     def _check_settings(self) -> None:
-        _validate_settings(self.auth, self.kerberos, self.stable_after)
+        validate_settings(self.auth, self.kerberos, self.stable_after)
 
     def _schedule_stable(self, alias: str, delay: float | None = None) -> None:
         delay = self.stable_after if delay is None else delay
@@ -256,14 +256,3 @@ class BodhiCore:
                 log.exception("bodhi sim: pushing %s to stable failed; retrying later", alias)
                 self._timers.pop(alias, None)
                 self._schedule_stable(alias)
-
-
-def _validate_settings(auth: Any, kerberos: Any, stable_after: Any) -> None:
-    if auth not in ("none", "oidc"):
-        raise ValueError("auth must be 'none' or 'oidc'")
-    if kerberos not in ("accept", "reject"):
-        raise ValueError("kerberos must be 'accept' or 'reject'")
-    if stable_after is not None and (not isinstance(stable_after, int | float)
-                                     or stable_after < 0):
-        raise ValueError("stable_after must be >= 0 seconds, or None for never")
-

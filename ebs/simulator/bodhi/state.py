@@ -5,9 +5,16 @@ naming the first fields that do not, and nothing is half restored."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ..faults import Fault
 from .model import SimRelease, SimUpdate
@@ -16,11 +23,27 @@ from .model import SimRelease, SimUpdate
 class SavedSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    stable_after: float | None = Field(default=1.0, ge=0)
-    auth: Literal["none", "oidc"] = "none"
-    kerberos: Literal["accept", "reject"] = "accept"
+    stable_after: float | None = 1.0
+    auth: str = "none"
+    kerberos: str = "accept"
     username: str = "elnbuildsync"
     token_lifetime: int = 3600
+
+    @model_validator(mode="after")
+    def _valid(self) -> SavedSettings:
+        validate_settings(self.auth, self.kerberos, self.stable_after)
+        return self
+
+
+def validate_settings(auth: Any, kerberos: Any, stable_after: Any) -> None:
+    """The settings BodhiSim accepts (ValueError with the reason)."""
+    if auth not in ("none", "oidc"):
+        raise ValueError("auth must be 'none' or 'oidc'")
+    if kerberos not in ("accept", "reject"):
+        raise ValueError("kerberos must be 'accept' or 'reject'")
+    if stable_after is not None and (not isinstance(stable_after, int | float)
+                                     or stable_after < 0):
+        raise ValueError("stable_after must be >= 0 seconds, or None for never")
 
 
 class SavedUpdate(BaseModel):
