@@ -92,23 +92,23 @@ class SimRelease:
 def default_releases() -> list[SimRelease]:
     """Fedora Rawhide (F45) and ELN, both pending and not composed by Bodhi."""
     return [
-        SimRelease(
-            name="F45", long_name="Fedora 45", version="45", branch="rawhide",
-            dist_tag="f45", stable_tag="f45", testing_tag="f45-updates-testing",
-            candidate_tag="f45-updates-candidate", pending_signing_tag="f45-signing-pending",
-            pending_testing_tag="f45-updates-testing-pending",
-            pending_stable_tag="f45-updates-pending", override_tag="f45-override",
-            setting_status="pre_beta", nvr_dist=".fc45",
-        ),
-        SimRelease(
-            name="ELN", long_name="Fedora ELN", version="eln", branch="eln",
-            dist_tag="eln", stable_tag="eln", testing_tag="eln-updates-testing",
-            candidate_tag="eln-updates-candidate", pending_signing_tag="eln-signing-pending",
-            pending_testing_tag="eln-updates-testing-pending",
-            pending_stable_tag="eln-updates-pending", override_tag="eln-override",
-            testing_repository=None, nvr_dist=".eln",
-        ),
+        fedora_release("F45", "Fedora 45", "45", "rawhide", "f45", setting_status="pre_beta",
+                       nvr_dist=".fc45"),
+        fedora_release("ELN", "Fedora ELN", "eln", "eln", "eln", testing_repository=None,
+                       nvr_dist=".eln"),
     ]
+
+
+def fedora_release(name: str, long_name: str, version: str, branch: str, tag: str,
+                   **extra: Any) -> SimRelease:
+    """A release with Fedora's tag names, all derived from its dist tag."""
+    return SimRelease(
+        name=name, long_name=long_name, version=version, branch=branch, dist_tag=tag,
+        stable_tag=tag, testing_tag=f"{tag}-updates-testing",
+        candidate_tag=f"{tag}-updates-candidate", pending_signing_tag=f"{tag}-signing-pending",
+        pending_testing_tag=f"{tag}-updates-testing-pending",
+        pending_stable_tag=f"{tag}-updates-pending", override_tag=f"{tag}-override", **extra,
+    )
 
 
 @dataclass

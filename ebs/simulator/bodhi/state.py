@@ -4,7 +4,6 @@ naming the first fields that do not, and nothing is half restored."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import (
@@ -46,43 +45,12 @@ def validate_settings(auth: Any, kerberos: Any, stable_after: Any) -> None:
         raise ValueError("stable_after must be >= 0 seconds, or None for never")
 
 
-class SavedUpdate(BaseModel):
-    """A SimUpdate row; ``release`` is the release's name."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    alias: str
-    release: str
-    builds: list[str]
-    notes: str
-    type: str
-    user: str
-    from_tag: str | None = None
-    severity: str = "unspecified"
-    suggest: str = "unspecified"
-    status: str = "pending"
-    request: str | None = "testing"
-    display_name: str = ""
-    close_bugs: bool = True
-    autokarma: bool = True
-    autotime: bool = True
-    stable_karma: int = 3
-    unstable_karma: int = -3
-    stable_days: int = 0
-    require_bugs: bool = True
-    require_testcases: bool = True
-    date_submitted: datetime
-    date_modified: datetime | None = None
-    date_testing: datetime | None = None
-    date_stable: datetime | None = None
-
-
 class BodhiState(BaseModel):
     """What :meth:`BodhiSim.state` returns (the call log is not kept)."""
 
     rng: tuple[int, tuple[int, ...], float | None]
     releases: list[SimRelease]
-    updates: list[SavedUpdate]
+    updates: list[dict[str, Any]]  # SimUpdate rows, "release" by name (see update_map)
     faults: list[Fault]
     stable_due: dict[str, float]
     settings: SavedSettings
@@ -103,16 +71,22 @@ class BodhiState(BaseModel):
         return {r.name: r for r in self.releases}
 
     def update_map(self, releases: dict[str, SimRelease]) -> dict[str, SimUpdate]:
+        """The updates, validated as SimUpdate dataclasses (ValueError if not)."""
         updates = {}
-        for row in self.updates:
-            if row.release not in releases:
-                raise ValueError(f"update {row.alias} names an unknown release {row.release!r}")
-            update = SimUpdate(**{**row.model_dump(), "release": releases[row.release]})
+        for n, row in enumerate(self.updates):
+            name = row.get("release")
+            if not isinstance(name, str) or name not in releases:
+                raise ValueError(f"updates.{n}.release: no release named {name!r}")
+            try:
+                update = _UPDATE.validate_python({**row, "release": releases[name]})
+            except ValidationError as exc:
+                raise ValueError(f"updates.{n}.{summary(exc)}") from None
             updates[update.alias] = update
         return updates
 
 
 _ADAPTER = TypeAdapter(BodhiState)
+_UPDATE = TypeAdapter(SimUpdate)
 
 
 def parse_state(data: Any) -> BodhiState:
@@ -123,7 +97,7 @@ def parse_state(data: Any) -> BodhiState:
     except ValidationError as exc:
         raise ValueError(f"bad Bodhi data ({summary(exc)})") from None
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"bad Bodhi data ({type(exc).__name__}: {exc})") from None
+        raise ValueError(f"bad Bodhi data ({exc})") from None
     return state
 
 
