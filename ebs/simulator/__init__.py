@@ -121,7 +121,7 @@ class Simulator:
         self._server: Any = None
         self.host = "127.0.0.1"
         self.port = 0
-        self.bodhi_app: BodhiSim | None = None
+        self.bodhi_app: Any = None  # a BodhiSim once started with bodhi=True
         self.world: World
         self.hub: Hub
         self.layout: WorldLayout
