@@ -20,6 +20,7 @@ import socket
 import threading
 import time
 import xmlrpc.client
+from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 import anyio.to_thread
@@ -33,6 +34,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .bodhi.request import METHODS
 from .control import ControlApp
 from .faults import FaultAnswer
 from .hub import KOJI_VERSION
@@ -43,8 +45,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 _RESOLVER_RE = re.compile(r"^/view-(?P<source>.+?)-package-name-list--view-(?P<view>.+)\.txt$")
-# Every method reaches the handlers, which answer like the servers they stand for.
-_METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 # Requests that may wait at once (scripted stalls, slow Bodhi answers): the old
 # threaded server had no limit; anyio's default of 40 is too few for a batch.
 THREADS = 256
@@ -60,14 +60,14 @@ class SimApp:
         self._count_lock = threading.Lock()
         self.stopping = threading.Event()
         self.router = Router([
-            Route("/kojihub", self._kojihub, methods=_METHODS),
-            Route("/kojihub/", self._kojihub, methods=_METHODS),
+            Route("/kojihub", self._kojihub, methods=METHODS),
+            Route("/kojihub/", self._kojihub, methods=METHODS),
             Mount("/_sim", app=ControlApp(sim)),
             Mount("/bodhi", app=self._bodhi),
             Mount("/content-resolver", app=self._package_list),
-            Route("/koji/taskinfo", self._web, methods=_METHODS),
-            Route("/koji/buildinfo", self._web, methods=_METHODS),
-            Route("/", self._index, methods=_METHODS),
+            Route("/koji/taskinfo", self._web, methods=METHODS),
+            Route("/koji/buildinfo", self._web, methods=METHODS),
+            Route("/", self._index, methods=METHODS),
         ], redirect_slashes=False, default=self._not_found)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -184,8 +184,6 @@ class SimApp:
 
 
 def _phrase(status: int) -> str:
-    from http import HTTPStatus
-
     return HTTPStatus(status).phrase
 
 

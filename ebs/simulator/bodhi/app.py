@@ -22,11 +22,9 @@ from .api import BodhiApi
 from .control import BodhiControl
 from .model import SimCall
 from .oidc import OidcProvider
-from .request import Reject, Request, read_request
+from .request import METHODS, Reject, Request, read_request
 
 Handler = Callable[[Request], Any]
-# Every method reaches the handlers: Bodhi answers 405 in its own shape.
-METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
 
 log = logging.getLogger(__name__)
 
@@ -45,23 +43,20 @@ class BodhiSim(BodhiApi, OidcProvider, BodhiControl):
     def _routes(self) -> list[BaseRoute]:
         """Bodhi's paths, each with its operations by HTTP method (what faults
         target and the call log records)."""
-        def op(name: str, handler: Handler) -> tuple[str, Handler]:
-            return name, handler
-
         table: list[tuple[str, dict[str, tuple[str, Handler]] | None]] = [
-            ("/releases/", {"GET": op("releases", self._list_releases)}),
-            ("/releases/{name}/", {"GET": op("release", self._get_release)}),
-            ("/csrf/", {"GET": op("csrf", self._csrf)}),
-            ("/updates/", {"GET": op("list_updates", self._list_updates),
-                           "POST": op("create_update", self._create_update)}),
-            ("/updates/{alias}/", {"GET": op("get_update", self._get_update)}),
+            ("/releases/", {"GET": ("releases", self._list_releases)}),
+            ("/releases/{name}/", {"GET": ("release", self._get_release)}),
+            ("/csrf/", {"GET": ("csrf", self._csrf)}),
+            ("/updates/", {"GET": ("list_updates", self._list_updates),
+                           "POST": ("create_update", self._create_update)}),
+            ("/updates/{alias}/", {"GET": ("get_update", self._get_update)}),
             ("/oidc/.well-known/openid-configuration",
-             {"GET": op("oidc_discovery", self._oidc_discovery)}),
-            ("/oidc/Authorization", {"GET": op("oidc_authorize", self._oidc_authorize)}),
-            ("/oidc/Token", {"POST": op("oidc_token", self._oidc_token)}),
-            ("/oidc/UserInfo", {"GET": op("oidc_userinfo", self._oidc_userinfo),
-                                "POST": op("oidc_userinfo", self._oidc_userinfo)}),
-            ("/oidc/login-token", {"GET": op("login_token", self._login_token)}),
+             {"GET": ("oidc_discovery", self._oidc_discovery)}),
+            ("/oidc/Authorization", {"GET": ("oidc_authorize", self._oidc_authorize)}),
+            ("/oidc/Token", {"POST": ("oidc_token", self._oidc_token)}),
+            ("/oidc/UserInfo", {"GET": ("oidc_userinfo", self._oidc_userinfo),
+                                "POST": ("oidc_userinfo", self._oidc_userinfo)}),
+            ("/oidc/login-token", {"GET": ("login_token", self._login_token)}),
             ("/_sim/{rest:path}", None),  # the control routes: any method, not logged
         ]
         routes: list[BaseRoute] = []

@@ -12,6 +12,9 @@ from urllib.parse import parse_qs
 
 from starlette.requests import Request as HttpRequest
 
+# Routes take every method, so that a wrong one gets the server's own 405.
+METHODS = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"]
+
 
 class Reject(Exception):
     """Answer the current request with an error (Bodhi's JSON shape by default)."""
