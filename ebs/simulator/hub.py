@@ -146,7 +146,7 @@ class Hub:
     def _scripted(self, record: CallRecord, package: str | None, run: Callable[[], Any]) -> Any:
         """Run a call under the first scripted fault rule that matches it, if any."""
         with self.world.lock:
-            rule = self.world.script.take_fault(record.method, package)
+            rule = self.world.script.take_fault(record.method, package, self.world.rng_world)
             if rule is not None:
                 self.world.changed()  # a scripted fault was used up
         try:
