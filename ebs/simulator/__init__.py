@@ -207,12 +207,14 @@ class Simulator:
 
     def stop(self) -> None:
         self.app.stopping.set()
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        # The clocks stop first: what is pending stays pending (and saved), even
+        # while the HTTP server takes its time (~0.1 s) to finish.
         if self.bodhi_app is not None:
             self.bodhi_app.close()  # no stable push after this; pending ones stay saved
         self.world.stop()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
         if self._persister is not None:
             self._persister.stop()  # the final save
             self._persister = None
