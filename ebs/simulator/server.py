@@ -206,6 +206,9 @@ class HttpServer:
                                 server_header=False, timeout_graceful_shutdown=1,
                                 timeout_keep_alive=5)
         self._server = uvicorn.Server(config)
+        quiet = logging.getLogger("uvicorn.error")  # its start/stop lines are noise here
+        if quiet.level == logging.NOTSET:
+            quiet.setLevel(logging.WARNING)
         self._thread: threading.Thread | None = None
 
     def start(self, timeout: float = 10.0) -> HttpServer:
