@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from prometheus_client import REGISTRY
+from starlette._utils import get_route_path
+from starlette.concurrency import run_in_threadpool
+from starlette.types import Message, Receive, Scope, Send
 
 from ebs.bodhi.adapter import BodhiAdapter
 from ebs.bodhi.errors import BodhiAuthError, BodhiPermanentError, BodhiTransientError
@@ -149,12 +152,18 @@ def test_update_created_between_lookup_and_create_is_reused(
     answer leads to the existing update."""
     other: dict[str, str] = {}
 
-    def racing(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        body = sim(environ, start_response)
-        if environ["REQUEST_METHOD"] == "GET" and environ["PATH_INFO"] == "/updates/" \
-                and not other:
-            other["alias"] = anonymous(other_url).file_update(request()).alias
-        return body
+    async def racing(scope: Scope, receive: Receive, send: Send) -> None:
+        held: list[Message] = []
+
+        async def hold(message: Message) -> None:
+            held.append(message)
+
+        await sim(scope, receive, hold)  # the answer waits until the other try is done
+        if scope["method"] == "GET" and get_route_path(scope) == "/updates/" and not other:
+            other["alias"] = await run_in_threadpool(
+                lambda: anonymous(other_url).file_update(request()).alias)
+        for message in held:
+            await send(message)
 
     with serve(sim) as other_url, serve(racing) as url:
         info = anonymous(url).file_update(request())

@@ -5,18 +5,19 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import pytest
 import requests
 from bodhi.client.bindings import BodhiClient, BodhiClientException
+from starlette.routing import Mount, Router
+from starlette.types import ASGIApp
 
 from ebs.simulator.bodhi import BodhiSim, SimRelease
+from ebs.simulator.server import HttpServer
 from tests.helpers.processes import wait_until
 
 MOUNT = "/bodhi"
@@ -55,43 +56,12 @@ class MemoryKoji:
             self.removed_side_tags.append(tag)
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    block_on_close = False
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-        pass
-
-
-def _mounted(app: Callable[..., Any]) -> Callable[..., Any]:
-    """Serve ``app`` under /bodhi with SCRIPT_NAME set, as the simulator server does."""
-
-    def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
-        path = environ.get("PATH_INFO", "")
-        if path != MOUNT and not path.startswith(MOUNT + "/"):
-            start_response("404 Not Found", [("Content-Type", "text/plain")])
-            return [b"not found"]
-        environ["SCRIPT_NAME"] = environ.get("SCRIPT_NAME", "") + MOUNT
-        environ["PATH_INFO"] = path[len(MOUNT):]
-        return app(environ, start_response)
-
-    return wsgi
-
-
 @contextmanager
-def serve(app: Callable[..., Any]) -> Iterator[str]:
-    """Serve a WSGI app on a free loopback port; yields the Bodhi base URL."""
-    server = make_server("127.0.0.1", 0, _mounted(app), server_class=_Server,
-                         handler_class=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, args=(0.02,), daemon=True)
-    thread.start()
-    try:
+def serve(app: ASGIApp) -> Iterator[str]:
+    """Serve an ASGI app under /bodhi on a free loopback port, as the simulator
+    server does; yields the Bodhi base URL."""
+    with HttpServer(Router([Mount(MOUNT, app=app)]), "127.0.0.1", 0) as server:
         yield f"http://127.0.0.1:{server.server_port}{MOUNT}/"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 SIDE_TAG = "eln-build-side-101"
@@ -284,8 +254,8 @@ def test_faults_http_error_bodhi_error_and_lost_response(
     assert [u.from_tag for u in sim.updates()] == [SIDE_TAG]  # done, answer lost
     faults = [(c.operation, c.fault, c.status) for c in sim.calls() if c.fault]
     assert faults == [("list_updates", "http_error", 500),
-                      ("create_update", "bodhi_error", 400),
-                      ("create_update", "lost_response", 502)]
+                      ("create_update", "error", 400),  # Bodhi's "bodhi_error"
+                      ("create_update", "http_error after", 502)]  # "lost_response"
 
 
 def test_slow_fault_delays_the_answer(client: BodhiClient, sim: BodhiSim) -> None:

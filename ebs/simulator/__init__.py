@@ -36,7 +36,6 @@ newRepo tasks (repos regenerate on the scheduler, announced by repo.init/done).
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
 import time
@@ -46,6 +45,7 @@ from typing import Any
 
 import koji
 
+from .bodhi import BodhiSim
 from .hub import CallRecord, Hub
 from .model import Build
 from .persist import Persister, StateFileError, encode_state, load_state, wrap_state
@@ -119,10 +119,9 @@ class Simulator:
         self.restored = False  # the world came from the state file
         self.app = SimApp(self)
         self._server: Any = None
-        self._thread: Any = None
         self.host = "127.0.0.1"
         self.port = 0
-        self.bodhi_app: Any = None
+        self.bodhi_app: Any = None  # a BodhiSim once started with bodhi=True
         self.world: World
         self.hub: Hub
         self.layout: WorldLayout
@@ -155,8 +154,6 @@ class Simulator:
             layout = restore_layout(saved["layout"])
             restore_world(world, saved["koji"], self._default_user, self._default_user_perms)
             if saved.get("bodhi") is not None:
-                from .bodhi import BodhiSim
-
                 BodhiSim.check_state(saved["bodhi"])
         except (StateError, ValueError) as exc:
             raise StateFileError(f"simulator state file {self.state_file} is corrupt: "
@@ -192,36 +189,32 @@ class Simulator:
             Persister(self.state_file, self._state_text).save_now()
 
     def start(self, host: str = "127.0.0.1", port: int = 0) -> Simulator:
-        import threading
-
         if self.state_file is not None:
             persister = Persister(self.state_file, self._state_text, self._save_interval)
             persister.save_now()  # fail early (StateFileError) if the file is not writable
             self._persister = persister
             self.world.on_change = persister.mark
         self._server = serve(self.app, host, port)
-        self.host, self.port = host, int(self._server.server_port)
+        self.host, self.port = host, self._server.server_port
         self.world.base_url = self.url
         self.world.start()
         self._mount_bodhi()
         if self._persister is not None:
             self._persister.start()
-        self._thread = threading.Thread(target=self._server.serve_forever,
-                                        kwargs={"poll_interval": 0.05},
-                                        name="ebs-sim-http", daemon=True)
-        self._thread.start()
+        self._server.start()
         log.info("simulator listening on %s", self.url)
         return self
 
     def stop(self) -> None:
         self.app.stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self.bodhi_app is not None and hasattr(self.bodhi_app, "close"):
+        # The clocks stop first: what is pending stays pending (and saved), even
+        # while the HTTP server takes its time (~0.1 s) to finish.
+        if self.bodhi_app is not None:
             self.bodhi_app.close()  # no stable push after this; pending ones stay saved
         self.world.stop()
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
         if self._persister is not None:
             self._persister.stop()  # the final save
             self._persister = None
@@ -254,16 +247,8 @@ class Simulator:
     def _mount_bodhi(self) -> None:
         if not self._want_bodhi:
             return
-        try:
-            from .bodhi import BodhiSim
-        except ImportError:
-            log.info("ebs.simulator.bodhi is not available; /bodhi is not served")
-            return
-        params = inspect.signature(BodhiSim).parameters
-        kwargs: dict[str, Any] = {"seed": self.seed} if "seed" in params else {}
-        if isinstance(self.seed, str) and "seed" in kwargs:
-            kwargs["seed"] = sum(self.seed.encode())
-        bodhi = BodhiSim(SimKojiView(self), **kwargs)
+        seed = self.seed if isinstance(self.seed, int) else sum(self.seed.encode())
+        bodhi = BodhiSim(SimKojiView(self), seed=seed)
         if self._bodhi_state is not None:
             bodhi.restore_state(self._bodhi_state)  # checked when the file was loaded
         self.bodhi_app = bodhi
@@ -272,7 +257,7 @@ class Simulator:
             self._persister.mark()
 
     def _close_bodhi(self) -> None:
-        if self.bodhi_app is not None and hasattr(self.bodhi_app, "close"):
+        if self.bodhi_app is not None:
             self.bodhi_app.close()
         self.bodhi_app = None
 

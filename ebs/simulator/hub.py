@@ -20,8 +20,8 @@ from typing import Any
 
 import koji
 
+from .faults import FaultAnswer, play
 from .model import User
-from .script import FaultRule
 from .world import BS, RS, SCM_RE, ST, World
 
 KOJI_VERSION = "1.36.1"
@@ -37,12 +37,8 @@ class CallRecord:
     fault: str | None = None
 
 
-class SimulatedHTTPError(Exception):
-    """A scripted HTTP-level failure (500, stall) for the server to render."""
-
-    def __init__(self, rule: FaultRule) -> None:
-        super().__init__(rule.message)
-        self.rule = rule
+# A scripted HTTP-level failure (500, stall) for the server to render.
+SimulatedHTTPError = FaultAnswer
 
 
 def decode_params(params: tuple[Any, ...] | list[Any]) -> tuple[list[Any], dict[str, Any]]:
@@ -150,25 +146,12 @@ class Hub:
     def _scripted(self, record: CallRecord, package: str | None, run: Callable[[], Any]) -> Any:
         """Run a call under the first scripted fault rule that matches it, if any."""
         with self.world.lock:
-            rule = self.world.script.take_fault(record.method, package)
+            rule = self.world.script.take_fault(record.method, package, self.world.rng_world)
             if rule is not None:
                 self.world.changed()  # a scripted fault was used up
         try:
-            if rule is not None and rule.kind == "fault":
-                raise _fault(rule.code, rule.message)
-            if rule is not None and rule.kind in ("slow", "timeout") and not rule.after:
-                self.stall(rule.delay)
-                if rule.kind == "slow":
-                    rule = None  # late, but answers
-            if rule is not None and not rule.after:
-                raise SimulatedHTTPError(rule)
-            result = run()
-            if rule is not None:  # took effect; the response is late or lost
-                if rule.kind in ("slow", "timeout"):
-                    self.stall(rule.delay)
-                if rule.kind != "slow":
-                    raise SimulatedHTTPError(rule)
-            return result
+            return play(rule, run, self.stall,
+                        lambda f: _fault(f.code, f.message or "simulated fault"))
         except koji.GenericError as exc:
             record.fault = f"{type(exc).__name__}: {exc}"
             raise

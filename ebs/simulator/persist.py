@@ -24,7 +24,11 @@ import time
 import xmlrpc.client
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ValidationError
+
+from .bodhi.state import summary
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +92,24 @@ def load_state(path: Path) -> dict[str, Any] | None:
     if data.get("version") != VERSION:
         raise StateFileError(f"simulator state file {path} has format version "
                              f"{data.get('version')!r}; this ebs reads version {VERSION}")
-    for key in ("layout", "koji"):
-        if not isinstance(data.get(key), dict):
-            raise StateFileError(f"simulator state file {path} is corrupt (no {key!r} object)")
-    if data.get("bodhi") is not None and not isinstance(data["bodhi"], dict):
-        raise StateFileError(f"simulator state file {path} is corrupt ('bodhi' is not an object)")
+    try:
+        StateFile.model_validate(data)
+    except ValidationError as exc:
+        raise StateFileError(f"simulator state file {path} is corrupt ({summary(exc)})") from None
     return data
+
+
+class StateFile(BaseModel):
+    """The file's envelope; "layout", "koji" and "bodhi" are validated by
+    ebs.simulator.snapshot and ebs.simulator.bodhi.state as they are restored."""
+
+    format: Literal["ebs-simulator-state"]
+    version: Literal[1]
+    saved_at: float = 0.0
+    seed: int | str = 0
+    layout: dict[str, Any]
+    koji: dict[str, Any]
+    bodhi: dict[str, Any] | None = None
 
 
 def write_atomic(path: Path, text: str) -> None:

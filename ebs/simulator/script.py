@@ -7,78 +7,40 @@ from seeded generators, so a run is reproducible given its seed and calls.
 
 from __future__ import annotations
 
+import random
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import koji
 
+from .faults import Fault, take_fault
+
 # What a build task ends as. HANG never finishes (until canceled).
 OUTCOMES = ("CLOSED", "FAILED", "CANCELED", "HANG")
 
-# Submission fault kinds.
-#   http500  the hub answers HTTP 500 (the whole request, even a multicall)
-#   fault    the call raises an XML-RPC fault with `code`/`message`
-#            (inside a multicall only that entry faults, like Koji)
-#   timeout  the hub stalls `delay` seconds before answering (a client with a
-#            shorter timeout sees a read timeout)
-#   slow     same as timeout; a name for "slow but answers"
-FAULT_KINDS = ("http500", "fault", "timeout", "slow")
+class FaultRule(Fault):
+    """A fault of Koji calls (see ebs.simulator.faults), with presets for the
+    faults ebs must tell apart."""
 
-
-@dataclass
-class FaultRule:
-    """Fail calls of one hub method (optionally only for one package).
-
-    `times` is how many calls it hits (None: all of them). With `after` the call
-    takes effect before the response fails (lost response: the task exists but
-    the client never hears its id), for http500/timeout.
-    """
-
-    method: str
-    kind: str = "fault"
-    package: str | None = None
-    code: int = koji.GenericError.faultCode
-    message: str = "simulated fault"
-    times: int | None = 1
-    delay: float = 0.0
-    after: bool = False
-    fired: int = 0
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {FAULT_KINDS}")
-
-    @property
-    def exhausted(self) -> bool:
-        return self.times is not None and self.fired >= self.times
-
-    def matches(self, method: str, package: str | None) -> bool:
-        if self.exhausted:
-            return False
-        if self.method not in ("*", method):
-            return False
-        return self.package is None or self.package == package
-
-    # Presets for the faults ebs must tell apart.
     @classmethod
     def auth_failure(cls, method: str = "*", times: int | None = None) -> FaultRule:
-        return cls(method, "fault", code=koji.AuthError.faultCode,
+        return cls(method, "error", code=koji.AuthError.faultCode,
                    message="Not logged-in", times=times)
 
     @classmethod
     def permission_denied(cls, method: str, times: int | None = None) -> FaultRule:
-        return cls(method, "fault", code=koji.ActionNotAllowed.faultCode,
+        return cls(method, "error", code=koji.ActionNotAllowed.faultCode,
                    message="policy violation", times=times)
 
     @classmethod
     def bad_scm_url(cls, package: str, times: int | None = None) -> FaultRule:
-        return cls("build", "fault", package=package, code=koji.GenericError.faultCode,
+        return cls("build", "error", package=package, code=koji.GenericError.faultCode,
                    message=f"Invalid scm url for {package}: not in the list of allowed SCMs",
                    times=times)
 
     @classmethod
     def transient(cls, method: str, times: int | None = 1) -> FaultRule:
-        return cls(method, "fault", code=koji.ServerOffline.faultCode,
+        return cls(method, "error", code=koji.ServerOffline.faultCode,
                    message="database outage", times=times)
 
 
@@ -99,7 +61,7 @@ class Script:
     # The real hub's listBuilds rows carry the build id as build_id only; the
     # `id` key stays (default) until issue 17 #2 is fixed. Contract tests: True.
     listbuilds_without_id: bool = False
-    faults: list[FaultRule] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
     drop: float = 0.0  # message chaos probabilities, applied at the sink boundary
     duplicate: float = 0.0
     reorder: float = 0.0
@@ -113,12 +75,9 @@ class Script:
     def duration(self, package: str) -> float:
         return self.durations.get(package, self.default_duration)
 
-    def take_fault(self, method: str, package: str | None) -> FaultRule | None:
-        for rule in self.faults:
-            if rule.matches(method, package):
-                rule.fired += 1
-                return rule
-        return None
+    def take_fault(self, method: str, package: str | None,
+                   rng: random.Random | None = None) -> Fault | None:
+        return take_fault(self.faults, method, package, rng)
 
     def update(self, data: dict[str, Any]) -> None:
         """Apply a JSON-ish dict (the control endpoint's body); unknown keys are errors."""
@@ -135,7 +94,7 @@ class Script:
             elif key in ("fail_reasons", "durations"):
                 getattr(self, key).update(dict(value))
             elif key == "faults":
-                self.faults.extend(FaultRule(**rule) for rule in value)
+                self.faults.extend(FaultRule.from_dict(rule) for rule in value)
             elif key in ("default_duration", "start_delay", "tag_task_delay", "repo_delay",
                          "drop", "duplicate", "reorder"):
                 setattr(self, key, float(value))

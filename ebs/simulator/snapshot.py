@@ -5,8 +5,9 @@ requests) with the live world: encode them while holding ``world.lock``.
 ``restore_world`` fills a freshly constructed, unseeded World; timed actions
 that were pending (build start/finish, tagBuild tasks, repo regenerations)
 are put back on its scheduler with the time they had left (none: at once).
-Malformed data raises :class:`StateError`, never a half-restored world's
-traceback.
+Saved data is validated with pydantic (the rows are the model's dataclasses);
+malformed data raises :class:`StateError` naming the first bad fields, never a
+half-restored world's traceback.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ import time
 from dataclasses import fields
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
+from .bodhi.state import summary
 from .model import Build, Listing, Repo, Tag, Target, Task, User
 from .script import Script
 from .seed import WorldLayout
@@ -35,7 +39,7 @@ def rng_state(rng: random.Random) -> list[Any]:
     return [version, list(internal), gauss]
 
 
-def set_rng_state(rng: random.Random, data: list[Any]) -> None:
+def set_rng_state(rng: random.Random, data: Any) -> None:
     version, internal, gauss = data
     rng.setstate((int(version), tuple(int(i) for i in internal), gauss))
 
@@ -48,15 +52,20 @@ def layout_state(layout: WorldLayout) -> dict[str, Any]:
                               for (view, source), names in layout.package_lists.items()]}
 
 
+class LayoutState(BaseModel):
+    rawhide: int
+    eln: int
+    packages: list[tuple[str, str, str]]
+    package_lists: list[tuple[str, str, list[str]]]
+
+
 def restore_layout(data: dict[str, Any]) -> WorldLayout:
     try:
-        return WorldLayout(
-            int(data["rawhide"]), int(data["eln"]),
-            tuple((str(n), str(v), str(r)) for n, v, r in data["packages"]),
-            {(str(view), str(source)): [str(n) for n in names]
-             for view, source, names in data["package_lists"]})
-    except (KeyError, TypeError, ValueError) as exc:
-        raise StateError(f"bad layout ({type(exc).__name__}: {exc})") from None
+        saved = LayoutState.model_validate(data)
+    except ValidationError as exc:
+        raise StateError(f"bad layout ({summary(exc)})") from None
+    return WorldLayout(saved.rawhide, saved.eln, tuple(saved.packages),
+                       {(view, source): names for view, source, names in saved.package_lists})
 
 
 # -------------------------------------------------------------------- world
@@ -94,53 +103,81 @@ def world_state(world: World) -> dict[str, Any]:
     }
 
 
+RngState = tuple[int, tuple[int, ...], float | None]
+
+
+class RngStates(BaseModel):
+    world: RngState
+    build: RngState
+    chaos: RngState
+
+
+class WorldState(BaseModel):
+    """What world_state returns; rows are the model's dataclasses."""
+
+    seed: Any = None
+    trigger_tag: str
+    next_ids: dict[str, int]
+    last_event: int
+    events: list[tuple[int, float]]
+    users: list[User]
+    hosts: list[tuple[int, str]]
+    packages: dict[str, int]
+    sources: dict[str, int]
+    tags: list[Tag]
+    targets: list[Target]
+    builds: list[Build]
+    listings: list[tuple[int, int, int, int, int | None]]
+    tasks: list[Task]
+    repos: list[Repo]
+    regen_running: list[int]
+    regen_dirty: list[int]
+    timed: list[tuple[float, str, list[Any]]]
+    side_tags_created: list[str]
+    side_tags_removed: list[str]
+    builds_submitted: list[Any]
+    script: dict[str, Any]
+    rng: RngStates
+
+
 def restore_world(world: World, data: dict[str, Any], default_user: str,
                   default_user_perms: tuple[str, ...]) -> None:
     """Load `data` (from world_state) into a fresh World, then re-schedule what
     was pending. The named default user gets `default_user_perms` as on seeding."""
     try:
-        _restore(world, data)
+        saved = WorldState.model_validate(data)
+    except ValidationError as exc:
+        raise StateError(f"bad Koji world data ({summary(exc)})") from None
+    try:
+        _restore(world, saved)
     except StateError:
         raise
-    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError) as exc:
         raise StateError(f"bad Koji world data ({type(exc).__name__}: {exc})") from None
     with world.lock:
         world.default_user = world.add_user(default_user, perms=default_user_perms)
         world.kojira = world.add_user("kojira", perms=("repo",))
         world.bodhi_user = world.add_user("bodhi", perms=("tag", "sidetag_admin"))
         now = time.time()
-        for due, action, args in data["timed"]:
-            world.after(max(0.0, float(due) - now), action, *args)
+        for due, action, args in saved.timed:
+            world.after(max(0.0, due - now), action, *args)
 
 
-def _restore(world: World, data: dict[str, Any]) -> None:
-    """Parse everything first, then swap it in: a bad file leaves the world as it was."""
-    users = {}
-    for row in data["users"]:
-        u = User(**{**row, "perms": set(row["perms"])})
-        users[u.id] = u
-    tags = {t.id: t for t in (Tag(**row) for row in data["tags"])}
-    targets = {t.id: t for t in (Target(**row) for row in data["targets"])}
-    builds = {b.id: b for b in (Build(**row) for row in data["builds"])}
-    tasks = {}
-    for row in data["tasks"]:
-        t = Task(**row)
-        if t.fault is not None:
-            code, text = t.fault
-            t.fault = (int(code), str(text))
-        tasks[t.id] = t
-    repos = {r.id: r for r in (Repo(**row) for row in data["repos"])}
-    listings = [Listing(*row) for row in data["listings"]]
-    next_ids = {str(k): int(v) for k, v in data["next_ids"].items()}
-    missing = set(world._next) - set(next_ids)
+def _restore(world: World, saved: WorldState) -> None:
+    """Check what pydantic cannot, then swap it in: a bad file leaves the world as it was."""
+    users = {u.id: u for u in saved.users}
+    tags = {t.id: t for t in saved.tags}
+    builds = {b.id: b for b in saved.builds}
+    tasks = {t.id: t for t in saved.tasks}
+    listings = [Listing(*row) for row in saved.listings]
+    missing = set(world._next) - set(saved.next_ids)
     if missing:
         raise StateError(f"id counters missing: {sorted(missing)}")
-    for due, action, args in data["timed"]:
-        float(due)
-        if action not in TIMED_ACTIONS or not isinstance(args, list):
+    for _due, action, _args in saved.timed:
+        if action not in TIMED_ACTIONS:
             raise StateError(f"unknown timed action {action!r}")
     script = Script()
-    script.update(data["script"])
+    script.update(saved.script)
     for li in listings:
         if li.build_id not in builds or li.tag_id not in tags:
             raise StateError(f"tag listing of build {li.build_id} in tag {li.tag_id} "
@@ -150,25 +187,26 @@ def _restore(world: World, data: dict[str, Any]) -> None:
             raise StateError(f"task {t.id} has an unknown owner {t.owner_id}")
 
     with world.lock:
-        world._next = next_ids
-        world.event_ts = {int(e): float(ts) for e, ts in data["events"]}
-        world.last_event = int(data["last_event"])
-        world.trigger_tag = str(data["trigger_tag"])
-        world.users, world.tags, world.targets = users, tags, targets
-        world.builds, world.tasks, world.repos = builds, tasks, repos
+        world._next = dict(saved.next_ids)
+        world.event_ts = dict(saved.events)
+        world.last_event = saved.last_event
+        world.trigger_tag = saved.trigger_tag
+        world.users, world.tags = users, tags
+        world.targets = {t.id: t for t in saved.targets}
+        world.builds, world.tasks = builds, tasks
+        world.repos = {r.id: r for r in saved.repos}
         world.listings = listings
-        world.hosts = {int(hid): str(name) for hid, name in data["hosts"]}
-        world.packages = {str(k): int(v) for k, v in data["packages"].items()}
-        world.sources = {str(k): int(v) for k, v in data["sources"].items()}
-        world._regen_running = {int(t) for t in data["regen_running"]}
-        world._regen_dirty = {int(t) for t in data["regen_dirty"]}
-        world.side_tags_created = [str(n) for n in data["side_tags_created"]]
-        world.side_tags_removed = [str(n) for n in data["side_tags_removed"]]
-        world.builds_submitted = list(data["builds_submitted"])
+        world.hosts = dict(saved.hosts)
+        world.packages, world.sources = dict(saved.packages), dict(saved.sources)
+        world._regen_running = set(saved.regen_running)
+        world._regen_dirty = set(saved.regen_dirty)
+        world.side_tags_created = list(saved.side_tags_created)
+        world.side_tags_removed = list(saved.side_tags_removed)
+        world.builds_submitted = list(saved.builds_submitted)
         world.script = script
-        set_rng_state(world.rng_world, data["rng"]["world"])
-        set_rng_state(world.rng_build, data["rng"]["build"])
-        set_rng_state(world.outbox._rng, data["rng"]["chaos"])
+        set_rng_state(world.rng_world, saved.rng.world)
+        set_rng_state(world.rng_build, saved.rng.build)
+        set_rng_state(world.outbox._rng, saved.rng.chaos)
         world._by_tag, world._by_tag_pkg, world._by_nvr, world._children = {}, {}, {}, {}
         for b in builds.values():
             world._by_nvr[b.nvr] = b.id
