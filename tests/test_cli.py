@@ -59,7 +59,7 @@ def test_every_command_explains_itself() -> None:
         assert len(description.split()) > 8, (name, description)
     # sim and dev are click commands too: their options are parsed once, here.
     for name, option in (("sim", "--state-file"), ("dev", "--state-dir")):
-        result = runner.invoke(cli, [name, "--help"])
+        result = runner.invoke(cli, [name, "--help"], prog_name="ebs")
         assert result.exit_code == 0, (name, result.output)
         assert result.output.startswith(f"Usage: ebs {name} [OPTIONS]"), (name, result.output)
         assert option in result.output, name
@@ -130,6 +130,21 @@ def test_service_exit_codes_pass_through(monkeypatch: pytest.MonkeyPatch) -> Non
         assert run_cli(["dev", "--no-demo"]) == code
 
 
+def test_service_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad options of the services are refused by click before anything starts."""
+    cases = [
+        (["ingest", "--config", "ebs.yaml", "--consumers", "0"], "--consumers"),
+        (["sim", "--task-messages", "every"], "--task-messages"),
+        (["dev", "--api-port", "x"], "'x' is not a valid integer"),
+        (["dev", "--state"], "Did you mean '--state-dir'?"),
+    ]
+    for args, message in cases:
+        assert run_cli(args) == 2, args
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (args, lines)
+        assert message in lines[0] and f"(see `ebs {args[0]} --help`)" in lines[0], (args, lines)
+
+
 def test_api_token_prints_a_usable_pair() -> None:
     from ebs.api.tokens import hash_token, parse_tokens
 
@@ -166,10 +181,6 @@ async def test_user_mistakes_are_one_line(tmp_path: Path) -> None:
         (["ingest", "--config", str(invalid)], 1, "trigger_tag"),
         (["status", "--config", str(unreachable), "--recent", "0"], 2, "1<=x<=100"),
         (["status", "--config", str(unreachable), "--recent", "101"], 2, "--recent"),
-        (["ingest", "--config", str(invalid), "--consumers", "0"], 2, "--consumers"),
-        (["sim", "--task-messages", "every"], 2, "--task-messages"),
-        (["dev", "--api-port", "x"], 2, "'x' is not a valid integer"),
-        (["dev", "--state"], 2, "No such option: --state"),
         (["api", "--config", str(unreachable), "--host", "0.0.0.0", "--allow-anonymous-writes"],
          2, "--allow-anonymous-writes needs a loopback --host"),
     ]
