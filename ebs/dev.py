@@ -12,7 +12,6 @@ failure and a Bodhi update happens within a minute.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import hashlib
 import json
@@ -22,7 +21,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -63,38 +62,28 @@ DEMO = [
 ]
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="ebs dev", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--state-dir", default="state", type=Path,
-                   help="where the Temporal SQLite file, broker data, config and logs live "
-                   "(default: ./state); keep it to resume interrupted batches")
-    p.add_argument("--config", type=Path,
-                   help="an ebs config to use instead of the sandbox one (e.g. staging Koji/"
-                   "Bodhi); the simulator still starts unless --no-sim")
-    p.add_argument("--messaging-config", type=Path,
-                   help="fedora-messaging TOML for the bridge (default: the private broker)")
-    p.add_argument("--no-sim", action="store_true", help="do not start the simulator")
-    p.add_argument("--demo", dest="demo", action="store_true", default=True,
-                   help="tag a few demo packages once everything is up (default)")
-    p.add_argument("--no-demo", dest="demo", action="store_false")
-    p.add_argument("--temporal-port", type=int, default=7233)
-    p.add_argument("--ui-port", type=int, default=8233)
-    p.add_argument("--api-port", type=int, default=8080)
-    p.add_argument("--sim-port", type=int, default=8880)
-    p.add_argument("--amqp-port", type=int, default=5672)
-    p.add_argument("--worker-metrics-port", type=int, default=0,
-                   help="the worker's Prometheus metrics, also appended to the API's "
-                   "/metrics (default: a free port)")
-    p.add_argument("--ingest-metrics-port", type=int, default=0,
-                   help="the bridge's Prometheus metrics, likewise (default: a free port)")
-    p.add_argument("--exit-after-demo", action="store_true",
-                   help="stop once the demo batch has finished (for scripted checks)")
-    return p
+@dataclass
+class DevOptions:
+    """What `ebs dev` was asked for: its options, parsed (with their defaults and
+    help) by ebs.cli.services."""
+
+    state_dir: Path
+    config: Path | None
+    messaging_config: Path | None
+    no_sim: bool
+    demo: bool
+    temporal_port: int
+    ui_port: int
+    api_port: int
+    sim_port: int
+    amqp_port: int
+    worker_metrics_port: int  # 0: a free port
+    ingest_metrics_port: int  # 0: a free port
+    exit_after_demo: bool
 
 
 class DevStack:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: DevOptions) -> None:
         self.args = args
         self.state: Path = args.state_dir.resolve()
         self.logs = self.state / "logs"
@@ -342,8 +331,9 @@ def _summary(b: Any) -> str:
             f"{b.succeeded} built, {b.failed} failed{failed}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(list(argv) if argv is not None else None)
+def run(args: DevOptions) -> int:
+    """`ebs dev`: start everything, watch until stopped; the exit status (2: a
+    port is taken, 1: a part did not start, 130: interrupted while starting)."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     stack = DevStack(args)
 

@@ -9,10 +9,12 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner, Result
 
-from ebs.cli import cli
+from ebs.cli import cli, run_cli
 from tests.test_api_fixtures import (
     KOJI_WEB,
     TEMPORAL_UI,
@@ -55,14 +57,92 @@ def test_every_command_explains_itself() -> None:
         # The docstring's first paragraph is there, not just the options.
         description = result.output.split("Options:")[0]
         assert len(description.split()) > 8, (name, description)
-    # sim and dev hand every option, --help included, to their own parser.
+    # sim and dev are click commands too: their options are parsed once, here.
     for name, option in (("sim", "--state-file"), ("dev", "--state-dir")):
-        result = runner.invoke(cli, [name, "--help"])
+        result = runner.invoke(cli, [name, "--help"], prog_name="ebs")
         assert result.exit_code == 0, (name, result.output)
-        assert result.output.startswith(f"usage: ebs {name}"), (name, result.output)
+        assert result.output.startswith(f"Usage: ebs {name} [OPTIONS]"), (name, result.output)
         assert option in result.output, name
-        description = result.output.split("options:")[0]
+        description = result.output.split("Options:")[0]
         assert len(description.split()) > 8, (name, description)
+
+
+def test_service_options_reach_the_service_as_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Click parses `ebs ingest`, `ebs sim` and `ebs dev` once and hands the
+    values over: no argv is rebuilt or parsed again, and the defaults are those
+    the services always had."""
+    import ebs.dev
+    import ebs.ingest
+    import ebs.simulator.cli
+
+    calls: dict[str, Any] = {}
+
+    def record(name: str) -> Any:
+        def fake(*args: Any, **kwargs: Any) -> int:
+            calls[name] = (args, kwargs)
+            return 0
+        return fake
+
+    monkeypatch.setattr(ebs.ingest, "run", record("ingest"))
+    monkeypatch.setattr(ebs.simulator.cli, "run", record("sim"))
+    monkeypatch.setattr(ebs.dev, "run", record("dev"))
+    monkeypatch.delenv("EBS_CONFIG", raising=False)
+    config = tmp_path / "ebs.yaml"
+    config.write_text(config_text("127.0.0.1:7233"))
+    runner = CliRunner()
+
+    result = runner.invoke(cli, ["ingest", "-c", str(config), "--config-url", "https://x/e.yaml",
+                                 "--messaging-config", "fm.toml", "--consumers", "3",
+                                 "--metrics-port", "9100", "--no-logging-config"])
+    assert result.exit_code == 0, result.output
+    assert calls["ingest"] == (([str(config), "https://x/e.yaml"],), {
+        "messaging_config": "fm.toml", "consumers": 3, "metrics_port": 9100,
+        "metrics_addr": "127.0.0.1", "logging_config": False})
+
+    assert runner.invoke(cli, ["sim"]).exit_code == 0
+    assert calls["sim"] == ((), {
+        "host": "127.0.0.1", "port": 8880, "seed": "0", "amqp_url": None, "env": "prod",
+        "task_messages": "scratch", "activity": 0.0, "state_file": None, "verbose": False})
+    assert runner.invoke(cli, ["sim", "--seed", "x", "-v", "--activity", "2.5"]).exit_code == 0
+    assert calls["sim"][1] | {"seed": "x", "verbose": True, "activity": 2.5} == calls["sim"][1]
+
+    assert runner.invoke(cli, ["dev"]).exit_code == 0
+    (options,), _ = calls["dev"]
+    assert options == ebs.dev.DevOptions(
+        state_dir=Path("state"), config=None, messaging_config=None, no_sim=False, demo=True,
+        temporal_port=7233, ui_port=8233, api_port=8080, sim_port=8880, amqp_port=5672,
+        worker_metrics_port=0, ingest_metrics_port=0, exit_after_demo=False)
+    result = runner.invoke(cli, ["dev", "--no-demo", "--state-dir", str(tmp_path), "--no-sim",
+                                 "--config", str(config), "--api-port", "18080"])
+    assert result.exit_code == 0, result.output
+    (options,), _ = calls["dev"]
+    assert (options.demo, options.state_dir, options.no_sim, options.config,
+            options.api_port) == (False, tmp_path, True, config, 18080)
+
+
+def test_service_exit_codes_pass_through(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ebs.dev
+
+    for code in (1, 2, 130):
+        monkeypatch.setattr(ebs.dev, "run", lambda _options, code=code: code)
+        assert run_cli(["dev", "--no-demo"]) == code
+
+
+def test_service_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """Bad options of the services are refused by click before anything starts."""
+    cases = [
+        (["ingest", "--config", "ebs.yaml", "--consumers", "0"], "--consumers"),
+        (["sim", "--task-messages", "every"], "--task-messages"),
+        (["dev", "--api-port", "x"], "'x' is not a valid integer"),
+        (["dev", "--state"], "Did you mean '--state-dir'?"),
+    ]
+    for args, message in cases:
+        assert run_cli(args) == 2, args
+        lines = capsys.readouterr().err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("Error: "), (args, lines)
+        assert message in lines[0] and f"(see `ebs {args[0]} --help`)" in lines[0], (args, lines)
 
 
 def test_api_token_prints_a_usable_pair() -> None:

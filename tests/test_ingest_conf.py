@@ -47,13 +47,13 @@ def test_a_named_messaging_config_that_does_not_exist_is_exit_2(
     from ebs.ingest.service import EXIT_CONFIG, run
 
     missing = tmp_path / "nope.toml"
-    args: list[str] = []
+    named: str | None = None
     if via_env:
         monkeypatch.setenv("FEDORA_MESSAGING_CONF", str(missing))
     else:
         monkeypatch.delenv("FEDORA_MESSAGING_CONF", raising=False)
-        args = ["--messaging-config", str(missing)]
-    assert run(str(tmp_path / "ebs.yaml"), *args) == EXIT_CONFIG
+        named = str(missing)
+    assert run(str(tmp_path / "ebs.yaml"), messaging_config=named) == EXIT_CONFIG
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "no such file" in lines[0] and str(missing) in lines[0]
     assert ("$FEDORA_MESSAGING_CONF" if via_env else "--messaging-config") in lines[0]
@@ -66,18 +66,20 @@ def test_the_bridge_reads_its_config_from_the_worker_s_sources(
     a source that cannot be read is one redacted line and exit 2."""
     import socket
 
-    from ebs.ingest.service import EXIT_CONFIG, run
+    from ebs.cli import run_cli
+    from ebs.ingest.service import EXIT_CONFIG
 
     monkeypatch.delenv("FEDORA_MESSAGING_CONF", raising=False)
+    monkeypatch.delenv("EBS_CONFIG", raising=False)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         closed = s.getsockname()[1]
     url = f"http://ebs:s3cret@127.0.0.1:{closed}/ebs.yaml"
     args = ["--config-url", url, "--messaging-config", str(CONF / "sandbox.toml"),
             "--no-logging-config"]
-    assert run(None, *args) == EXIT_CONFIG
+    assert run_cli(["ingest", *args]) == EXIT_CONFIG
     err = capsys.readouterr().err
     assert f"cannot read the configuration from http://***@127.0.0.1:{closed}/ebs.yaml" in err
     assert "s3cret" not in err
-    assert run(None, "--messaging-config", str(CONF / "sandbox.toml")) == EXIT_CONFIG
+    assert run_cli(["ingest", "--messaging-config", str(CONF / "sandbox.toml")]) == EXIT_CONFIG
     assert "give at least one of --config, --config-url, --config-git" in capsys.readouterr().err

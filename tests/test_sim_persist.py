@@ -16,8 +16,8 @@ import koji
 import pytest
 from bodhi.client.bindings import BodhiClient
 
+from ebs.cli import run_cli
 from ebs.simulator import ListSink, Simulator, StateFileError
-from ebs.simulator.cli import main as sim_main
 
 ST = koji.TASK_STATES
 BS = koji.BUILD_STATES
@@ -253,7 +253,7 @@ def test_cli_reports_a_corrupt_file_in_one_line(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "simulator.json"
     path.write_text("\x00garbage")
-    assert sim_main(["--port", "0", "--state-file", str(path)]) == 2
+    assert run_cli(["sim", "--port", "0", "--state-file", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("ebs sim: error: ") and str(path) in err
 

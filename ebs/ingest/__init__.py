@@ -3,6 +3,6 @@ ebs workflows. decide (pure) -> forward (Temporal) -> bridge (AMQP)."""
 
 from __future__ import annotations
 
-from ebs.ingest.service import main, run, serve
+from ebs.ingest.service import run, serve
 
-__all__ = ["main", "run", "serve"]
+__all__ = ["run", "serve"]

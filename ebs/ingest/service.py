@@ -1,4 +1,5 @@
-"""`ebs ingest`: run the bridge until SIGTERM/SIGINT.
+"""`ebs ingest`: run the bridge until SIGTERM/SIGINT (ebs.cli.services parses
+its options).
 
 Configuration: the ebs config (trigger tag, eligibility, Koji user, Temporal)
 and fedora-messaging's standard TOML (broker, queue, bindings, QoS, logging),
@@ -12,7 +13,6 @@ signals finish, or they go back to the queue) and exits 0.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import logging
@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from ebs.bus import load_messaging_config
 from ebs.config.holder import ConfigHolder
 from ebs.config.model import EbsConfig
-from ebs.config.sources import NO_SOURCE, source_specs
+from ebs.config.sources import NO_SOURCE
 from ebs.ingest.bridge import DEFAULT_CONSUMERS, Bridge
 from ebs.ingest.forward import Forwarder, Unavailable
 from ebs.ingest.rules import rules_of
@@ -111,44 +111,6 @@ async def serve(
     return EXIT_OK
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ebs ingest", description="The bus bridge: Koji messages to the ebs workflows."
-    )
-    parser.add_argument("--config", "-c", dest="config_files", action="append", default=[],
-                        metavar="FILE", help="an ebs configuration file")
-    parser.add_argument("--config-url", dest="config_urls", action="append", default=[],
-                        metavar="URL", help="an ebs configuration over HTTP(S)")
-    parser.add_argument("--config-git", dest="config_gits", action="append", default=[],
-                        metavar="URL#REF[:PATH]",
-                        help="an ebs configuration in a git repository")
-    parser.add_argument(
-        "--messaging-config",
-        metavar="TOML",
-        help="fedora-messaging configuration (default: $FEDORA_MESSAGING_CONF, "
-        "else /etc/fedora-messaging/config.toml)",
-    )
-    parser.add_argument(
-        "--consumers",
-        type=int,
-        help=f"parallel consumers on the queue (default: consumer_config.consumers, "
-        f"else {DEFAULT_CONSUMERS})",
-    )
-    parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
-    parser.add_argument(
-        "--metrics-addr",
-        default="127.0.0.1",
-        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 in a container)",
-    )
-    parser.add_argument("--help-bridge", action="help", help="show this help and exit")
-    parser.add_argument(
-        "--no-logging-config",
-        action="store_true",
-        help="leave logging alone instead of applying the TOML's [log_config]",
-    )
-    return parser
-
-
 def _rawhide_resolver() -> Callable[[EbsConfig], str]:
     """Bodhi's Rawhide stable tag for the config being loaded, for `trigger_tag:
     rawhide` (as the worker does); Bodhi is asked only when the trigger tag is
@@ -160,31 +122,27 @@ def _rawhide_resolver() -> Callable[[EbsConfig], str]:
 
 
 def run(
-    config: str | Sequence[str] | None = None,
-    *args: str | None,
+    config: str | Sequence[str],
+    *,
     messaging_config: str | None = None,
     consumers: int | None = None,
     metrics_port: int | None = None,
+    metrics_addr: str = "127.0.0.1",
+    logging_config: bool = True,
 ) -> int:
     """`ebs ingest`: blocks until SIGTERM/SIGINT; the exit status.
 
     `config` is one config source or several merged in order (paths, http(s)
     URLs, git+URL#ref[:path]), as for the worker, re-read every
     timers.config_refresh: the bridge's trigger tag and eligibility follow the
-    same config repository as the worker's. `args` are further command-line
-    options (--config-url, --messaging-config, --consumers, --metrics-port,
-    ...); a lone non-option argument is the messaging config.
+    same config repository as the worker's. The other arguments are the
+    options of `ebs ingest` (ebs.cli.services), which parses them;
+    `logging_config=False` is its --no-logging-config.
     """
-    argv = [a for a in args if a is not None]
-    if len(argv) == 1 and not argv[0].startswith("-"):
-        argv = ["--messaging-config", argv[0]]
-    opts = _parser().parse_args(argv)
-    given = [config] if isinstance(config, str) else list(config or ())
-    specs = given + source_specs(opts.config_files, opts.config_urls, opts.config_gits)
+    specs = [config] if isinstance(config, str) else list(config)
     if not specs:
         print(f"ebs ingest: {NO_SOURCE}", file=sys.stderr)
         return EXIT_CONFIG
-    messaging_config = messaging_config or opts.messaging_config
     named = messaging_config or os.environ.get("FEDORA_MESSAGING_CONF")
     if named and not os.path.isfile(named):
         # fedora-messaging would silently fall back to its defaults.
@@ -193,11 +151,11 @@ def run(
         return EXIT_CONFIG
     try:
         load_messaging_config(messaging_config)
-        n = consumer_count(consumers if consumers is not None else opts.consumers)
+        n = consumer_count(consumers)
     except Exception as err:  # ConfigurationException, ValueError
         print(f"ebs ingest: fedora-messaging configuration: {err}", file=sys.stderr)
         return EXIT_CONFIG
-    if not opts.no_logging_config:
+    if logging_config:
         from fedora_messaging import config as fm_config
 
         fm_config.conf.setup_logging()
@@ -210,11 +168,10 @@ def run(
             "(broker on localhost, a private queue bound to everything)",
             DEFAULT_MESSAGING_CONF,
         )
-    port = metrics_port if metrics_port is not None else opts.metrics_port
-    if port is not None:
+    if metrics_port is not None:
         from prometheus_client import start_http_server
 
-        start_http_server(port, addr=opts.metrics_addr)
+        start_http_server(metrics_port, addr=metrics_addr)
     try:
         holder = ConfigHolder(specs, resolve_rawhide_for=_rawhide_resolver())
         holder.load()
@@ -232,6 +189,3 @@ async def _main(holder: ConfigHolder, consumers: int) -> int:
             loop.add_signal_handler(sig, stop.set)
     return await serve(holder, consumers=consumers, stop=stop)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    return run(None, *(sys.argv[1:] if argv is None else argv))

@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "Simulator", "MessageSink", "ListSink", "NullSink", "FanoutSink", "Published", "FaultRule",
-    "Script", "SimKojiView", "StateFileError", "WorldLayout", "main",
+    "Script", "SimKojiView", "StateFileError", "WorldLayout",
 ]
 
 
@@ -455,8 +455,3 @@ class Simulator:
                 "restored": self.restored,
             }
 
-
-def main(argv: list[str] | None = None) -> int:
-    from .cli import main as cli_main
-
-    return cli_main(argv)

@@ -1,5 +1,7 @@
+"""`python -m ebs.simulator ...` is `ebs sim ...`."""
+
 import sys
 
-from .cli import main
+from ebs.cli import main
 
-sys.exit(main())
+main(["sim", *sys.argv[1:]])
