@@ -35,8 +35,8 @@ from ebs.schedules import (
 from ebs.simulator import Simulator
 from ebs.worker import build_worker
 from ebs.workflows.collector import BatchCollector
+from tests.helpers.config import write_config
 from tests.helpers.engine import Engine
-from tests.helpers.processes import write_config
 from tests.test_schedules import delete_schedules, run_now
 from tests.test_sweep import start_waiting_batch
 
@@ -130,7 +130,8 @@ async def test_a_new_config_reaches_the_next_batch_never_the_running_one(
     sim.bodhi_app.stable_after = None
     queue = f"cfg-{uuid.uuid4().hex[:8]}"
     config = write_config(tmp_path / "ebs.yaml", sim, "127.0.0.1:7233", queue,
-                          stable_poll=6 * HOUR, task_poll=30, repo_poll=30, lull=60)
+                          timers={"stable_poll": 6 * HOUR, "task_poll": 30, "repo_poll": 30,
+                                  "lull": 60})
     data = yaml.safe_load(config.read_text())
     data["configuration"]["bodhi"].update(warn_timeout=30 * 24 * HOUR,
                                           stable_timeout=60 * 24 * HOUR)
@@ -185,7 +186,7 @@ async def test_a_worker_refreshes_by_itself_when_no_scheduled_refresh_comes(
     engine_sim: Simulator, tmp_path: Path,
 ) -> None:
     config = write_config(tmp_path / "ebs.yaml", engine_sim, "127.0.0.1:7233", "q",
-                          config_refresh=0.05)
+                          timers={"config_refresh": 0.05})
     holder = ConfigHolder(str(config))
     holder.load()
     first = holder.version

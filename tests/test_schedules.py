@@ -39,8 +39,8 @@ from ebs.schedules import (
 from ebs.simulator import Simulator
 from ebs.temporal_client import temporal_cli_path
 from ebs.worker import build_worker
+from tests.helpers.config import write_config
 from tests.helpers.engine import _package_lists, engine_config
-from tests.helpers.processes import write_config
 from tests.test_sweep import age_koji
 
 HOUR = 3600.0
@@ -166,7 +166,7 @@ async def test_triggered_sweep_schedule_removes_a_leaked_side_tag(
 
 
 def config_text(sim: Simulator, address: str, queue: str, tmp: Path, **timers: float) -> str:
-    path = write_config(tmp / "render.yaml", sim, address, queue, **timers)
+    path = write_config(tmp / "render.yaml", sim, address, queue, timers=timers)
     return path.read_text()
 
 

@@ -1,5 +1,8 @@
-"""Child processes of `ebs dev`: started with their output in a log file,
-watched, and stopped in reverse order."""
+"""Child processes and ports of a local stack: `ebs dev`, the tests and the
+benchmarks start Temporal, the simulator, workers and bridges through these.
+
+A `Child` runs with its output in a log file; `stop()` is a clean shutdown
+(SIGTERM, then SIGKILL), `kill()` a crash (SIGKILL, no shutdown)."""
 
 from __future__ import annotations
 
@@ -8,14 +11,26 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from ebs.devstack.waiting import wait_for, wait_until
+
+__all__ = [
+    "Child", "PortInUse", "check_ports_free", "ebs_command", "free_port", "port_open",
+    "wait_for", "wait_until",
+]
 
 
 class PortInUse(Exception):
     pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def check_ports_free(ports: dict[str, int], host: str = "127.0.0.1") -> None:
@@ -40,23 +55,19 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def wait_for(pred: Callable[[], bool], timeout: float, what: str,
-             alive: Callable[[], bool] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if alive is not None and not alive():
-            raise RuntimeError(f"{what}: the process exited")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not ready after {timeout:.0f} s")
-        time.sleep(0.1)
-
-
 @dataclass
 class Child:
+    """One child process, its stdout and stderr appended to `log`.
+
+    `env` is added to this process's environment; `new_session` puts the child
+    in its own session, so a Ctrl-C reaches only us and we stop children in order."""
+
     name: str
     argv: list[str]
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    new_session: bool = True
     proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Child:
@@ -68,25 +79,44 @@ class Child:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-                start_new_session=True,  # Ctrl-C reaches us, and we stop children in order
+                cwd=self.cwd,
+                start_new_session=self.new_session,
             )
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"{self.name} was not started"
+        return self.proc.pid
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 20.0) -> None:
-        if not self.alive():
-            return
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no cleanup, as a crash or the OOM killer."""
+        if self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=10)
 
-    def tail(self, lines: int = 20) -> str:
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, and SIGKILL after `timeout` s; the exit status (0 if never started)."""
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                return self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                return self.proc.wait(timeout=10)
+        return self.proc.returncode
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None, f"{self.name} was not started"
+        return self.proc.wait(timeout)
+
+    def tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:

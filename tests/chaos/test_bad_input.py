@@ -368,7 +368,7 @@ async def test_invalid_api_requests(
             seconds = time.monotonic() - started
         out = world.outcome(["bash"], results[0])
     finally:
-        api.terminate(20)
+        api.stop(20)
         await asyncio.to_thread(world.close)
     server_errors = [a for a in answers if a[1] >= 500 or a[1] < 400]
     unclear = [a for a in answers if a[1] < 500 and "detail" not in a[2]]
