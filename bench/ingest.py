@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,6 +46,7 @@ from temporalio.worker import Worker  # noqa: E402
 from ebs.bus import koji_message  # noqa: E402
 from ebs.contracts.collector import CollectorSettings, CollectorStatus  # noqa: E402
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS  # noqa: E402
+from ebs.devstack.processes import Child, free_port  # noqa: E402
 from ebs.ingest.sandbox import sandbox_messaging_config  # noqa: E402
 from ebs.temporal_client import temporal_cli_path  # noqa: E402
 from ebs.workflows.collector import BatchCollector  # noqa: E402
@@ -66,12 +64,6 @@ ROUTING_KEYS = [
 @activity.defn(name="collector_settings")
 async def collector_settings() -> CollectorSettings:
     return CollectorSettings(lull=24 * 3600.0)  # no batch starts during the run
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tag_body(name: str, tag: str) -> dict[str, Any]:
@@ -173,28 +165,12 @@ temporal: {{address: "{address}", namespace: default, task_queue: {task_queue}}}
     return config, messaging
 
 
-def start_bridge(
-    config: Path, messaging: Path, consumers: int, metrics_port: int, log: Path
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ebs.ingest",
-            "--config",
-            str(config),
-            "--messaging-config",
-            str(messaging),
-            "--consumers",
-            str(consumers),
-            "--metrics-port",
-            str(metrics_port),
-        ],
-        cwd=ROOT,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+def start_bridge(config: Path, messaging: Path, consumers: int, metrics_port: int,
+                 log: Path) -> Child:
+    argv = [sys.executable, "-m", "ebs.ingest", "--config", str(config),
+            "--messaging-config", str(messaging), "--consumers", str(consumers),
+            "--metrics-port", str(metrics_port)]
+    return Child("bridge", argv, log, env={"PYTHONPATH": str(ROOT)}, cwd=ROOT).start()
 
 
 def _cpu(pid: int) -> float:
@@ -269,15 +245,15 @@ async def run_case(
         try:
             # The clock runs from the first settled message to the last.
             while (first := settled(metrics_port)) == 0:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"bridge exited: {log.read_text()[-2000:]}")
+                if not proc.alive():
+                    raise RuntimeError(f"bridge exited: {proc.tail()}")
                 await asyncio.sleep(0.005)
             start = time.monotonic()
             bridge_cpu = _cpu(proc.pid)
             system_cpu = psutil.cpu_times()
             while settled(metrics_port) < total:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"bridge exited: {log.read_text()[-2000:]}")
+                if not proc.alive():
+                    raise RuntimeError(f"bridge exited: {proc.tail()}")
                 await asyncio.sleep(0.02)
             elapsed = time.monotonic() - start
             bridge_cpu = _cpu(proc.pid) - bridge_cpu
@@ -287,8 +263,7 @@ async def run_case(
                 f"of {psutil.cpu_count()} cores"
             )
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+            proc.stop(60)
         assert broker.queue_depth(queue) == (0, 0), "messages left in the queue"
         if signals:
             queued = await collector_size(client)

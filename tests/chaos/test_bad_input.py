@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ebs.devstack.rabbitmq import free_port
+from ebs.devstack.processes import free_port
 from ebs.koji.adapter import KojiAdapter
 from ebs.simulator import Simulator
 from tests.chaos.bus import BusWorld, batch_results, collector_status, publish_raw, rebuilt
