@@ -13,6 +13,7 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Self
 
 from ebs.devstack.waiting import wait_for, wait_until
 
@@ -70,7 +71,7 @@ class Child:
     new_session: bool = True
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Child:
+    def start(self) -> Self:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
