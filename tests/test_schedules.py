@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -29,6 +28,7 @@ from ebs.config.model import Timers
 from ebs.contracts.koji import SideTagRequest
 from ebs.contracts.refresh import ConfigRefreshReport
 from ebs.contracts.sweep import SweepReport
+from ebs.devstack.waiting import eventually
 from ebs.koji.adapter import KojiAdapter
 from ebs.schedules import (
     config_refresh_schedule_id,
@@ -64,15 +64,17 @@ async def run_now(client: Client, schedule_id: str, result_type: type, timeout: 
     handle = client.get_schedule_handle(schedule_id)
     before = (await handle.describe()).info.num_actions
     await handle.trigger()
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def started() -> ScheduleActionExecutionStartWorkflow | None:
         info = (await handle.describe()).info
         if info.num_actions > before and info.recent_actions:
-            started = info.recent_actions[-1].action
-            assert isinstance(started, ScheduleActionExecutionStartWorkflow)
-            return client.get_workflow_handle(started.workflow_id, result_type=result_type)
-        assert time.monotonic() < deadline, f"schedule {schedule_id} started nothing"
-        await asyncio.sleep(0.05)
+            action = info.recent_actions[-1].action
+            assert isinstance(action, ScheduleActionExecutionStartWorkflow)
+            return action
+        return None
+
+    action = await eventually(started, timeout, f"schedule {schedule_id} to start a workflow")
+    return client.get_workflow_handle(action.workflow_id, result_type=result_type)
 
 
 async def test_schedules_are_created_once_and_follow_the_timers(

@@ -1,8 +1,8 @@
 """Waiting for a condition with a deadline: one helper for blocking code and
 two for asyncio, shared by `ebs dev`, the tests and the benchmarks.
 
-Each returns the first truthy value of the condition and raises TimeoutError
-naming `what` when the deadline passes."""
+Each returns the first truthy value of the condition (a condition may return
+None for "not yet") and raises TimeoutError naming `what` when the deadline passes."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def wait_until(pred: Callable[[], T], timeout: float, what: str = "condition", *,
+def wait_until(pred: Callable[[], T | None], timeout: float, what: str = "condition", *,
                alive: Callable[[], bool] | None = None, interval: float = 0.05) -> T:
     """Poll `pred` until it returns something truthy (returned). `alive`: the
     process that should make it true; its death ends the wait at once."""
@@ -36,7 +36,7 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str,
     wait_until(pred, timeout, what, alive=alive, interval=0.1)
 
 
-async def eventually(check: Callable[[], Awaitable[T]], within: float, what: str,
+async def eventually(check: Callable[[], Awaitable[T | None]], within: float, what: str,
                      interval: float = 0.05) -> T:
     """Await `check` until it returns something truthy (returned)."""
     deadline = time.monotonic() + within
@@ -49,10 +49,11 @@ async def eventually(check: Callable[[], Awaitable[T]], within: float, what: str
         await asyncio.sleep(interval)
 
 
-async def until(pred: Callable[[], T], within: float, what: str, interval: float = 0.02) -> T:
+async def until(pred: Callable[[], T | None], within: float, what: str,
+                interval: float = 0.02) -> T:
     """`eventually` for a plain (non-async) condition, without blocking the loop."""
 
-    async def check() -> T:
+    async def check() -> T | None:
         return pred()
 
     return await eventually(check, within, what, interval)
