@@ -50,9 +50,9 @@ from ebs.devstack.processes import Child, free_port  # noqa: E402
 from ebs.ingest.sandbox import sandbox_messaging_config  # noqa: E402
 from ebs.temporal_client import temporal_cli_path  # noqa: E402
 from ebs.workflows.collector import BatchCollector  # noqa: E402
+from tests.helpers.config import write_bridge_config  # noqa: E402
 from tests.helpers.rabbitmq import RabbitMQ  # noqa: E402
 
-KOJI_USER = "ebs-bot"
 ROUTING_KEYS = [
     "org.fedoraproject.prod.buildsys.tag",
     "org.fedoraproject.prod.buildsys.task.state.change",
@@ -142,23 +142,8 @@ def fill_queue(broker: RabbitMQ, queue: str, messages: Iterator[tuple[str, dict[
 def write_configs(
     workdir: Path, broker: RabbitMQ, queue: str, address: str, task_queue: str, names: list[str]
 ) -> tuple[Path, Path]:
-    config = workdir / "ebs.yaml"
-    overrides = "\n".join(f"    {n}: {{}}" for n in names) or "    bash: {}"
-    config.write_text(
-        f"""\
-configuration:
-  koji: {{server: "http://127.0.0.1:9/kojihub", auth: none, trigger_tag: f45,
-          build_target: eln, stable_tag: eln, username: {KOJI_USER}}}
-  bodhi: {{url: "http://127.0.0.1:9/", auth: none}}
-  control: {{pause: false}}
-  email: false
-  open_id_connect: false
-components:
-  overrides:
-{overrides}
-temporal: {{address: "{address}", namespace: default, task_queue: {task_queue}}}
-"""
-    )
+    config = write_bridge_config(workdir / "ebs.yaml", address, task_queue,
+                                 {n: {} for n in names or ["bash"]})
     messaging = workdir / "messaging.toml"
     messaging.write_text(sandbox_messaging_config(broker.amqp_url, queue=queue,
                                                   ebs_log_level="WARNING", app="ebs bench"))

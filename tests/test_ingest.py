@@ -50,6 +50,7 @@ from ebs.ingest.service import serve
 from ebs.temporal_client import temporal_cli_path
 from ebs.workflows.collector import BatchCollector
 from tests.helpers import rabbitmq as rmq
+from tests.helpers.config import BRIDGE_KOJI_USER, write_bridge_config
 from tests.helpers.rabbitmq import RabbitMQ, free_port
 
 rabbitmq = rmq.rabbitmq  # the session broker fixture
@@ -62,7 +63,7 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACES = [f"ingest-{i}" for i in range(1, 8)]
-KOJI_USER = "ebs-bot"
+KOJI_USER = BRIDGE_KOJI_USER
 ATTEMPT = "ebs-test-slice0-attempt1-chunk0"  # a build attempt's workflow id
 ROUTING_KEYS = [
     "org.fedoraproject.*.buildsys.tag",
@@ -193,37 +194,10 @@ class Setup:
 
 
 def write_config(path: Path, server: DevServer, namespace: str, task_queue: str) -> None:
-    overrides = "\n".join(f"    {name}: {{}}" for name in ELIGIBLE)
-    path.write_text(
-        f"""\
-configuration:
-  koji:
-    server: http://127.0.0.1:9/kojihub
-    auth: none
-    trigger_tag: f45
-    build_target: eln
-    stable_tag: eln
-    username: {KOJI_USER}
-  bodhi:
-    url: http://127.0.0.1:9/
-    auth: none
-  control:
-    pause: false
-    exclude: ["^kernel$"]
-  email: false
-  open_id_connect: false
-components:
-  overrides:
-    kernel: {{}}
-    ipa:
-      upstream_name: freeipa
-{overrides}
-temporal:
-  address: {server.address}
-  namespace: {namespace}
-  task_queue: {task_queue}
-"""
-    )
+    overrides: dict[str, dict[str, Any]] = {"kernel": {}, "ipa": {"upstream_name": "freeipa"}}
+    write_bridge_config(path, server.address, task_queue,
+                        {**overrides, **{name: {} for name in ELIGIBLE}},
+                        namespace=namespace, control={"exclude": ["^kernel$"]})
 
 
 def write_messaging_config(path: Path, broker: RabbitMQ, queue: str, consumers: int) -> None:

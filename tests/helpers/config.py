@@ -52,3 +52,30 @@ def write_config(path: Path, sim: Simulator, temporal_address: str, task_queue: 
     path.write_text(yaml.safe_dump(simulator_config(sim, temporal_address, task_queue,
                                                     **options)))
     return path
+
+
+# The Koji user of a bridge config: the owner of the builds it follows.
+BRIDGE_KOJI_USER = "ebs-bot"
+
+
+def write_bridge_config(path: Path, temporal_address: str, task_queue: str,
+                        overrides: dict[str, dict[str, Any]], *, namespace: str = "default",
+                        control: dict[str, Any] | None = None) -> Path:
+    """An ebs config for the bus bridge alone: Koji and Bodhi unreachable (the
+    bridge never calls them), the components `overrides` eligible."""
+    data: dict[str, Any] = {
+        "configuration": {
+            "koji": {"server": "http://127.0.0.1:9/kojihub", "auth": "none",
+                     "trigger_tag": "f45", "build_target": "eln", "stable_tag": "eln",
+                     "username": BRIDGE_KOJI_USER},
+            "bodhi": {"url": "http://127.0.0.1:9/", "auth": "none"},
+            "control": {"pause": False, **(control or {})},
+            "email": False,
+            "open_id_connect": False,
+        },
+        "components": {"overrides": overrides},
+        "temporal": {"address": temporal_address, "namespace": namespace,
+                     "task_queue": task_queue},
+    }
+    path.write_text(yaml.safe_dump(data))
+    return path
