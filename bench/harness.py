@@ -24,23 +24,19 @@ import json
 import os
 import platform
 import re
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import psutil
-import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -51,40 +47,21 @@ from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from ebs.config.holder import ConfigHolder  # noqa: E402
 from ebs.contracts.batch import BatchRequest, BatchResult, BatchSettings  # noqa: E402
 from ebs.contracts.events import TagEvent  # noqa: E402
-from ebs.contracts.search import SEARCH_ATTRIBUTES  # noqa: E402
+from ebs.devstack import processes as devstack  # noqa: E402
+from ebs.devstack.processes import free_port, port_open  # noqa: E402
+from ebs.devstack.temporal import dev_server_argv  # noqa: E402
+from ebs.devstack.waiting import wait_until  # noqa: E402
 from ebs.simulator import NullSink, Simulator, WorldLayout  # noqa: E402
 from ebs.simulator.hub import CallRecord  # noqa: E402
 from ebs.simulator.seed import synthetic_packages  # noqa: E402
 from ebs.simulator.sinks import MessageSink  # noqa: E402
-from ebs.temporal_client import register_search_attributes, temporal_cli_path  # noqa: E402
+from ebs.temporal_client import register_search_attributes  # noqa: E402
 from ebs.workflows.batch import RebuildBatch  # noqa: E402
+from tests.helpers.config import write_config  # noqa: E402
+
+__all__ = ["Child", "free_port", "port_open", "wait_until", "write_config"]
 
 RAWHIDE = 45
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-def wait_until(pred: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def machine() -> dict[str, Any]:
@@ -156,88 +133,25 @@ class Sampler:
         return end - self._cpu_start
 
 
-class Child:
-    """A child process with its output in a log file."""
+class Child(devstack.Child):
+    """A child process with its output in a log file, run from the checkout
+    (or from `cwd`, another checkout)."""
 
     def __init__(self, name: str, argv: list[str], log: Path,
                  env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-        self.name, self.argv, self.log, self.cwd = name, argv, log, cwd or ROOT
-        self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Child:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT,
-                                         env=self.env, cwd=self.cwd)
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def tail(self, chars: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        super().__init__(name, argv, log, env=env or {}, cwd=cwd or ROOT, new_session=False)
 
 
 def start_dev_server(workdir: Path, dynamic_config: Iterable[str] = ()) -> tuple[Child, str]:
     """`temporal server start-dev` (in memory, no UI) with ebs's search attributes;
     `dynamic_config`: extra KEY=VALUE settings (the defaults are production's)."""
     port = free_port()
-    argv = [
-        temporal_cli_path(), "server", "start-dev", "--ip", "127.0.0.1",
-        "--port", str(port), "--headless", "--log-level", "error",
-        "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-    ]
-    for item in dynamic_config:
-        argv += ["--dynamic-config-value", item]
-    for name, kind in SEARCH_ATTRIBUTES.items():
-        argv += ["--search-attribute", f"{name}={kind}"]
+    argv = dev_server_argv(port, dynamic_config=dynamic_config)
     child = Child("temporal", argv, workdir / "temporal.log").start()
     wait_until(lambda: port_open(port) or not child.alive(), 60, "the Temporal dev server")
     if not child.alive():
         raise RuntimeError(f"the dev server exited:\n{child.tail()}")
     return child, f"127.0.0.1:{port}"
-
-
-def write_config(path: Path, sim: Simulator, address: str, task_queue: str, *,
-                 multicall_chunk: int = 500, timers: dict[str, float] | None = None) -> Path:
-    """An ebs config for the worker: the simulator, no mail, every package eligible."""
-    data: dict[str, Any] = {
-        "configuration": {
-            "koji": {
-                "server": sim.hub_url, "weburl": sim.weburl, "auth": "none",
-                "trigger_tag": sim.layout.trigger_tag, "build_target": "eln",
-                "stable_tag": "eln", "fail_fast": True, "multicall_chunk": multicall_chunk,
-                "username": sim.koji_user,
-            },
-            "bodhi": {"url": sim.bodhi_url, "auth": "none"},
-            "email": False,
-            "open_id_connect": False,
-        },
-        "components": {"overrides": {n: {} for (n, _v, _r) in sim.layout.packages}},
-        "temporal": {"address": address, "namespace": "default", "task_queue": task_queue},
-        "timers": {"lull": 1, "task_poll": 2, "repo_poll": 0.5, "stable_poll": 0.5,
-                   **(timers or {})},
-    }
-    path.write_text(yaml.safe_dump(data))
-    return path
 
 
 # ---- the stack ------------------------------------------------------------------
@@ -351,7 +265,7 @@ async def stack(opts: StackOptions) -> AsyncIterator[Stack]:
         if isinstance(opts.sink, DirectBridge):
             opts.sink.attach(client, queue)
         config = write_config(workdir / "ebs.yaml", sim, address, queue,
-                              multicall_chunk=opts.multicall_chunk,
+                              koji={"multicall_chunk": opts.multicall_chunk},
                               timers={"task_poll": opts.task_poll,
                                       "stable_poll": opts.stable_poll})
         env = {"PYTHONPATH": str(opts.engine)} if opts.engine else None

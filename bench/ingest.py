@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -49,12 +46,13 @@ from temporalio.worker import Worker  # noqa: E402
 from ebs.bus import koji_message  # noqa: E402
 from ebs.contracts.collector import CollectorSettings, CollectorStatus  # noqa: E402
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS  # noqa: E402
+from ebs.devstack.processes import Child, free_port  # noqa: E402
 from ebs.ingest.sandbox import sandbox_messaging_config  # noqa: E402
 from ebs.temporal_client import temporal_cli_path  # noqa: E402
 from ebs.workflows.collector import BatchCollector  # noqa: E402
+from tests.helpers.config import write_bridge_config  # noqa: E402
 from tests.helpers.rabbitmq import RabbitMQ  # noqa: E402
 
-KOJI_USER = "ebs-bot"
 ROUTING_KEYS = [
     "org.fedoraproject.prod.buildsys.tag",
     "org.fedoraproject.prod.buildsys.task.state.change",
@@ -66,12 +64,6 @@ ROUTING_KEYS = [
 @activity.defn(name="collector_settings")
 async def collector_settings() -> CollectorSettings:
     return CollectorSettings(lull=24 * 3600.0)  # no batch starts during the run
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def tag_body(name: str, tag: str) -> dict[str, Any]:
@@ -150,51 +142,20 @@ def fill_queue(broker: RabbitMQ, queue: str, messages: Iterator[tuple[str, dict[
 def write_configs(
     workdir: Path, broker: RabbitMQ, queue: str, address: str, task_queue: str, names: list[str]
 ) -> tuple[Path, Path]:
-    config = workdir / "ebs.yaml"
-    overrides = "\n".join(f"    {n}: {{}}" for n in names) or "    bash: {}"
-    config.write_text(
-        f"""\
-configuration:
-  koji: {{server: "http://127.0.0.1:9/kojihub", auth: none, trigger_tag: f45,
-          build_target: eln, stable_tag: eln, username: {KOJI_USER}}}
-  bodhi: {{url: "http://127.0.0.1:9/", auth: none}}
-  control: {{pause: false}}
-  email: false
-  open_id_connect: false
-components:
-  overrides:
-{overrides}
-temporal: {{address: "{address}", namespace: default, task_queue: {task_queue}}}
-"""
-    )
+    config = write_bridge_config(workdir / "ebs.yaml", address, task_queue,
+                                 {n: {} for n in names or ["bash"]})
     messaging = workdir / "messaging.toml"
     messaging.write_text(sandbox_messaging_config(broker.amqp_url, queue=queue,
                                                   ebs_log_level="WARNING", app="ebs bench"))
     return config, messaging
 
 
-def start_bridge(
-    config: Path, messaging: Path, consumers: int, metrics_port: int, log: Path
-) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ebs.ingest",
-            "--config",
-            str(config),
-            "--messaging-config",
-            str(messaging),
-            "--consumers",
-            str(consumers),
-            "--metrics-port",
-            str(metrics_port),
-        ],
-        cwd=ROOT,
-        stdout=log.open("ab"),
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
+def start_bridge(config: Path, messaging: Path, consumers: int, metrics_port: int,
+                 log: Path) -> Child:
+    argv = [sys.executable, "-m", "ebs.ingest", "--config", str(config),
+            "--messaging-config", str(messaging), "--consumers", str(consumers),
+            "--metrics-port", str(metrics_port)]
+    return Child("bridge", argv, log, env={"PYTHONPATH": str(ROOT)}, cwd=ROOT).start()
 
 
 def _cpu(pid: int) -> float:
@@ -269,15 +230,15 @@ async def run_case(
         try:
             # The clock runs from the first settled message to the last.
             while (first := settled(metrics_port)) == 0:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"bridge exited: {log.read_text()[-2000:]}")
+                if not proc.alive():
+                    raise RuntimeError(f"bridge exited: {proc.tail()}")
                 await asyncio.sleep(0.005)
             start = time.monotonic()
             bridge_cpu = _cpu(proc.pid)
             system_cpu = psutil.cpu_times()
             while settled(metrics_port) < total:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"bridge exited: {log.read_text()[-2000:]}")
+                if not proc.alive():
+                    raise RuntimeError(f"bridge exited: {proc.tail()}")
                 await asyncio.sleep(0.02)
             elapsed = time.monotonic() - start
             bridge_cpu = _cpu(proc.pid) - bridge_cpu
@@ -287,8 +248,7 @@ async def run_case(
                 f"of {psutil.cpu_count()} cores"
             )
         finally:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(60)
+            proc.stop(60)
         assert broker.queue_depth(queue) == (0, 0), "messages left in the queue"
         if signals:
             queued = await collector_size(client)

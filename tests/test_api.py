@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,8 +12,8 @@ from ebs.api.app import create_app
 from ebs.api.metrics import prometheus_runtime
 from ebs.api.tokens import ApiTokens
 from ebs.contracts.components import MAX_COMPONENTS
-from tests.helpers.rabbitmq import free_port
-from tests.test_api_fixtures import (
+from ebs.devstack.processes import free_port
+from tests.helpers.api import (
     API_TOKEN,
     API_TOKEN_NAME,
     BODHI,
@@ -55,9 +54,7 @@ async def test_alive_and_startup_start_the_collector(stack: Stack) -> None:
 
 
 async def test_temporal_down_is_503_but_alive(stack: Stack) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    dead = f"127.0.0.1:{free_port()}"
 
     async def connect() -> Client:
         return await Client.connect(dead)

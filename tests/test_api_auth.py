@@ -14,13 +14,7 @@ from joserfc.jwk import OctKey
 from ebs.api.oidc import AuthFailure, OidcSettings, OidcVerifier
 from ebs.api.tokens import ApiTokens, TokenFileError, hash_token, new_token, parse_tokens
 from ebs.config.model import OpenIdConnectConfig
-from tests.helpers.oidc import (
-    ADMIN_GROUP,
-    AUDIENCE,
-    OidcProvider,
-    oidc_provider_fixture,  # noqa: F401 (the `oidc_provider` fixture)
-)
-from tests.test_api_fixtures import (
+from tests.helpers.api import (
     API_TOKEN,
     API_TOKEN_NAME,
     Stack,
@@ -28,6 +22,12 @@ from tests.test_api_fixtures import (
     bearer,
     http,
     oidc_stack_fixture,  # noqa: F401 (the `oidc_stack` fixture)
+)
+from tests.helpers.oidc import (
+    ADMIN_GROUP,
+    AUDIENCE,
+    OidcProvider,
+    oidc_provider_fixture,  # noqa: F401 (the `oidc_provider` fixture)
 )
 
 TRIGGER = {"components": ["coreutils"]}

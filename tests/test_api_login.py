@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,16 +16,9 @@ import pytest
 from fastapi import FastAPI
 from selenium.webdriver.common.by import By
 
-from ebs.api.server import uvicorn_server
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_LOG_LEVEL
 from ebs.loglevel import follow_log_level
-from tests.helpers.oidc import (
-    ADMIN_GROUP,
-    CLIENT_SECRET,
-    OidcProvider,
-    oidc_provider_fixture,  # noqa: F401 (the `oidc_provider` fixture)
-)
-from tests.test_api_fixtures import (
+from tests.helpers.api import (
     API_TOKEN,
     API_TOKEN_NAME,
     Stack,
@@ -35,6 +27,13 @@ from tests.test_api_fixtures import (
     eventually,
     http,
     oidc_stack_fixture,  # noqa: F401 (the `oidc_stack` fixture)
+    served_on_loopback,
+)
+from tests.helpers.oidc import (
+    ADMIN_GROUP,
+    CLIENT_SECRET,
+    OidcProvider,
+    oidc_provider_fixture,  # noqa: F401 (the `oidc_provider` fixture)
 )
 from tests.test_status_page import CHROMEDRIVER, CHROMIUM, browser, wait_page
 
@@ -62,21 +61,8 @@ def login_app(stack: Stack, tmp_path: Path) -> FastAPI:
 @pytest.fixture
 async def served(oidc_stack: Stack, tmp_path: Path) -> AsyncIterator[str]:
     """The API (with browser login) on a loopback port."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn_server(login_app(oidc_stack, tmp_path), log_level="warning")
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-
-    async def started() -> bool:
-        return bool(server.started)
-
-    await eventually(started, bool)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with served_on_loopback(login_app(oidc_stack, tmp_path)) as url:
+        yield url
 
 
 @needs_chromium

@@ -3,26 +3,26 @@ them like Ipsilon: token-info / RFC 7662 introspection, then userinfo for groups
 
 from __future__ import annotations
 
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
 from ebs.api.oidc import AuthFailure, OidcSettings, OidcVerifier
+from ebs.devstack.processes import free_port
+from tests.helpers.api import (
+    Stack,
+    api_app,
+    bearer,
+    http,
+    oidc_stack_fixture,  # noqa: F401 (the `oidc_stack` fixture)
+)
 from tests.helpers.oidc import (
     ADMIN_GROUP,
     AUDIENCE,
     CLIENT_SECRET,
     OidcProvider,
     oidc_provider_fixture,  # noqa: F401 (the `oidc_provider` fixture)
-)
-from tests.test_api_fixtures import (
-    Stack,
-    api_app,
-    bearer,
-    http,
-    oidc_stack_fixture,  # noqa: F401 (the `oidc_stack` fixture)
 )
 
 
@@ -114,10 +114,7 @@ async def test_slow_or_down_provider_is_a_503(oidc_provider: OidcProvider) -> No
         p.delay = 0.0
     assert err.status == 503 and "too slow" in err.detail
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    sock.close()  # nothing listens there now
+    port = free_port()  # nothing listens there
     down = OidcVerifier(OidcSettings(
         issuer=f"http://127.0.0.1:{port}", audience=AUDIENCE, admin_groups=(ADMIN_GROUP,),
         token_endpoint=f"http://127.0.0.1:{port}/Token", client_id=AUDIENCE,

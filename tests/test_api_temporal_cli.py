@@ -14,7 +14,7 @@ from ebs.contracts.collector import CollectorState
 from ebs.contracts.events import EnqueueRequest
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_LOG_LEVEL, UPDATE_ENQUEUE
 from ebs.temporal_client import temporal_cli_path
-from tests.test_api_fixtures import (
+from tests.helpers.api import (
     TASK_QUEUE,
     Stack,
     progress_batch,

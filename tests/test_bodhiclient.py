@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from ebs.bodhi.adapter import BodhiAdapter
 from ebs.bodhi.errors import BodhiAuthError, BodhiPermanentError, BodhiTransientError
 from ebs.config.model import BodhiAuth, BodhiConfig
 from ebs.contracts.bodhi import UpdateRequest
+from ebs.devstack.processes import free_port
 from ebs.simulator.bodhi import BodhiSim, SimRelease, default_releases
 from tests.test_sim_bodhi import NVRS, SIDE_TAG, MemoryKoji, serve
 
@@ -180,9 +180,7 @@ def test_slow_bodhi_times_out_as_a_transient_error(base_url: str, sim: BodhiSim)
 
 
 def test_unreachable_bodhi_is_a_connection_error() -> None:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     with pytest.raises(requests.ConnectionError):
         anonymous(f"http://127.0.0.1:{port}/bodhi/").pending_releases()
 

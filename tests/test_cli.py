@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ebs.cli import cli, run_cli
-from tests.test_api_fixtures import (
+from ebs.devstack.processes import free_port
+from tests.helpers.api import (
     KOJI_WEB,
     TEMPORAL_UI,
     Stack,
@@ -157,9 +157,7 @@ def test_api_token_prints_a_usable_pair() -> None:
 
 
 async def test_user_mistakes_are_one_line(tmp_path: Path) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"127.0.0.1:{s.getsockname()[1]}"
+    dead = f"127.0.0.1:{free_port()}"
     unreachable = tmp_path / "unreachable.yaml"
     unreachable.write_text(config_text(dead))
     broken = tmp_path / "broken.yaml"

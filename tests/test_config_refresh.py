@@ -5,12 +5,9 @@ the next batch, never a running one, and every batch carries its version."""
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -22,9 +19,12 @@ from ebs.bodhi.adapter import BodhiAdapter
 from ebs.config.holder import ConfigHolder
 from ebs.config.sources import DEFAULT_GIT_PATH
 from ebs.contracts.batch import BatchResult
+from ebs.contracts.collector import CollectorStatus
 from ebs.contracts.names import QUERY_STATUS
 from ebs.contracts.refresh import ConfigRefreshReport
 from ebs.contracts.search import CONFIG_VERSION_KEY
+from ebs.devstack.processes import Child
+from ebs.devstack.waiting import eventually, until
 from ebs.koji.adapter import KojiAdapter
 from ebs.schedules import (
     config_refresh_schedule_id,
@@ -35,8 +35,8 @@ from ebs.schedules import (
 from ebs.simulator import Simulator
 from ebs.worker import build_worker
 from ebs.workflows.collector import BatchCollector
+from tests.helpers.config import write_config
 from tests.helpers.engine import Engine
-from tests.helpers.processes import write_config
 from tests.test_schedules import delete_schedules, run_now
 from tests.test_sweep import start_waiting_batch
 
@@ -73,17 +73,15 @@ async def test_worker_follows_a_git_config_repository(
                         client.service_client.config.target_host, queue).read_text()
     first = commit(repo, text, "v1")
     log = tmp_path / "worker.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", RUN_WORKER, f"git+{repo}#main"], stdout=out,
-            stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
+    proc = Child("worker", [sys.executable, "-c", RUN_WORKER, f"git+{repo}#main"], log,
+                 new_session=False).start()
+
+    async def registered() -> list[str]:
+        assert proc.alive(), log.read_text()
+        return await worker_identities(client, queue)
+
     try:
-        deadline = time.monotonic() + 30
-        while not await worker_identities(client, queue):
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            await asyncio.sleep(0.1)
+        await eventually(registered, 30, "the worker on its task queue", interval=0.1)
         # The worker made the schedules with the config's intervals.
         sweep = await client.get_schedule_handle(sidetag_sweep_schedule_id(queue)).describe()
         assert sweep.schedule.spec.intervals[0].every.total_seconds() == 12 * HOUR
@@ -104,8 +102,7 @@ async def test_worker_follows_a_git_config_repository(
         assert not answer.ok and answer.version == f"git:{second}"
         assert "YAML syntax error" in answer.error and DEFAULT_GIT_PATH in answer.error
     finally:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=30)
+        code = proc.stop(timeout=30)
         await delete_schedules(client, queue)
     output = log.read_text()
     assert code == 0, output
@@ -130,7 +127,8 @@ async def test_a_new_config_reaches_the_next_batch_never_the_running_one(
     sim.bodhi_app.stable_after = None
     queue = f"cfg-{uuid.uuid4().hex[:8]}"
     config = write_config(tmp_path / "ebs.yaml", sim, "127.0.0.1:7233", queue,
-                          stable_poll=6 * HOUR, task_poll=30, repo_poll=30, lull=60)
+                          timers={"stable_poll": 6 * HOUR, "task_poll": 30, "repo_poll": 30,
+                                  "lull": 60})
     data = yaml.safe_load(config.read_text())
     data["configuration"]["bodhi"].update(warn_timeout=30 * 24 * HOUR,
                                           stable_timeout=60 * 24 * HOUR)
@@ -164,13 +162,13 @@ async def test_a_new_config_reaches_the_next_batch_never_the_running_one(
 
             # The next batch runs with the new one, and says so.
             await collector.signal(BatchCollector.tag, engine.tag_event("coreutils"))
-            deadline = time.monotonic() + 30
-            while True:
+
+            async def next_batch() -> CollectorStatus | None:
                 await time_skipping_env.sleep(30)
                 st = await collector.query(BatchCollector.status)
-                if st.current_batch_id and st.current_batch_id != first:
-                    break
-                assert time.monotonic() < deadline, st
+                return st if st.current_batch_id and st.current_batch_id != first else None
+
+            st = await eventually(next_batch, 30, "the next batch", interval=0)
             second = st.current_batch_id
             assert (await batch_status(engine, second)).config_version == v2
             assert await config_version_attribute(
@@ -185,7 +183,7 @@ async def test_a_worker_refreshes_by_itself_when_no_scheduled_refresh_comes(
     engine_sim: Simulator, tmp_path: Path,
 ) -> None:
     config = write_config(tmp_path / "ebs.yaml", engine_sim, "127.0.0.1:7233", "q",
-                          config_refresh=0.05)
+                          timers={"config_refresh": 0.05})
     holder = ConfigHolder(str(config))
     holder.load()
     first = holder.version
@@ -194,10 +192,8 @@ async def test_a_worker_refreshes_by_itself_when_no_scheduled_refresh_comes(
         data = yaml.safe_load(config.read_text())
         data["configuration"]["control"] = {"pause": True}
         config.write_text(yaml.safe_dump(data))
-        deadline = time.monotonic() + 10
-        while holder.version == first:
-            assert time.monotonic() < deadline and not loop.done()
-            await asyncio.sleep(0.02)
+        await until(lambda: holder.version != first or loop.done(), 10, "a new version")
+        assert not loop.done()
         assert holder.config.configuration.control.pause
     finally:
         loop.cancel()

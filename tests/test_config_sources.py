@@ -24,6 +24,7 @@ from ebs.config.sources import (
     parse_git_spec,
     redact,
 )
+from ebs.devstack.processes import free_port
 
 CONFIG_V1 = "configuration:\n  koji:\n    trigger_tag: f44\n"
 CONFIG_V2 = "configuration:\n  koji:\n    trigger_tag: f45\n"
@@ -122,11 +123,7 @@ def test_http_errors(http_server: tuple[str, dict]) -> None:
 
 
 def test_http_connection_refused() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     # nothing listens on the port any more
     with pytest.raises(
         SourceError, match=rf"fetching http://127\.0\.0\.1:{port}/x: ConnectionError"
@@ -293,11 +290,7 @@ def test_http_credentials_never_shown(http_server: tuple[str, dict]) -> None:
 
 
 def test_http_credentials_not_in_connection_errors() -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     with pytest.raises(SourceError, match="ConnectionError") as err:
         fetch(f"http://ebs:{TOKEN}@127.0.0.1:{port}/x", timeout=5)
     assert TOKEN not in str(err.value)

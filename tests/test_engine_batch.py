@@ -237,23 +237,12 @@ async def test_slices_build_lowest_ordering_first_without_overlap(engine: Engine
 
 
 async def test_task_links_show_while_the_build_runs(engine: Engine) -> None:
-    import time
 
-    from ebs.workflows.batch import RebuildBatch
 
     engine.sim.set_duration("bash", 3.0)
     handle = await engine.start_batch(["bash"])
-    deadline = time.monotonic() + 60
-    while True:
-        status = await handle.query(RebuildBatch.status)
-        bash = status.packages[0]
-        if bash.task_ids:
-            break
-        assert time.monotonic() < deadline, status
-        # Queries do not unlock time skipping; without this the repo poll
-        # timer (60 s) would run in real time.
-        await engine.env.sleep(5)
-        await asyncio.sleep(0.05)
+    status = await engine.batch_status_until(handle, lambda st: bool(st.packages[0].task_ids))
+    bash = status.packages[0]
     assert bash.state == "building" and bash.task_urls[0].endswith(str(bash.task_ids[0]))
     result = await handle.result()
     assert result.packages[0].task_ids == bash.task_ids  # not recorded twice
@@ -262,7 +251,6 @@ async def test_task_links_show_while_the_build_runs(engine: Engine) -> None:
 async def test_cancelled_batch_cancels_its_tasks_and_removes_its_side_tag(
     engine: Engine,
 ) -> None:
-    import time
 
     from temporalio.client import WorkflowExecutionStatus, WorkflowFailureError
 
@@ -270,11 +258,7 @@ async def test_cancelled_batch_cancels_its_tasks_and_removes_its_side_tag(
 
     engine.sim.set_outcomes("glibc", "HANG")
     handle = await engine.start_batch(["glibc"])
-    deadline = time.monotonic() + 60
-    while not (await handle.query(RebuildBatch.status)).packages[0].task_ids:
-        assert time.monotonic() < deadline
-        await engine.env.sleep(5)  # see test_task_links_show_while_the_build_runs
-        await asyncio.sleep(0.05)
+    await engine.batch_status_until(handle, lambda st: bool(st.packages[0].task_ids))
     task_id = (await handle.query(RebuildBatch.status)).packages[0].task_ids[0]
     await handle.cancel()
     try:
@@ -290,7 +274,6 @@ async def test_cancelled_batch_cancels_its_tasks_and_removes_its_side_tag(
 
 async def test_an_attempt_that_fails_outright_spares_its_sibling_chunks(engine: Engine) -> None:
     import dataclasses
-    import time
     import uuid
 
     from ebs.contracts.batch import BatchRequest
@@ -307,11 +290,7 @@ async def test_an_attempt_that_fails_outright_spares_its_sibling_chunks(engine: 
         id=batch_id,
         task_queue=engine.task_queue,
     )
-    deadline = time.monotonic() + 60
-    while not all(p.task_ids for p in (await handle.query(RebuildBatch.status)).packages):
-        assert time.monotonic() < deadline
-        await engine.env.sleep(5)  # see test_task_links_show_while_the_build_runs
-        await asyncio.sleep(0.05)
+    await engine.batch_status_until(handle, lambda st: all(p.task_ids for p in st.packages))
     engine.sim.add_fault(FaultRule.auth_failure("getTaskInfo", times=1))
     result = await handle.result()
     pkgs = by_name(result)

@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -43,6 +40,8 @@ from ebs.contracts.names import (
     SIGNAL_SIDE_TAGS,
     SIGNAL_TASK_STATE,
 )
+from ebs.devstack.processes import Child
+from ebs.devstack.waiting import eventually
 from ebs.ingest.bridge import Bridge
 from ebs.ingest.decide import SignalRepo
 from ebs.ingest.forward import Forwarder, Outcome
@@ -51,6 +50,7 @@ from ebs.ingest.service import serve
 from ebs.temporal_client import temporal_cli_path
 from ebs.workflows.collector import BatchCollector
 from tests.helpers import rabbitmq as rmq
+from tests.helpers.config import BRIDGE_KOJI_USER, write_bridge_config
 from tests.helpers.rabbitmq import RabbitMQ, free_port
 
 rabbitmq = rmq.rabbitmq  # the session broker fixture
@@ -63,7 +63,7 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMESPACES = [f"ingest-{i}" for i in range(1, 8)]
-KOJI_USER = "ebs-bot"
+KOJI_USER = BRIDGE_KOJI_USER
 ATTEMPT = "ebs-test-slice0-attempt1-chunk0"  # a build attempt's workflow id
 ROUTING_KEYS = [
     "org.fedoraproject.*.buildsys.tag",
@@ -194,37 +194,10 @@ class Setup:
 
 
 def write_config(path: Path, server: DevServer, namespace: str, task_queue: str) -> None:
-    overrides = "\n".join(f"    {name}: {{}}" for name in ELIGIBLE)
-    path.write_text(
-        f"""\
-configuration:
-  koji:
-    server: http://127.0.0.1:9/kojihub
-    auth: none
-    trigger_tag: f45
-    build_target: eln
-    stable_tag: eln
-    username: {KOJI_USER}
-  bodhi:
-    url: http://127.0.0.1:9/
-    auth: none
-  control:
-    pause: false
-    exclude: ["^kernel$"]
-  email: false
-  open_id_connect: false
-components:
-  overrides:
-    kernel: {{}}
-    ipa:
-      upstream_name: freeipa
-{overrides}
-temporal:
-  address: {server.address}
-  namespace: {namespace}
-  task_queue: {task_queue}
-"""
-    )
+    overrides: dict[str, dict[str, Any]] = {"kernel": {}, "ipa": {"upstream_name": "freeipa"}}
+    write_bridge_config(path, server.address, task_queue,
+                        {**overrides, **{name: {} for name in ELIGIBLE}},
+                        namespace=namespace, control={"exclude": ["^kernel$"]})
 
 
 def write_messaging_config(path: Path, broker: RabbitMQ, queue: str, consumers: int) -> None:
@@ -285,16 +258,6 @@ async def bridge_in_process(setup: Setup, consumers: int = 2) -> AsyncIterator[B
     finally:
         stop.set()
         assert await asyncio.wait_for(task, 60) == 0
-
-
-async def eventually(
-    check: Callable[[], Awaitable[bool]], within: float, what: str, interval: float = 0.05
-) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within} s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 def counter(kind: str, outcome: str) -> float:
@@ -443,42 +406,15 @@ async def test_task_and_repo_messages_reach_the_workflows_waiting_on_them(world:
     assert counter("repo", "unrouted") - unrouted == 1
 
 
-class BridgeProcess:
-    """`python -m ebs.ingest` as a real process."""
+class BridgeProcess(Child):
+    """`python -m ebs.ingest` as a real process, started at once."""
 
     def __init__(self, setup: Setup, log: Path) -> None:
-        self.log = log
-        self._out = open(log, "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ebs.ingest",
-                "--config",
-                str(setup.config),
-                "--messaging-config",
-                str(setup.messaging),
-            ],
-            cwd=ROOT,
-            stdout=self._out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-
-    def kill(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-        self._out.close()
-
-    def terminate(self, timeout: float = 30) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(timeout)
-        finally:
-            self._out.close()
-
-    def tail(self) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
+        argv = [sys.executable, "-m", "ebs.ingest", "--config", str(setup.config),
+                "--messaging-config", str(setup.messaging)]
+        super().__init__("bridge", argv, log, env={"PYTHONPATH": str(ROOT)}, cwd=ROOT,
+                         new_session=False)
+        self.start()
 
 
 @pytest.fixture
@@ -486,8 +422,7 @@ def processes() -> Iterator[list[BridgeProcess]]:
     started: list[BridgeProcess] = []
     yield started
     for p in started:
-        if p.proc.poll() is None:
-            p.kill()
+        p.kill()
 
 
 async def test_bridge_killed_mid_stream_loses_nothing_and_stops_cleanly(
@@ -526,7 +461,7 @@ async def test_bridge_killed_mid_stream_loses_nothing_and_stops_cleanly(
     processes += [second, third]
     await eventually(lambda: _at_least(count, at_kill + 80), 30, "the replicas to go on")
     at_term = await count()
-    assert await asyncio.to_thread(second.terminate) == 0, second.tail()
+    assert await asyncio.to_thread(second.stop, 30) == 0, second.tail()
     assert at_term < len(components), "the stream had already been consumed: nothing to test"
 
     async def done() -> bool:
@@ -536,7 +471,7 @@ async def test_bridge_killed_mid_stream_loses_nothing_and_stops_cleanly(
         await eventually(done, 60, "every eligible message in the collector", interval=0.2)
     except AssertionError:
         pytest.fail(f"stuck at {await count()} queued, {world.depth()}:\n{third.tail()}")
-    assert await asyncio.to_thread(third.terminate) == 0, third.tail()
+    assert await asyncio.to_thread(third.stop, 30) == 0, third.tail()
 
     queued = await world.queued()
     assert {name: ev.event_id for name, ev in queued.items()} == expected

@@ -9,6 +9,7 @@ from fedora_messaging.config import LazyConfig
 
 import ebs.ingest
 from ebs.bus import BRIDGE_TOPICS
+from ebs.devstack.processes import free_port
 
 CONF = Path(ebs.ingest.__file__).parent / "conf"
 
@@ -64,16 +65,13 @@ def test_the_bridge_reads_its_config_from_the_worker_s_sources(
 ) -> None:
     """--config-url / --config-git reach the config holder (merged after files);
     a source that cannot be read is one redacted line and exit 2."""
-    import socket
 
     from ebs.cli import run_cli
     from ebs.ingest.service import EXIT_CONFIG
 
     monkeypatch.delenv("FEDORA_MESSAGING_CONF", raising=False)
     monkeypatch.delenv("EBS_CONFIG", raising=False)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        closed = s.getsockname()[1]
+    closed = free_port()
     url = f"http://ebs:s3cret@127.0.0.1:{closed}/ebs.yaml"
     args = ["--config-url", url, "--messaging-config", str(CONF / "sandbox.toml"),
             "--no-logging-config"]

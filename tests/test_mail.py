@@ -29,7 +29,8 @@ USER, PASSWORD = "ebs", "s3cret-Pa55"
 
 # --------------------------------------------------------------------------- data
 
-from tests.helpers.smtp import LoopbackController, Recorder  # noqa: E402
+from ebs.devstack.processes import free_port  # noqa: E402
+from tests.helpers.smtp import LoopbackController, Recorder, recording_server  # noqa: E402
 
 
 def _settings(**kw: Any) -> BatchSettings:
@@ -283,34 +284,19 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 @pytest.fixture
 def plain_server() -> Iterator[tuple[LoopbackController, Recorder]]:
-    rec = Recorder()
-    ctl = LoopbackController(rec, hostname="127.0.0.1", port=0)
-    ctl.start()
-    try:
-        yield ctl, rec
-    finally:
-        ctl.stop()
+    yield from recording_server()
 
 
 @pytest.fixture
 def tls_server(tls_files: tuple[Path, Path]) -> Iterator[tuple[LoopbackController, Recorder]]:
     server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_ctx.load_cert_chain(*tls_files)
-    rec = Recorder()
-    ctl = LoopbackController(
-        rec,
-        hostname="127.0.0.1",
-        port=0,
+    yield from recording_server(
         tls_context=server_ctx,
         require_starttls=True,
         authenticator=_authenticator,
         auth_require_tls=True,
     )
-    ctl.start()
-    try:
-        yield ctl, rec
-    finally:
-        ctl.stop()
 
 
 @pytest.fixture
@@ -332,12 +318,6 @@ def _cfg(port: int, **kw: Any) -> EmailConfig:
 
 def _count(name: str, kind: str) -> float:
     return REGISTRY.get_sample_value(f"ebs_emails_{name}_total", {"kind": kind}) or 0.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --------------------------------------------------------------------------- sending
@@ -446,7 +426,7 @@ def test_no_password_in_clear_when_starttls_is_not_offered(
 
 
 def test_dead_server_counts_a_failure(caplog: pytest.LogCaptureFixture) -> None:
-    port = _free_port()  # nothing listens there
+    port = free_port()  # nothing listens there
     (msg,) = mail.compose_stable_failure(_waiting(), _settings())
     failed_before = _count("failed", "stable_failure")
     sent_before = _count("sent", "stable_failure")

@@ -4,7 +4,6 @@ is what it would have been. A retry never sends a message twice."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
@@ -20,20 +19,15 @@ from ebs.activities.presets import MAIL
 from ebs.config.model import EmailConfig
 from ebs.contracts.batch import BatchResult, BatchSettings
 from ebs.contracts.mail import EmailRequest, MailKind
+from ebs.devstack.processes import free_port
 from tests.helpers.engine import Engine
-from tests.helpers.smtp import LoopbackController
+from tests.helpers.smtp import smtp_running
 
 MAIL_ATTEMPTS = MAIL["retry_policy"].maximum_attempts
 
 
 def failed_emails(kind: str) -> float:
     return REGISTRY.get_sample_value("ebs_emails_failed_total", {"kind": kind}) or 0.0
-
-
-def dead_port() -> int:
-    with socket.socket() as s:  # bound, then closed: nothing listens there
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Refuser:
@@ -45,18 +39,14 @@ class Refuser:
 
 @pytest.fixture
 def refusing_smtp() -> Iterator[int]:
-    ctl = LoopbackController(Refuser(), hostname="127.0.0.1", port=0)
-    ctl.start()
-    try:
+    with smtp_running(Refuser()) as ctl:
         yield ctl.port
-    finally:
-        ctl.stop()
 
 
 async def test_dead_smtp_server_leaves_the_batch_result_alone(
     engine: Engine, caplog: pytest.LogCaptureFixture
 ) -> None:
-    port = dead_port()
+    port = free_port()
     engine.mail_to(port)
     engine.sim.set_outcomes("glibc", ["FAILED", "FAILED"])
     before = failed_emails("build_failures")

@@ -10,8 +10,6 @@ swapping those two seams.
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from typing import Any
 
@@ -21,6 +19,7 @@ from temporalio.client import WorkflowHandle
 from ebs.contracts.batch import BatchResult, PackageResult, PackageState
 from ebs.contracts.collector import CollectorStatus
 from ebs.contracts.events import EnqueueRequest, TagEvent
+from ebs.devstack.waiting import eventually, wait_until
 from ebs.workflows.collector import BatchCollector
 from tests.helpers.engine import Engine
 
@@ -37,14 +36,13 @@ class TriggerTag:
     def tag(self, nvr: str, timeout: float = 10.0) -> None:
         """tagBuild, then wait for its task (Koji tags in a task)."""
         task_id = self.session.tagBuild(self.name, nvr)
-        deadline = time.monotonic() + timeout
-        while True:
-            state = koji.TASK_STATES[self.session.getTaskInfo(task_id)["state"]]
-            if state in ("CLOSED", "FAILED", "CANCELED"):
-                assert state == "CLOSED", self.session.getTaskResult(task_id, raise_fault=False)
-                return
-            assert time.monotonic() < deadline, f"tagBuild task {task_id} still {state}"
-            time.sleep(0.02)
+
+        def finished() -> str:
+            state = str(koji.TASK_STATES[self.session.getTaskInfo(task_id)["state"]])
+            return state if state in ("CLOSED", "FAILED", "CANCELED") else ""
+
+        state = wait_until(finished, timeout, f"tagBuild task {task_id}", interval=0.02)
+        assert state == "CLOSED", self.session.getTaskResult(task_id, raise_fault=False)
 
     def untag(self, nvr: str) -> None:
         self.session.untagBuild(self.name, nvr)
@@ -84,15 +82,13 @@ def message(tag: TriggerTag, nvr: str, tagged_at: float = SAME_SECOND) -> TagEve
 async def batch_after_lull(engine: Engine, handle: WorkflowHandle[Any, Any]) -> BatchResult:
     """Let the lull pass, then wait for the batch the collector starts."""
     await engine.env.sleep(61)
-    deadline = time.monotonic() + 20
-    while True:
+
+    async def started() -> str:
         st: CollectorStatus = await handle.query(BatchCollector.status)
-        batch_id = st.current_batch_id or (st.recent_batches[-1].batch_id
-                                           if st.recent_batches else "")
-        if batch_id:
-            break
-        assert time.monotonic() < deadline, f"no batch started; status {st}"
-        await asyncio.sleep(0.02)
+        return st.current_batch_id or (st.recent_batches[-1].batch_id
+                                       if st.recent_batches else "")
+
+    batch_id = await eventually(started, 20, "the collector to start a batch", interval=0.02)
     async with engine.env.time_skipping_unlocked():  # type: ignore[attr-defined]
         return await engine.client.get_workflow_handle(
             batch_id, result_type=BatchResult

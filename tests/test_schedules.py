@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -29,6 +28,7 @@ from ebs.config.model import Timers
 from ebs.contracts.koji import SideTagRequest
 from ebs.contracts.refresh import ConfigRefreshReport
 from ebs.contracts.sweep import SweepReport
+from ebs.devstack.waiting import eventually
 from ebs.koji.adapter import KojiAdapter
 from ebs.schedules import (
     config_refresh_schedule_id,
@@ -39,8 +39,8 @@ from ebs.schedules import (
 from ebs.simulator import Simulator
 from ebs.temporal_client import temporal_cli_path
 from ebs.worker import build_worker
+from tests.helpers.config import write_config
 from tests.helpers.engine import _package_lists, engine_config
-from tests.helpers.processes import write_config
 from tests.test_sweep import age_koji
 
 HOUR = 3600.0
@@ -64,15 +64,17 @@ async def run_now(client: Client, schedule_id: str, result_type: type, timeout: 
     handle = client.get_schedule_handle(schedule_id)
     before = (await handle.describe()).info.num_actions
     await handle.trigger()
-    deadline = time.monotonic() + timeout
-    while True:
+
+    async def started() -> ScheduleActionExecutionStartWorkflow | None:
         info = (await handle.describe()).info
         if info.num_actions > before and info.recent_actions:
-            started = info.recent_actions[-1].action
-            assert isinstance(started, ScheduleActionExecutionStartWorkflow)
-            return client.get_workflow_handle(started.workflow_id, result_type=result_type)
-        assert time.monotonic() < deadline, f"schedule {schedule_id} started nothing"
-        await asyncio.sleep(0.05)
+            action = info.recent_actions[-1].action
+            assert isinstance(action, ScheduleActionExecutionStartWorkflow)
+            return action
+        return None
+
+    action = await eventually(started, timeout, f"schedule {schedule_id} to start a workflow")
+    return client.get_workflow_handle(action.workflow_id, result_type=result_type)
 
 
 async def test_schedules_are_created_once_and_follow_the_timers(
@@ -166,7 +168,7 @@ async def test_triggered_sweep_schedule_removes_a_leaked_side_tag(
 
 
 def config_text(sim: Simulator, address: str, queue: str, tmp: Path, **timers: float) -> str:
-    path = write_config(tmp / "render.yaml", sim, address, queue, **timers)
+    path = write_config(tmp / "render.yaml", sim, address, queue, timers=timers)
     return path.read_text()
 
 

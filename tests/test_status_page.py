@@ -8,9 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import struct
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +18,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
-from ebs.api.server import uvicorn_server
-from tests.test_api_fixtures import (
+from ebs.devstack.waiting import wait_until
+from tests.helpers.api import (
     API_TOKEN,
     BODHI,
     KOJI_WEB,
@@ -29,9 +27,9 @@ from tests.test_api_fixtures import (
     Stack,
     api_app,
     bearer,
-    eventually,
     http,
     progress_batch,
+    served_on_loopback,
     stack_fixture,  # noqa: F401 (the `stack` fixture)
 )
 
@@ -62,35 +60,20 @@ def browser() -> webdriver.Chrome:
 
 
 def wait_page(driver: webdriver.Chrome, ok: Callable[[str], bool], timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        source = driver.page_source
-        if ok(source):
-            return source
-        if time.monotonic() > deadline:
-            raise AssertionError(f"page condition not met within {timeout} s")
-        time.sleep(0.1)
+    """The page source, once `ok` holds on it."""
+
+    def source() -> str:
+        html = driver.page_source
+        return html if ok(html) else ""
+
+    return wait_until(source, timeout, "the page condition", interval=0.1)
 
 
 @pytest.fixture
 async def served(stack: Stack) -> AsyncIterator[str]:
     """The API on a loopback port, refreshing its page every second."""
-    app = api_app(stack, refresh_seconds=1)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn_server(app, log_level="warning")
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-
-    async def started() -> bool:
-        return bool(server.started)
-
-    await eventually(started, bool)  # bounded: a server that never starts fails here
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        await task
-        sock.close()
+    async with served_on_loopback(api_app(stack, refresh_seconds=1)) as url:
+        yield url
 
 
 def png_size(data: bytes) -> tuple[int, int]:

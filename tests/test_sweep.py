@@ -4,7 +4,6 @@ open Bodhi update needs, are removed."""
 
 from __future__ import annotations
 
-import time
 import uuid
 from typing import Any
 
@@ -15,6 +14,7 @@ from ebs.contracts.batch import BatchResult
 from ebs.contracts.koji import SideTagRequest
 from ebs.contracts.names import QUERY_STATUS
 from ebs.contracts.sweep import SweepReport, SweepRequest
+from ebs.devstack.waiting import eventually
 from ebs.simulator import Simulator
 from ebs.workflows.collector import BatchCollector
 from ebs.workflows.sweep import SideTagSweep
@@ -61,19 +61,19 @@ async def start_waiting_batch(engine: Engine, component: str
     (Bodhi never pushes), stepping the test server's clock by hand."""
     collector = await engine.start_collector()
     await collector.signal(BatchCollector.tag, engine.tag_event(component))
-    deadline = time.monotonic() + 30
-    batch_id = ""
-    while time.monotonic() < deadline:
+
+    async def waiting_batch() -> str:
         await engine.env.sleep(30)
-        st = await collector.query(BatchCollector.status)
-        batch_id = st.current_batch_id
-        if batch_id:
-            status = await engine.client.get_workflow_handle(batch_id).query(
-                QUERY_STATUS, result_type=BatchResult
-            )
-            if status.outcome == "waiting-for-stable":
-                return collector, batch_id
-    raise AssertionError(f"batch {batch_id or '(none)'} did not reach waiting-for-stable")
+        batch_id = (await collector.query(BatchCollector.status)).current_batch_id
+        if not batch_id:
+            return ""
+        status = await engine.client.get_workflow_handle(batch_id).query(
+            QUERY_STATUS, result_type=BatchResult
+        )
+        return batch_id if status.outcome == "waiting-for-stable" else ""
+
+    return collector, await eventually(waiting_batch, 30, "a batch waiting for stable",
+                                       interval=0)
 
 
 async def test_sweep_removes_only_stale_leaked_side_tags_of_ebs(engine: Engine) -> None:

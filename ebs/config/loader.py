@@ -10,7 +10,7 @@ import typing
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -193,7 +193,7 @@ def _format_path(loc: Iterable[int | str]) -> str:
     return out
 
 
-def _unwrap(annotation: Any) -> Any:
+def unwrap_field_type(annotation: Any) -> Any:
     """Strip Annotated and Optional around a field type."""
     while True:
         origin = typing.get_origin(annotation)
@@ -208,14 +208,18 @@ def _unwrap(annotation: Any) -> Any:
             return annotation
 
 
+def _is_model(t: Any) -> TypeGuard[type[BaseModel]]:
+    return isinstance(t, type) and issubclass(t, BaseModel)
+
+
 def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
     """The schema model that a YAML path lands in, if it lands in one."""
     current: Any = EbsConfig
     parts = list(loc)
     while parts:
         part = parts.pop(0)
-        current = _unwrap(current)
-        if isinstance(current, type) and issubclass(current, BaseModel):
+        current = unwrap_field_type(current)
+        if _is_model(current):
             field = next(
                 (f for name, f in current.model_fields.items() if part in (name, f.alias)), None
             )
@@ -228,10 +232,26 @@ def _model_at(loc: Sequence[int | str]) -> type[BaseModel] | None:
             current = typing.get_args(current)[0]
         else:
             return None
-    current = _unwrap(current)
-    if isinstance(current, type) and issubclass(current, BaseModel):
+    current = unwrap_field_type(current)
+    if _is_model(current):
         return current
     return None
+
+
+def key_paths(model: type[BaseModel] = EbsConfig, prefix: str = "") -> set[str]:
+    """Every key path of the config schema, as YAML spells it
+    (`configuration.koji.server`); `<name>` stands for a user-chosen key."""
+    keys: set[str] = set()
+    for name, field in model.model_fields.items():
+        path = f"{prefix}.{field.alias or name}" if prefix else (field.alias or name)
+        t = unwrap_field_type(field.annotation)
+        if _is_model(t):
+            keys |= key_paths(t, path)
+        elif typing.get_origin(t) is dict and _is_model(unwrap_field_type(typing.get_args(t)[1])):
+            keys |= key_paths(unwrap_field_type(typing.get_args(t)[1]), f"{path}.<name>")
+        else:
+            keys.add(path)
+    return keys
 
 
 def _allowed_keys(model: type[BaseModel]) -> list[str]:

@@ -1,5 +1,9 @@
-"""Child processes of `ebs dev`: started with their output in a log file,
-watched, stopped together, and recorded in a state file so that the next
+"""Child processes and ports of a local stack: `ebs dev`, the tests and the
+benchmarks start Temporal, the simulator, workers and bridges through these.
+
+A `Child` runs with its output in a log file; `stop()` is a clean shutdown
+(SIGTERM to its process group, then SIGKILL), `kill()` a crash (SIGKILL, no
+shutdown). `ebs dev` records its children in a state file so that the next
 `ebs dev` stops what a SIGKILLed one left behind."""
 
 from __future__ import annotations
@@ -14,13 +18,27 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import psutil
+
+from ebs.devstack.waiting import wait_for, wait_until
+
+__all__ = [
+    "Child", "PortInUse", "check_ports_free", "ebs_command", "free_port", "port_open",
+    "wait_for", "wait_until",
+]
 
 
 class PortInUse(Exception):
     pass
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
 
 
 def port_holder(port: int) -> str:
@@ -69,26 +87,23 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
         return False
 
 
-def wait_for(pred: Callable[[], bool], timeout: float, what: str,
-             alive: Callable[[], bool] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if alive is not None and not alive():
-            raise RuntimeError(f"{what}: the process exited")
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what}: not ready after {timeout:.0f} s")
-        time.sleep(0.1)
-
-
 @dataclass
 class Child:
+    """One child process, its stdout and stderr appended to `log`.
+
+    `env` is added to this process's environment; `new_session` puts the child
+    in its own session (and process group), so a Ctrl-C reaches only us, we
+    stop children in order, and a stop reaches the child's own children too."""
+
     name: str
     argv: list[str]
     log: Path
     env: dict[str, str] = field(default_factory=dict)
+    cwd: Path | None = None
+    new_session: bool = True
     proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> Child:
+    def start(self) -> Self:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
@@ -97,18 +112,37 @@ class Child:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
-                start_new_session=True,  # Ctrl-C reaches us, and we stop children in order
+                cwd=self.cwd,
+                start_new_session=self.new_session,
             )
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, f"{self.name} was not started"
+        return self.proc.pid
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def _signal(self, sig: int) -> None:
+        assert self.proc is not None
+        if self.new_session:
+            _signal_group(self.proc.pid, sig)
+        elif self.proc.poll() is None:
+            self.proc.send_signal(sig)
+
     def terminate(self) -> None:
-        """SIGTERM to the child's process group (it leads one: start_new_session)."""
+        """SIGTERM to the child (its process group, when it leads one)."""
         if self.alive():
+            self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no cleanup, as a crash or the OOM killer."""
+        if self.alive():
+            self._signal(signal.SIGKILL)
             assert self.proc is not None
-            _signal_group(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=10)
 
     def wait_or_kill(self, deadline: float) -> None:
         """Wait until `deadline` (time.monotonic()), then SIGKILL the group."""
@@ -118,20 +152,28 @@ class Child:
             self.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             pass
-        _signal_group(self.proc.pid, signal.SIGKILL)  # stragglers of the group, too
+        self._signal(signal.SIGKILL)  # stragglers of the group, too
         if self.proc.poll() is None:
             self.proc.wait(timeout=5)
 
-    def stop(self, timeout: float = 20.0) -> None:
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM, and SIGKILL after `timeout` s; the exit status (0 if never started)."""
+        if self.proc is None:
+            return 0
         self.terminate()
         self.wait_or_kill(time.monotonic() + timeout)
+        return self.proc.returncode
+
+    def wait(self, timeout: float) -> int:
+        assert self.proc is not None, f"{self.name} was not started"
+        return self.proc.wait(timeout)
 
     def record(self) -> dict[str, Any]:
         assert self.proc is not None
         return {"name": self.name, "pid": self.proc.pid,
                 "create_time": _create_time(self.proc.pid)}
 
-    def tail(self, lines: int = 20) -> str:
+    def tail(self, lines: int = 40) -> str:
         try:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except OSError:

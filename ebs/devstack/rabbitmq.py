@@ -15,7 +15,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -24,15 +23,13 @@ from pathlib import Path
 
 import psutil
 
+from ebs.devstack.processes import free_port, port_open
+
+__all__ = ["RabbitMQ", "free_port"]
+
 SYSTEM_WRAPPER = "/usr/sbin/rabbitmq-server"
 LIB_BIN = Path("/usr/lib/rabbitmq/bin")
 START_TIMEOUT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _binaries() -> tuple[str, str] | None:
@@ -142,11 +139,7 @@ class RabbitMQ:
         return env
 
     def _port_open(self) -> bool:
-        try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                return True
-        except OSError:
-            return False
+        return port_open(self.port)
 
     def start(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

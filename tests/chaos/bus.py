@@ -122,7 +122,7 @@ class BusWorld(World):
 
     def close(self) -> None:
         for bridge in self.bridges:
-            bridge.terminate(30)
+            bridge.stop(30)
         super().close()
         self.amqp.close()
 

@@ -18,20 +18,14 @@ a scenario is about the collector or the bridge.
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import koji
-import yaml
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
@@ -44,13 +38,13 @@ from ebs.contracts.batch import (
     PackageState,
 )
 from ebs.contracts.events import TagEvent
-from ebs.contracts.search import SEARCH_ATTRIBUTES
-from ebs.devstack.processes import port_open
-from ebs.devstack.rabbitmq import free_port
+from ebs.devstack.processes import Child, ebs_command, free_port, port_open
+from ebs.devstack.temporal import dev_server_argv
+from ebs.devstack.waiting import eventually, until
 from ebs.simulator import ListSink, Simulator
 from ebs.simulator.sinks import MessageSink
-from ebs.temporal_client import temporal_cli_path
 from ebs.workflows.batch import RebuildBatch
+from tests.helpers.config import write_config
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -74,32 +68,7 @@ STANDARD_EXPECTED: dict[str, tuple[Any, ...]] = {
     "llvm": ("stable", 1, 1, "llvm-20.1.3-1.eln150", True),
     "rust": ("failed", 3, 3, "", False),
 }
-# Short timers so a batch takes seconds (the issue's numbers).
-FAST_TIMERS = {"lull": 1, "task_poll": 1, "repo_poll": 0.5, "stable_poll": 0.5}
 BUILD_SECONDS = 1.5  # long enough to find the batch waiting on its tasks
-
-
-async def eventually(
-    check: Callable[[], Awaitable[Any]], within: float, what: str, interval: float = 0.05
-) -> Any:
-    """Poll an async condition until truthy (returned) or fail after `within` s."""
-    deadline = time.monotonic() + within
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {within:.0f} s waiting for {what}")
-        await asyncio.sleep(interval)
-
-
-async def until(pred: Callable[[], Any], within: float, what: str, interval: float = 0.02) -> Any:
-    """`eventually` for a plain (non-async) predicate."""
-
-    async def check() -> Any:
-        return pred()
-
-    return await eventually(check, within, what, interval)
 
 
 # ---- Temporal ---------------------------------------------------------------------
@@ -115,7 +84,7 @@ class TemporalServer:
         self.db = workdir / "temporal.db"
         self.log = workdir / "temporal.log"
         self.namespaces = list(namespaces)
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.child = Child("temporal", self.argv(), self.log)
         self.kills = 0
 
     @property
@@ -123,26 +92,12 @@ class TemporalServer:
         return f"127.0.0.1:{self.port}"
 
     def argv(self) -> list[str]:
-        argv = [
-            temporal_cli_path(), "server", "start-dev", "--ip", "127.0.0.1",
-            "--port", str(self.port), "--headless", "--db-filename", str(self.db),
-            "--log-level", "error",
-            "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true",
-        ]
-        for name, kind in SEARCH_ATTRIBUTES.items():
-            argv += ["--search-attribute", f"{name}={kind}"]
-        for ns in self.namespaces:
-            argv += ["--namespace", ns]
-        return argv
+        return dev_server_argv(self.port, db=self.db, namespaces=self.namespaces)
 
     async def start(self, timeout: float = 60.0) -> None:
         if self.alive():
             return
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.child.start()
         await until(lambda: port_open(self.port) or not self.alive(), timeout, "Temporal's port")
         if not self.alive():
             raise RuntimeError(f"temporal exited: {self.log.read_text()[-2000:]}")
@@ -161,122 +116,31 @@ class TemporalServer:
         await eventually(answers, timeout, "Temporal to answer", interval=0.1)
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        return self.child.alive()
 
     def kill(self) -> None:
         """A crash: SIGKILL, no shutdown."""
         if self.alive():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+            self.child.kill()
             self.kills += 1
 
     def stop(self) -> None:
-        if self.alive():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        self.child.stop()
 
 
 # ---- ebs processes ------------------------------------------------------------------
 
 
-class Process:
-    """An `ebs` subcommand (or any argv) in a child process with its own log."""
+class Process(Child):
+    """An `ebs` subcommand (or any argv) in a child process with its own log,
+    run from the checkout (cwd and PYTHONPATH)."""
 
     def __init__(self, argv: list[str], log: Path, env: dict[str, str] | None = None) -> None:
-        self.argv = argv
-        self.log = log
-        self.env = env or {}
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Process:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(ROOT), **self.env}
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                self.argv, cwd=ROOT, stdin=subprocess.DEVNULL, stdout=out,
-                stderr=subprocess.STDOUT, env=env,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no cleanup, as a crash or the OOM killer."""
-        if self.alive():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-
-    def terminate(self, timeout: float = 30.0) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                return self.proc.wait(10)
-        return self.proc.returncode
-
-    def wait(self, timeout: float) -> int:
-        assert self.proc is not None
-        return self.proc.wait(timeout)
-
-    def tail(self, lines: int = 40) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
+        super().__init__(log.stem, argv, log, env={"PYTHONPATH": str(ROOT), **(env or {})},
+                         cwd=ROOT, new_session=False)
 
 
-def ebs_argv(*args: str) -> list[str]:
-    return [sys.executable, "-m", "ebs", *args]
-
-
-def write_config(
-    path: Path,
-    sim: Simulator,
-    temporal_address: str,
-    task_queue: str,
-    *,
-    namespace: str = "default",
-    control: dict[str, Any] | None = None,
-    email: dict[str, Any] | None = None,
-    koji: dict[str, Any] | None = None,
-    timers: dict[str, float] | None = None,
-) -> Path:
-    data: dict[str, Any] = {
-        "configuration": {
-            "koji": {
-                "server": sim.hub_url, "weburl": sim.weburl, "auth": "none",
-                "trigger_tag": sim.layout.trigger_tag, "build_target": "eln",
-                "stable_tag": "eln", "fail_fast": True, "username": sim.koji_user,
-                **(koji or {}),
-            },
-            "bodhi": {"url": sim.bodhi_url, "auth": "none"},
-            "control": control or {},
-            "email": email or False,
-            "open_id_connect": False,
-        },
-        "components": {"overrides": {n: {} for (n, _v, _r) in sim.layout.packages}},
-        "temporal": {"address": temporal_address, "namespace": namespace,
-                     "task_queue": task_queue},
-        "timers": {**FAST_TIMERS, **(timers or {})},
-    }
-    path.write_text(yaml.safe_dump(data))
-    return path
+ebs_argv = ebs_command
 
 
 # ---- what a run did -----------------------------------------------------------------
@@ -483,7 +347,7 @@ class World:
 
     def close(self) -> None:
         for worker in self.workers:
-            worker.terminate(20)
+            worker.stop(20)
         self.sim.stop()
 
 

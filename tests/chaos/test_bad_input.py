@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ebs.devstack.rabbitmq import free_port
+from ebs.devstack.processes import free_port
 from ebs.koji.adapter import KojiAdapter
 from ebs.simulator import Simulator
 from tests.chaos.bus import BusWorld, batch_results, collector_status, publish_raw, rebuilt
@@ -368,7 +368,7 @@ async def test_invalid_api_requests(
             seconds = time.monotonic() - started
         out = world.outcome(["bash"], results[0])
     finally:
-        api.terminate(20)
+        api.stop(20)
         await asyncio.to_thread(world.close)
     server_errors = [a for a in answers if a[1] >= 500 or a[1] < 400]
     unclear = [a for a in answers if a[1] < 500 and "detail" not in a[2]]

@@ -26,7 +26,7 @@ from tests.chaos.harness import (
     until,
 )
 from tests.chaos.record import Row, Rows
-from tests.helpers.smtp import LoopbackController, Recorder
+from tests.helpers.smtp import LoopbackController, Recorder, recording_server
 
 GROUP = "Koji/Bodhi faults"
 BODHI_KINDS = (
@@ -39,13 +39,7 @@ BODHI_KINDS = (
 
 @pytest.fixture
 def smtp() -> Iterator[tuple[LoopbackController, Recorder]]:
-    rec = Recorder()
-    ctl = LoopbackController(rec, hostname="127.0.0.1", port=0)
-    ctl.start()
-    try:
-        yield ctl, rec
-    finally:
-        ctl.stop()
+    yield from recording_server()
 
 
 def email_to(ctl: LoopbackController) -> dict[str, Any]:

@@ -4,7 +4,7 @@ talking to the simulator over HTTP through the real Koji and Bodhi adapters."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,7 @@ from ebs.contracts.batch import BatchRequest, BatchResult, BatchSettings
 from ebs.contracts.collector import CollectorState
 from ebs.contracts.events import TagEvent
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID
+from ebs.devstack.waiting import eventually
 from ebs.koji.adapter import KojiAdapter
 from ebs.simulator import ListSink, Simulator
 from ebs.worker import build_worker
@@ -117,6 +118,22 @@ class Engine:
     async def run_batch(self, names: list[str]) -> BatchResult:
         handle = await self.start_batch(names)
         return await handle.result()
+
+    async def batch_status_until(self, handle: WorkflowHandle[Any, Any],
+                                 pred: Callable[[BatchResult], bool],
+                                 within: float = 60.0) -> BatchResult:
+        """Query the batch's status until `pred` holds on it (returned), moving
+        the test server's clock 5 s between queries: queries do not unlock time
+        skipping, so a timer (the 60 s repo poll) would otherwise run in real time."""
+
+        async def check() -> BatchResult | None:
+            status = await handle.query(RebuildBatch.status)
+            if pred(status):
+                return status
+            await self.env.sleep(5)
+            return None
+
+        return await eventually(check, within, "the batch's status")
 
     async def start_collector(self, state: CollectorState | None = None
                               ) -> WorkflowHandle[Any, None]:

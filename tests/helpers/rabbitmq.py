@@ -14,7 +14,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from ebs.devstack.rabbitmq import RabbitMQ, free_port
+from ebs.devstack.processes import free_port
+from ebs.devstack.rabbitmq import RabbitMQ
 
 __all__ = ["RabbitMQ", "free_port", "rabbitmq"]
 

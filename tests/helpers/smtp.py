@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import email.policy
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -51,12 +52,25 @@ class LoopbackController(Controller):
         return create()
 
 
-@pytest.fixture
-def smtp_server() -> Iterator[tuple[LoopbackController, Recorder]]:
-    rec = Recorder()
-    ctl = LoopbackController(rec, hostname="127.0.0.1", port=0)
+@contextmanager
+def smtp_running(handler: Any, **options: Any) -> Iterator[LoopbackController]:
+    """An aiosmtpd server with `handler` on a free loopback port, for the block;
+    `options` go to aiosmtpd (tls_context, authenticator, ...)."""
+    ctl = LoopbackController(handler, hostname="127.0.0.1", port=0, **options)
     ctl.start()
     try:
-        yield ctl, rec
+        yield ctl
     finally:
         ctl.stop()
+
+
+def recording_server(**options: Any) -> Iterator[tuple[LoopbackController, Recorder]]:
+    """The body of a fixture: a server that records every message it accepts."""
+    rec = Recorder()
+    with smtp_running(rec, **options) as ctl:
+        yield ctl, rec
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[tuple[LoopbackController, Recorder]]:
+    yield from recording_server()

@@ -1,6 +1,6 @@
 """Fixtures shared by the operator-surface tests (API, CLI, status page, temporal CLI).
 
-No tests here. Modules import the fixtures they use (`stack_fixture`, ...;
+Modules import the fixtures they use (`stack_fixture`, ...;
 pytest knows them by their `name`). Each module gets
 its own Temporal dev server (real server, real SQLite visibility with the ebs
 search attributes) and a worker hosting the real BatchCollector (see
@@ -10,9 +10,10 @@ tests/test_api_workflows.py for what stands in for Koji and the batch).
 from __future__ import annotations
 
 import asyncio
-import time
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -26,6 +27,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from ebs.api.app import create_app
+from ebs.api.server import uvicorn_server
 from ebs.api.tokens import ApiTokens, hash_token
 from ebs.config.holder import ConfigHolder
 from ebs.config.loader import parse_config
@@ -35,6 +37,7 @@ from ebs.contracts.batch import BatchResult, BatchSettings
 from ebs.contracts.collector import CollectorStatus
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS
 from ebs.contracts.search import CONFIG_VERSION_KEY, OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
+from ebs.devstack import waiting
 from ebs.temporal_client import temporal_cli_path
 from ebs.workflows.collector import BatchCollector
 from tests.helpers.oidc import ADMIN_GROUP, AUDIENCE, OidcProvider
@@ -117,15 +120,20 @@ def config_text(address: str, issuer: str | None = None) -> str:
 async def eventually(
     probe: Callable[[], Awaitable[T]], ok: Callable[[T], bool], timeout: float = 15.0
 ) -> T:
-    """Poll `probe` until `ok` holds (real processes, real time), or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await probe()
-        if ok(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s; last value: {value!r}")
-        await asyncio.sleep(0.05)
+    """Poll `probe` until `ok` holds on its value (returned); real processes, real
+    time. The failure names the last value seen."""
+    seen: list[T] = []
+
+    async def check() -> bool:
+        seen[:] = [await probe()]
+        return ok(seen[0])
+
+    try:
+        await waiting.eventually(check, timeout, "condition")
+    except TimeoutError:
+        raise AssertionError(
+            f"condition not met within {timeout} s; last value: {seen[0]!r}") from None
+    return seen[0]
 
 
 @dataclass
@@ -284,3 +292,23 @@ async def oidc_stack_fixture(
 ) -> AsyncIterator[Stack]:
     async for s in make_stack(tmp_path_factory.mktemp("ebs"), oidc_provider.issuer):
         yield s
+
+
+@asynccontextmanager
+async def served_on_loopback(app: FastAPI) -> AsyncIterator[str]:
+    """`app` under uvicorn on a free loopback port, for the block; yields its base URL."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn_server(app, log_level="warning")
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+
+    async def started() -> bool:
+        return bool(server.started)
+
+    await eventually(started, bool)  # bounded: a server that never starts fails here
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()

@@ -1,0 +1,59 @@
+"""Waiting for a condition with a deadline: one helper for blocking code and
+two for asyncio, shared by `ebs dev`, the tests and the benchmarks.
+
+Each returns the first truthy value of the condition (a condition may return
+None for "not yet") and raises TimeoutError naming `what` when the deadline passes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+
+def wait_until(pred: Callable[[], T | None], timeout: float, what: str = "condition", *,
+               alive: Callable[[], bool] | None = None, interval: float = 0.05) -> T:
+    """Poll `pred` until it returns something truthy (returned). `alive`: the
+    process that should make it true; its death ends the wait at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if alive is not None and not alive():
+            raise RuntimeError(f"{what}: the process exited")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def wait_for(pred: Callable[[], Any], timeout: float, what: str,
+             alive: Callable[[], bool] | None = None) -> None:
+    """`wait_until` for a readiness check of `ebs dev` (polled every 0.1 s)."""
+    wait_until(pred, timeout, what, alive=alive, interval=0.1)
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], within: float, what: str,
+                     interval: float = 0.05) -> T:
+    """Await `check` until it returns something truthy (returned)."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {within:.0f} s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def until(pred: Callable[[], T | None], within: float, what: str,
+                interval: float = 0.02) -> T:
+    """`eventually` for a plain (non-async) condition, without blocking the loop."""
+
+    async def check() -> T | None:
+        return pred()
+
+    return await eventually(check, within, what, interval)
