@@ -24,6 +24,11 @@ SIGNAL_TASKS_SUBMITTED = "tasks_submitted"  # BuildAttempt -> RebuildBatch
 UPDATE_ENQUEUE = "enqueue"
 QUERY_STATUS = "status"
 QUERY_ROUTING = "routing"
+QUERY_QUEUED = "queued"  # a page of the collector's queue
+# The collector's queue holders (CollectorQueue workflows, ebs.workflows.queue)
+UPDATE_HOLD = "hold"
+UPDATE_TAKE = "take"
+QUERY_HELD = "held"
 
 # Search attributes registered on the Temporal namespace (see ebs.temporal_setup).
 SA_PACKAGES = "EbsPackages"  # KeywordList
@@ -223,9 +228,15 @@ class BatchTotals:
 
 @dataclass
 class CollectorState:
-    """Everything the BatchCollector knows; carried across continue-as-new."""
+    """Everything the BatchCollector knows; carried across continue-as-new.
+
+    Bounded whatever the queue's size: `queue` holds only the components
+    queued since the last hand-over to the queue holders (at most about
+    `hold_after`); the rest are in CollectorQueue workflows, counted in `held`.
+    """
 
     queue: dict[str, TagEvent] = field(default_factory=dict)
+    # Before the holders: every message id seen. Read once into `seen_keys`.
     seen_event_ids: list[str] = field(default_factory=list)
     paused: bool = False
     last_event_at: str = ""  # ISO 8601 workflow time of the last queued event
@@ -237,6 +248,15 @@ class CollectorState:
     totals: BatchTotals = field(default_factory=BatchTotals)
     # Continue-as-new past this many history events (well under Temporal's limits).
     history_limit: int = 10_000
+    # The last message ids seen, as fixed-width hashes (ebs.workflows.queue.seen_key)
+    # concatenated: a redelivered message is a no-op.
+    seen_keys: str = ""
+    # Queued components beyond this many go to the queue holders.
+    hold_after: int = 500
+    held: dict[str, int] = field(default_factory=dict)  # holder partition -> components
+    held_seq: int = 0  # the sequence number of the last event handed to a holder
+    # ... or continue-as-new past this many bytes of history
+    history_bytes_limit: int = 4_000_000
 
 
 @dataclass
@@ -250,9 +270,95 @@ class CollectorStatus:
     recent_batches: list[BatchSummary] = field(default_factory=list)
     # The config version the collector read last (git commit or content hash).
     config_version: str = ""
-    # `queued` lists the first STATUS_QUEUED (a query answer must stay small).
+    # All queued components; `queued` lists the first STATUS_QUEUED by name of
+    # those the collector holds itself (a query answer must stay small); the
+    # `queued` query pages through all of them.
     queue_length: int = 0
     totals: BatchTotals = field(default_factory=BatchTotals)
+    held: int = 0  # of queue_length, how many the queue holders keep
+
+
+@dataclass
+class QueueQuery:
+    """A page of the queue, by component name."""
+
+    offset: int = 0
+    limit: int = 100
+
+
+@dataclass
+class QueuePage:
+    total: int = 0
+    events: list[TagEvent] = field(default_factory=list)
+    # holder workflow ids that keep the rest of the queue (query them with `held`)
+    holders: list[str] = field(default_factory=list)
+
+
+@dataclass
+class HeldEvent:
+    """A queued event in a queue holder; `seq` orders hand-overs."""
+
+    seq: int
+    event: TagEvent
+
+
+@dataclass
+class HolderState:
+    """A CollectorQueue workflow's state: one partition of a collector's queue."""
+
+    collector_id: str
+    partition: int = 0
+    queue: dict[str, HeldEvent] = field(default_factory=dict)
+    floor: int = 0  # events up to this sequence number were handed over before a take
+    last_take: str = ""
+    taken: list[HeldEvent] = field(default_factory=list)  # what `last_take` took
+
+
+@dataclass
+class TakeOrder:
+    take_id: str
+    picks: dict[str, int] = field(default_factory=dict)  # component -> seq
+    floor: int = 0
+
+
+@dataclass
+class TakeAnswer:
+    taken: list[HeldEvent] = field(default_factory=list)
+    size: int = 0
+
+
+@dataclass
+class HeldContents:
+    queue: list[HeldEvent] = field(default_factory=list)
+    taken: list[HeldEvent] = field(default_factory=list)  # for the take asked about
+
+
+@dataclass
+class HoldRequest:
+    collector_id: str
+    events: list[HeldEvent] = field(default_factory=list)
+
+
+@dataclass
+class HoldResult:
+    sizes: dict[str, int] = field(default_factory=dict)  # partition -> components
+
+
+@dataclass
+class TakeRequest:
+    collector_id: str
+    take_id: str
+    partitions: list[str] = field(default_factory=list)
+    cap: int = 0  # 0: everything
+    floor: int = 0
+    ordering: dict[str, int] = field(default_factory=dict)
+    default_ordering: int = 1000
+
+
+@dataclass
+class TakeResult:
+    events: list[TagEvent] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
