@@ -33,13 +33,14 @@ from ebs.schedules import (
 from ebs.workflows.attempt import BuildAttempt
 from ebs.workflows.batch import RebuildBatch
 from ebs.workflows.collector import BatchCollector
+from ebs.workflows.index import PackageIndex
 from ebs.workflows.queue import CollectorQueue
 from ebs.workflows.sweep import ConfigRefresh, SideTagSweep
 
 log = logging.getLogger(__name__)
 
 WORKFLOWS = [BatchCollector, RebuildBatch, BuildAttempt, SideTagSweep, ConfigRefresh,
-             CollectorQueue]
+             CollectorQueue, PackageIndex]
 
 
 def build_worker(

@@ -267,3 +267,59 @@ async def test_holders_keep_the_rules_and_batches_take_each_package_once(
     st = await until(handle, lambda s: len(s.recent_batches) == 2)
     assert st.queue_length == 0 and st.held == 0
     assert [b.outcome for b in st.recent_batches] == ["succeeded", "succeeded"]
+
+
+async def test_continue_as_new_with_30000_queued_loses_and_duplicates_nothing(
+    engine: Engine,
+) -> None:
+    """A mass rebuild's queue: 30,000 tags (one re-tagged, one redelivered)
+    through several continue-as-new, every payload under 512 KB, then drained
+    by batches that take each component exactly once."""
+    engine.configure(control={"max_batch_packages": 5000})
+    handle = await engine.start_collector(t.CollectorState(history_limit=4000))
+    await handle.signal(BatchCollector.pause)
+    names = [f"mass-rebuild-component-{i:05d}" for i in range(30_000)]
+    gate = asyncio.Semaphore(64)
+
+    async def tag(ev: t.TagEvent) -> None:
+        async with gate:
+            await handle.signal(BatchCollector.tag, ev)
+
+    await asyncio.gather(*(tag(t.TagEvent(n, f"{n}-1-1.fc45", event_id=f"m-{n}",
+                                          tagged_at=1000.0)) for n in names))
+    # a newer build of one, a redelivery (new body, same id) of another
+    await tag(t.TagEvent(names[7], f"{names[7]}-2-1.fc45", event_id="m-new", tagged_at=2000.0))
+    await tag(t.TagEvent(names[8], f"{names[8]}-9-1.fc45", event_id=f"m-{names[8]}",
+                         tagged_at=3000.0))
+    current = engine.client.get_workflow_handle(handle.id)
+    st = await until(current, lambda s: s.queue_length == 30_000 and s.held > 29_000, 120)
+    events = await held_queue(engine, current)
+    assert len(events) == 30_000 and {e.component for e in events} == set(names)
+    nvrs = {e.component: e.nvr for e in events}
+    assert nvrs[names[7]].endswith("-2-1.fc45") and nvrs[names[8]].endswith("-1-1.fc45")
+
+    # every run of the collector so far: small continue-as-new inputs and events
+    runs, run_id = 0, handle.first_execution_run_id
+    while run_id:
+        history = await engine.client.get_workflow_handle(handle.id, run_id=run_id
+                                                          ).fetch_history()
+        can, biggest = largest_payloads(history)
+        assert can < 512 * 1024 and biggest < 512 * 1024, (runs, can, biggest)
+        runs += 1
+        last = history.events[-1]
+        run_id = (last.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+                  if last.HasField("workflow_execution_continued_as_new_event_attributes")
+                  else "")
+    assert runs >= 3, "the collector never continued as new"
+
+    await current.signal(BatchCollector.resume)
+    await engine.env.sleep(61)
+    taken: list[str] = []
+    for _ in range(6):
+        result = await finish_current_batch(engine, current)
+        taken += [p.component for p in result.packages]
+        assert {p.rawhide_nvr for p in result.packages if p.component == names[7]} <= {
+            nvrs[names[7]]}
+    assert len(taken) == 30_000 and set(taken) == set(names)
+    st = await until(current, lambda s: len(s.recent_batches) == 6)
+    assert st.queue_length == 0 and [b.packages for b in st.recent_batches] == [5000] * 6

@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -48,6 +48,7 @@ _SERVER_TROUBLE = {
     RPCStatusCode.RESOURCE_EXHAUSTED,
 }
 BATCH_TYPE = "RebuildBatch"
+INDEX_TYPE = "PackageIndex"  # ebs.workflows.index
 
 T = TypeVar("T")
 
@@ -338,12 +339,33 @@ class Control:
         except RPCError as err:
             return None, f"cannot read the batch result: {err}"
 
+    async def _batches_with(self, name: str, limit: int) -> list[BatchExecution]:
+        """Batches whose own EbsPackages or whose PackageIndex children's name
+        `name` (a large batch's own value holds only its first ~150 names)."""
+        query = (f"(WorkflowType = '{BATCH_TYPE}' OR WorkflowType = '{INDEX_TYPE}') "
+                 f"AND {PACKAGES_KEY.name} = '{name}'")
+        found: dict[str, BatchExecution] = {}
+        try:
+            async for wf in self.client.list_workflows(
+                query, limit=2 * limit, rpc_timeout=self.query_timeout
+            ):
+                if wf.workflow_type != INDEX_TYPE:
+                    found.setdefault(wf.id, _execution(wf))
+                elif wf.parent_id and wf.parent_id not in found:
+                    desc = await self.client.get_workflow_handle(
+                        wf.parent_id, run_id=wf.parent_run_id
+                    ).describe(rpc_timeout=self.query_timeout)
+                    found[wf.parent_id] = _execution(desc)
+        except RPCError as err:
+            raise _unavailable(err, "cannot list batches") from err
+        batches = sorted(found.values(), key=lambda b: b.start_time or datetime.min.replace(
+            tzinfo=UTC), reverse=True)
+        return batches[:limit]
+
     async def history(self, component: str, limit: int = 20) -> list[ComponentRun]:
         """Past (and running) batches that rebuilt `component`, newest first."""
         name = check_component(component)  # a package name cannot close the quoted literal
-        batches = await self._list(
-            f"WorkflowType = '{BATCH_TYPE}' AND {PACKAGES_KEY.name} = '{name}'", limit
-        )
+        batches = await self._batches_with(name, limit)
         gate = asyncio.Semaphore(8)
 
         async def one(batch: BatchExecution) -> ComponentRun:

@@ -263,6 +263,8 @@ async def build_history(
         component=component,
         batches=entries,
         temporal_search_url=links.workflow_search(
-            f"WorkflowType = 'RebuildBatch' AND {PACKAGES_KEY.name} = '{component}'"
+            # a large batch's later names are on its PackageIndex children
+            f"WorkflowType IN ('RebuildBatch', 'PackageIndex') "
+            f"AND {PACKAGES_KEY.name} = '{component}'"
         ),
     )

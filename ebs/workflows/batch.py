@@ -64,6 +64,7 @@ with workflow.unsafe.imports_passed_through():
         attempt_workflow_id,
         failure_text,
     )
+    from ebs.workflows.index import index_packages
 
 State = t.PackageState
 
@@ -145,6 +146,7 @@ class RebuildBatch:
                 CONFIG_VERSION_KEY.value_set(s.config_version or "unknown"),
             ]
         )
+        await index_packages(self._req.batch_id, list(self._packages))  # all findable
         outcome = "error"
         try:
             target = await self._koji("get_build_target", s.build_target, BuildTarget, "target")
