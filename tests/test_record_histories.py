@@ -98,3 +98,19 @@ async def test_record_collector_continue_as_new(engine: Engine) -> None:
     history = await engine.client.get_workflow_handle(
         handle.id, run_id=handle.first_execution_run_id).fetch_history()
     (HISTORIES / "batch_collector_continue_as_new.json").write_text(history.to_json())
+
+
+async def test_record_collector_with_queue_holders(engine: Engine) -> None:
+    from ebs.workflows.queue import holder_id, partition_of
+
+    engine.configure(control={"max_batch_packages": 2})
+    handle = await engine.start_collector(t.CollectorState(hold_after=1))
+    for name in ("bash", "coreutils", "glibc"):
+        await handle.signal(BatchCollector.tag, engine.tag_event(name))
+    await until(handle, lambda s: s.held >= 2)
+    await engine.env.sleep(61)
+    await finish_current_batch(engine, handle)
+    await finish_current_batch(engine, handle)
+    await until(handle, lambda s: len(s.recent_batches) == 2 and not s.current_batch_id)
+    await _save(engine, handle.id, "batch_collector_queue_holders")
+    await _save(engine, holder_id(handle.id, partition_of("bash")), "collector_queue_holder")

@@ -288,6 +288,31 @@ class Control:
             log.info("%s did not answer its status query: %s", workflow_id, err)
             return None
 
+    async def queue_page(self, offset: int = 0, limit: int = 100,
+                         collector_id: str = t.COLLECTOR_WORKFLOW_ID
+                         ) -> tuple[int, list[t.TagEvent]]:
+        """(queued components, one page of them by name): the collector's own
+        part and its queue holders' (ebs.workflows.queue), merged by the
+        collector's rule (the build tagged last wins)."""
+        handle = self.client.get_workflow_handle(collector_id)
+        try:
+            page: t.QueuePage = await handle.query(
+                t.QUERY_QUEUED, t.QueueQuery(0, 1000), result_type=t.QueuePage,
+                rpc_timeout=self.query_timeout)
+            held = await asyncio.gather(*(
+                self.client.get_workflow_handle(hid).query(
+                    t.QUERY_HELD, "", result_type=t.HeldContents, rpc_timeout=self.query_timeout)
+                for hid in page.holders))
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError, RPCError) as err:
+            raise _unavailable(err, "cannot list the queue") from err
+        merged: dict[str, t.TagEvent] = {}
+        for event in [h.event for c in held for h in c.queue] + list(page.events):
+            current = merged.get(event.component)
+            if current is None or (event.tagged_at or 0) >= (current.tagged_at or 0):
+                merged[event.component] = event
+        events = [merged[name] for name in sorted(merged)]
+        return len(events), events[offset : offset + limit]
+
     async def batch_status(self, batch_id: str) -> t.BatchResult | None:
         """A running batch's own snapshot of its packages (its `status` query)."""
         return await self._query_or_none(batch_id, t.BatchResult)

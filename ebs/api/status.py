@@ -42,6 +42,17 @@ def _when(value: str | float | None) -> datetime | None:
         return None
 
 
+def queued_component(e: t.TagEvent) -> QueuedComponent:
+    return QueuedComponent(
+        component=e.component,
+        nvr=e.nvr,
+        build_id=e.build_id,
+        source=e.source,
+        requested_by=e.requested_by,
+        tagged_at=_when(e.tagged_at),
+    )
+
+
 def package_status(p: t.PackageResult, links: Links) -> PackageStatus:
     urls = p.task_urls if len(p.task_urls) == len(p.task_ids) else []
     tasks = [
@@ -199,17 +210,7 @@ async def build_status(control: Control, links: Links, recent: int = 10) -> Stat
         view.config_version = state.config_version
         view.lull_deadline = _when(state.lull_deadline)
         view.queue_length = max(state.queue_length, len(state.queued))
-        view.queued = [
-            QueuedComponent(
-                component=e.component,
-                nvr=e.nvr,
-                build_id=e.build_id,
-                source=e.source,
-                requested_by=e.requested_by,
-                tagged_at=_when(e.tagged_at),
-            )
-            for e in state.queued
-        ]
+        view.queued = [queued_component(e) for e in state.queued]
         summaries = {s.batch_id: s for s in state.recent_batches}
         if state.current_batch_id:
             snapshot = await control.batch_status(state.current_batch_id)

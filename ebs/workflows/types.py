@@ -5,7 +5,9 @@ but its identifying fields, so fields can be added later without breaking
 running histories (an old payload simply lacks the new key).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the SDK resolves every decoded
+# dataclass's type hints, and string annotations cost a compile() each time
+# (a mass rebuild's history of thousands of tag signals hit the 2 s deadlock budget).
 
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -247,7 +249,7 @@ class CollectorState:
     recent_batches: list[BatchSummary] = field(default_factory=list)
     totals: BatchTotals = field(default_factory=BatchTotals)
     # Continue-as-new past this many history events (well under Temporal's limits).
-    history_limit: int = 10_000
+    history_limit: int = 3_000  # a replay decodes every signal: keep it short
     # The last message ids seen, as fixed-width hashes (ebs.workflows.queue.seen_key)
     # concatenated: a redelivered message is a no-op.
     seen_keys: str = ""
