@@ -114,3 +114,15 @@ async def test_record_collector_with_queue_holders(engine: Engine) -> None:
     await until(handle, lambda s: len(s.recent_batches) == 2 and not s.current_batch_id)
     await _save(engine, handle.id, "batch_collector_queue_holders")
     await _save(engine, holder_id(handle.id, partition_of("bash")), "collector_queue_holder")
+
+
+async def test_record_large_batch_with_package_index(engine: Engine) -> None:
+    from ebs.workflows.batch import RebuildBatch
+
+    names = ["bash", *(f"indexed-component-{i:03d}" for i in range(200))]
+    events = [engine.tag_event(n) for n in names]
+    handle = await engine.client.start_workflow(
+        RebuildBatch.run, t.BatchRequest("ebs-batch-record-4", events, engine.settings()),
+        id="ebs-batch-record-4", task_queue=engine.task_queue)
+    await handle.result()
+    await _save(engine, handle.id, "rebuild_batch_with_package_index")
