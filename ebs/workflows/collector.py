@@ -25,6 +25,12 @@ answers with counts and one page (the `queued` query pages further). The
 collector stays the one workflow the bridge signals; no payload in its history
 exceeds a batch's input (2,000 events, ~400 KB).
 
+Known limit: the collector cannot continue as new while its batch (a child,
+cancelled when the collector closes) runs, so the tag signals of a long batch
+all land in one run's history (~300 bytes each); `history_limit` (3,000
+events) and `history_bytes_limit` apply once the batch ends. A replay of a run
+decodes every signal in it (~0.1-0.2 ms each), which is why the limits are low.
+
 Migration: a collector started before the holders replays unchanged (the
 hand-over is behind `workflow.patched`, and a run with nothing held takes its
 batches as before); it starts using holders from its next continue-as-new,
