@@ -82,6 +82,7 @@ class BatchCollector:
         self._seen = {state.seen_keys[i : i + n] for i in range(0, len(state.seen_keys), n)}
         self._holding = False  # a hand-over to the holders (or a take) is running
         self._in_flight = 0  # events being handed over
+        self._closing = False  # continuing as new: no new hand-over but the last
         self._changes = 0  # bumps on every queue change, to restart the lull
         self._settings = t.CollectorSettings()
         self._lull_deadline: datetime | None = None
@@ -202,9 +203,18 @@ class BatchCollector:
         workflow.continue_as_new(self._s)
 
     async def _quiesce(self) -> None:
-        await workflow.wait_condition(
-            lambda: workflow.all_handlers_finished() and not self._holding
-        )
+        """Before continue-as-new: the hand-over loop stands aside (under a
+        steady stream of tags it would otherwise hold forever), one last
+        hand-over keeps the input small, then every handler finishes."""
+        self._closing = True
+        await workflow.wait_condition(lambda: not self._holding)
+        if len(self._s.queue) > self._s.hold_after and workflow.patched(PATCH_HOLDERS):
+            self._holding = True
+            try:
+                await self._hand_over()
+            finally:
+                self._holding = False
+        await workflow.wait_condition(workflow.all_handlers_finished)
 
     def _ready(self) -> bool:
         return (bool(self._s.queue) or self._held_any()) and not self._s.paused
@@ -218,7 +228,9 @@ class BatchCollector:
         """Keep the state small: past `hold_after` queued, hand them over."""
         while True:
             await workflow.wait_condition(
-                lambda: len(self._s.queue) > self._s.hold_after and not self._holding
+                lambda: len(self._s.queue) > self._s.hold_after
+                and not self._holding
+                and not self._closing
             )
             if not workflow.patched(PATCH_HOLDERS):
                 return  # a run from before the holders, replayed: keep its queue
