@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every ebs benchmark, one after the other; JSON lines go to $OUT.
 #
-#   bench/run_all.sh                 # 1,000 and 10,000 packages (about 10 minutes)
+#   bench/run_all.sh                 # up to 30,000 packages (about 25 minutes)
 #   QUICK=1 bench/run_all.sh         # 1,000 packages only (about 3 minutes)
 #   ENGINE=/tmp/ebs-proto bench/run_all.sh   # the worker from a prototype checkout
 #
@@ -33,8 +33,10 @@ else
     echo "rabbitmq-server not installed: latency through the in-process bridge" >&2
     run latency.py --packages 1000 --spread 60 --path direct
 fi
+run signal_load.py --packages 2000 --rate 300
 if [[ -z "${QUICK:-}" ]]; then
     run mass_rebuild.py --packages 3000
     run mass_rebuild.py --packages 10000
+    run mass_rebuild.py --packages 30000 --timeout 3600
 fi
 echo "results appended to $out" >&2

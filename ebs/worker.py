@@ -18,6 +18,7 @@ from ebs.activities.bodhi import BodhiActivities
 from ebs.activities.koji import KojiActivities
 from ebs.activities.mail import MailActivities
 from ebs.activities.messages import MessageActivities
+from ebs.activities.queue import QueueActivities
 from ebs.activities.settings import SettingsActivities
 from ebs.activities.sweep import SweepActivities
 from ebs.bodhi.adapter import BodhiAdapter, BodhiFor
@@ -33,11 +34,14 @@ from ebs.schedules import (
 from ebs.workflows.attempt import BuildAttempt
 from ebs.workflows.batch import RebuildBatch
 from ebs.workflows.collector import BatchCollector
+from ebs.workflows.index import PackageIndex
+from ebs.workflows.queue import CollectorQueue
 from ebs.workflows.sweep import ConfigRefresh, SideTagSweep
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [BatchCollector, RebuildBatch, BuildAttempt, SideTagSweep, ConfigRefresh]
+WORKFLOWS = [BatchCollector, RebuildBatch, BuildAttempt, SideTagSweep, ConfigRefresh,
+             CollectorQueue, PackageIndex]
 
 
 def build_worker(
@@ -59,6 +63,7 @@ def build_worker(
                             lambda: holder.current().config.configuration.koji.username or "").all()
         + SweepActivities(client, holder, koji, bodhi, task_queue).all()
         + ScheduleActivities(client, holder, task_queue).all()
+        + QueueActivities(client, task_queue).all()
     )
     return Worker(
         client,

@@ -55,3 +55,13 @@ async def test_latency_measures_every_task() -> None:
     assert not r["error"]
     assert r["tasks_measured"] == PACKAGES
     assert 0 < r["latency"]["p50"] <= r["latency"]["p95"] <= r["latency"]["max"]
+
+
+async def test_signal_load_compares_a_batch_with_and_without_signals() -> None:
+    from bench import signal_load
+
+    r = await signal_load.run(StackOptions(packages=PACKAGES, task_poll=0.5), rate=50.0,
+                              timeout=120)
+    assert r["batch_alone_seconds"] > 0 and r["batch_with_signals_seconds"] > 0
+    assert r["signals_sent"] > 0 and r["collector_queue_length"] == r["signals_sent"]
+    assert "target slowdown" in signal_load.summary(r)

@@ -123,3 +123,31 @@ async def test_record_batch_resolving_the_trigger_tag(engine: Engine) -> None:
     states = {p.component: (p.state, p.rawhide_nvr) for p in result.packages}
     assert states == {"bash": ("stable", older.nvr), "sed": ("dropped", sed.nvr)}
     await _save(engine, handle.id, "rebuild_batch_resolve_trigger_tag")
+
+
+async def test_record_collector_with_queue_holders(engine: Engine) -> None:
+    from ebs.workflows.queue import holder_id, partition_of
+
+    engine.configure(control={"max_batch_packages": 2})
+    handle = await engine.start_collector(CollectorState(hold_after=1))
+    for name in ("bash", "coreutils", "glibc"):
+        await handle.signal(BatchCollector.tag, engine.tag_event(name))
+    await until(handle, lambda s: s.held >= 2)
+    await engine.env.sleep(61)
+    await finish_current_batch(engine, handle)
+    await finish_current_batch(engine, handle)
+    await until(handle, lambda s: len(s.recent_batches) == 2 and not s.current_batch_id)
+    await _save(engine, handle.id, "batch_collector_queue_holders")
+    await _save(engine, holder_id(handle.id, partition_of("bash")), "collector_queue_holder")
+
+
+async def test_record_large_batch_with_package_index(engine: Engine) -> None:
+    from ebs.workflows.batch import RebuildBatch
+
+    names = ["bash", *(f"indexed-component-{i:03d}" for i in range(200))]
+    events = [engine.tag_event(n) for n in names]
+    handle = await engine.client.start_workflow(
+        RebuildBatch.run, BatchRequest("ebs-batch-record-4", events, engine.settings()),
+        id="ebs-batch-record-4", task_queue=engine.task_queue)
+    await handle.result()
+    await _save(engine, handle.id, "rebuild_batch_with_package_index")

@@ -112,3 +112,14 @@ PUBLISH = ActivityPreset(
         non_retryable_error_types=["InvalidMessage"],
     ),
 )
+
+# The collector's hand-over to its queue holders and its takes from them
+# (ebs.activities.queue): retried until they work, since the events handed
+# over are nowhere else; a retried take takes the same components again.
+HOLD_QUEUE = ActivityPreset(
+    start_to_close_timeout=timedelta(minutes=5),
+    heartbeat_timeout=timedelta(minutes=1),
+    retry_policy=RetryPolicy(
+        initial_interval=timedelta(seconds=1), maximum_interval=timedelta(minutes=1)
+    ),
+)

@@ -44,13 +44,14 @@ from ebs.api.models import (
     ErrorResponse,
     HistoryResponse,
     ProbeResponse,
+    QueuePageResponse,
     StatusResponse,
     TriggerRequest,
     TriggerResponse,
     trigger_response,
 )
 from ebs.api.oidc import OidcSettings, OidcVerifier
-from ebs.api.status import build_history, build_status
+from ebs.api.status import build_history, build_status, queued_component
 from ebs.api.tokens import ApiTokens
 from ebs.config.loader import ConfigError
 from ebs.config.model import EbsConfig, OpenIdConnectConfig
@@ -308,6 +309,18 @@ def create_app(
     ) -> HistoryResponse:
         """Batches (newest first) that rebuilt `component`, with its outcome in each."""
         return await build_history(await control(), links, component, limit)
+
+    @app.get("/queue", response_model=QueuePageResponse, responses=_READ_ERRORS,
+             tags=["status"])
+    async def queue(
+        offset: Annotated[int, Query(ge=0)] = 0,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> QueuePageResponse:
+        """A page of the queue by name (a mass rebuild queues tens of thousands:
+        /status.json lists only the first ones)."""
+        total, events = await (await control()).queue_page(offset, limit)
+        return QueuePageResponse(total=total, offset=offset,
+                                 queued=[queued_component(e) for e in events])
 
     @app.get("/metrics", response_class=Response, tags=["status"])
     async def metrics() -> Response:

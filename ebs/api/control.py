@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from temporalio.api.enums.v1 import TaskQueueType
@@ -34,17 +34,21 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from ebs.contracts.batch import BatchResult, PackageResult
-from ebs.contracts.collector import CollectorState, CollectorStatus
+from ebs.contracts.collector import CollectorState, CollectorStatus, QueuePage, QueueQuery
 from ebs.contracts.components import check_component, check_components
-from ebs.contracts.events import EnqueueRequest, EnqueueResult
+from ebs.contracts.events import EnqueueRequest, EnqueueResult, TagEvent
 from ebs.contracts.names import (
     COLLECTOR_WORKFLOW_ID,
+    INDEX_WORKFLOW,
+    QUERY_HELD,
+    QUERY_QUEUED,
     QUERY_STATUS,
     SIGNAL_PAUSE,
     SIGNAL_RESUME,
     SIGNAL_SET_LOG_LEVEL,
     UPDATE_ENQUEUE,
 )
+from ebs.contracts.queue import HeldContents
 from ebs.contracts.search import CONFIG_VERSION_KEY, OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
 
 log = logging.getLogger(__name__)
@@ -58,6 +62,7 @@ _SERVER_TROUBLE = {
     RPCStatusCode.RESOURCE_EXHAUSTED,
 }
 BATCH_TYPE = "RebuildBatch"
+INDEX_TYPE = INDEX_WORKFLOW  # ebs.workflows.index
 
 T = TypeVar("T")
 
@@ -302,6 +307,31 @@ class Control:
             log.info("%s did not answer its status query: %s", workflow_id, err)
             return None
 
+    async def queue_page(self, offset: int = 0, limit: int = 100,
+                         collector_id: str = COLLECTOR_WORKFLOW_ID
+                         ) -> tuple[int, list[TagEvent]]:
+        """(queued components, one page of them by name): the collector's own
+        part and its queue holders' (ebs.workflows.queue), merged by the
+        collector's rule (the build tagged last wins)."""
+        handle = self.client.get_workflow_handle(collector_id)
+        try:
+            page: QueuePage = await handle.query(
+                QUERY_QUEUED, QueueQuery(0, 1000), result_type=QueuePage,
+                rpc_timeout=self.query_timeout)
+            held = await asyncio.gather(*(
+                self.client.get_workflow_handle(hid).query(
+                    QUERY_HELD, "", result_type=HeldContents, rpc_timeout=self.query_timeout)
+                for hid in page.holders))
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError, RPCError) as err:
+            raise _unavailable(err, "cannot list the queue") from err
+        merged: dict[str, TagEvent] = {}
+        for event in [h.event for c in held for h in c.queue] + list(page.events):
+            current = merged.get(event.component)
+            if current is None or (event.tagged_at or 0) >= (current.tagged_at or 0):
+                merged[event.component] = event
+        events = [merged[name] for name in sorted(merged)]
+        return len(events), events[offset : offset + limit]
+
     async def batch_status(self, batch_id: str) -> BatchResult | None:
         """A running batch's own snapshot of its packages (its `status` query)."""
         return await self._query_or_none(batch_id, BatchResult)
@@ -353,12 +383,33 @@ class Control:
         except RPCError as err:
             return None, f"cannot read the batch result: {err}"
 
+    async def _batches_with(self, name: str, limit: int) -> list[BatchExecution]:
+        """Batches whose own EbsPackages or whose PackageIndex children's name
+        `name` (a large batch's own value holds only its first ~150 names)."""
+        query = (f"(WorkflowType = '{BATCH_TYPE}' OR WorkflowType = '{INDEX_TYPE}') "
+                 f"AND {PACKAGES_KEY.name} = '{name}'")
+        found: dict[str, BatchExecution] = {}
+        try:
+            async for wf in self.client.list_workflows(
+                query, limit=2 * limit, rpc_timeout=self.query_timeout
+            ):
+                if wf.workflow_type != INDEX_TYPE:
+                    found.setdefault(wf.id, _execution(wf))
+                elif wf.parent_id and wf.parent_id not in found:
+                    desc = await self.client.get_workflow_handle(
+                        wf.parent_id, run_id=wf.parent_run_id
+                    ).describe(rpc_timeout=self.query_timeout)
+                    found[wf.parent_id] = _execution(desc)
+        except RPCError as err:
+            raise _unavailable(err, "cannot list batches") from err
+        batches = sorted(found.values(), key=lambda b: b.start_time or datetime.min.replace(
+            tzinfo=UTC), reverse=True)
+        return batches[:limit]
+
     async def history(self, component: str, limit: int = 20) -> list[ComponentRun]:
         """Past (and running) batches that rebuilt `component`, newest first."""
         name = check_component(component)  # a package name cannot close the quoted literal
-        batches = await self._list(
-            f"WorkflowType = '{BATCH_TYPE}' AND {PACKAGES_KEY.name} = '{name}'", limit
-        )
+        batches = await self._batches_with(name, limit)
         gate = asyncio.Semaphore(8)
 
         async def one(batch: BatchExecution) -> ComponentRun:

@@ -30,6 +30,12 @@ class QueuedComponent(_Model):
     tagged_at: datetime | None = None
 
 
+class QueuePageResponse(_Model):
+    total: int = Field(description="Queued components (each once)")
+    offset: int = 0
+    queued: list[QueuedComponent] = []
+
+
 class KojiTask(_Model):
     task_id: int
     url: str = ""

@@ -31,6 +31,7 @@ from ebs.contracts.batch import (
     PackageResult,
     PackageState,
 )
+from ebs.contracts.events import TagEvent
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID
 from ebs.contracts.search import PACKAGES_KEY
 
@@ -47,6 +48,17 @@ def _when(value: str | float | None) -> datetime | None:
         return datetime.fromisoformat(value)
     except ValueError:
         return None
+
+
+def queued_component(e: TagEvent) -> QueuedComponent:
+    return QueuedComponent(
+        component=e.component,
+        nvr=e.nvr,
+        build_id=e.build_id,
+        source=e.source,
+        requested_by=e.requested_by,
+        tagged_at=_when(e.tagged_at),
+    )
 
 
 def package_status(p: PackageResult, links: Links) -> PackageStatus:
@@ -208,17 +220,7 @@ async def build_status(control: Control, links: Links, recent: int = 10) -> Stat
         view.config_version = state.config_version
         view.lull_deadline = _when(state.lull_deadline)
         view.queue_length = max(state.queue_length, len(state.queued))
-        view.queued = [
-            QueuedComponent(
-                component=e.component,
-                nvr=e.nvr,
-                build_id=e.build_id,
-                source=e.source,
-                requested_by=e.requested_by,
-                tagged_at=_when(e.tagged_at),
-            )
-            for e in state.queued
-        ]
+        view.queued = [queued_component(e) for e in state.queued]
         summaries = {s.batch_id: s for s in state.recent_batches}
         if state.current_batch_id:
             snapshot = await control.batch_status(state.current_batch_id)
@@ -272,6 +274,8 @@ async def build_history(
         component=component,
         batches=entries,
         temporal_search_url=links.workflow_search(
-            f"WorkflowType = 'RebuildBatch' AND {PACKAGES_KEY.name} = '{component}'"
+            # a large batch's later names are on its PackageIndex children
+            f"WorkflowType IN ('RebuildBatch', 'PackageIndex') "
+            f"AND {PACKAGES_KEY.name} = '{component}'"
         ),
     )

@@ -1,7 +1,9 @@
 """Input, settings, per-package results and summary of a RebuildBatch.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the SDK resolves every decoded
+# dataclass's type hints, and string annotations cost a compile() each time
+# (a mass rebuild's history of thousands of tag signals: 1.5x slower decoding).
 
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -124,3 +126,12 @@ class BatchResult:
     finished_at: str = ""
     error: str = ""
     config_version: str = ""
+
+
+@dataclass
+class PackageIndexRequest:
+    """A PackageIndex child of a large batch (its names are in its EbsPackages)."""
+
+    batch_id: str
+    part: int = 0
+    packages: int = 0

@@ -1,7 +1,9 @@
 """Signals and updates into the workflows: tags, Koji task and repo events, enqueue requests.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the SDK resolves every decoded
+# dataclass's type hints, and string annotations cost a compile() each time
+# (a mass rebuild's history of thousands of tag signals: 1.5x slower decoding).
 
 from dataclasses import dataclass, field
 from enum import StrEnum

@@ -31,7 +31,14 @@ QUERY_STATUS = "status"
 QUERY_ROUTING = "routing"
 SIGNAL_SET_LOG_LEVEL = "set_log_level"  # /loglevel/<LEVEL>: the workers follow it
 QUERY_LOG_LEVEL = "log_level"
+QUERY_QUEUED = "queued"  # a page of the collector's queue
+# The collector's queue holders (CollectorQueue workflows, ebs.workflows.queue)
+UPDATE_HOLD = "hold"
+UPDATE_TAKE = "take"
+QUERY_HELD = "held"
 
 
 SWEEP_WORKFLOW = "SideTagSweep"
 CONFIG_REFRESH_WORKFLOW = "ConfigRefresh"
+HOLDER_WORKFLOW = "CollectorQueue"  # a partition of the collector's queue
+INDEX_WORKFLOW = "PackageIndex"  # a large batch's package names, for EbsPackages

@@ -71,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ebs.workflows.announcer import Announcer
     from ebs.workflows.attempt import BuildAttempt, attempt_workflow_id, failure_text
+    from ebs.workflows.index import index_packages
 
 State = PackageState
 A = TypeVar("A")
@@ -162,6 +163,7 @@ class RebuildBatch:
                 CONFIG_VERSION_KEY.value_set(s.config_version or "unknown"),
             ]
         )
+        await index_packages(self._req.batch_id, list(self._packages))  # all findable
         outcome = BatchOutcome.ERROR
         failures_mailed = False
         self._bus.start(self._packages.values())

@@ -4,17 +4,50 @@ Events queue up until `timers.lull` passes with no new one; then the queue
 becomes one RebuildBatch child. Batches never overlap: events arriving during
 a batch wait, durably, for the next one. All state lives in one
 CollectorState, carried across continue-as-new.
+
+A mass rebuild queues every package of Rawhide within hours. Carried whole,
+30,000 queued TagEvents are ~5.7 MB (and even a compact, compressed encoding of
+name, NVR, build id, tag time and message id stays near 650 KB for realistic
+names: measured, too close to Temporal's 512 KB warning limit), so the
+collector keeps the queue in two places:
+
+* components queued since the last hand-over stay in the state (`queue`, at
+  most about `hold_after`, 500, ~100 KB);
+* beyond that, `hold_queued` hands them to 64 CollectorQueue holder
+  workflows (ebs.workflows.queue), partitioned by name, which apply the same
+  rules (the build tagged last wins); the state only counts them (`held`).
+
+A batch then takes its (at most `max_batch_packages`) components from the
+holders by (ordering, name), in one numbered, retry-safe `take_queued`. So the
+continue-as-new input stays ~300 KB at most (queue, 10,000 message-id hashes,
+20 batch summaries), whatever the queue's size, and the `status` query
+answers with counts and one page (the `queued` query pages further). The
+collector stays the one workflow the bridge signals; no payload in its history
+exceeds a batch's input (2,000 events, ~400 KB).
+
+Known limit: the collector cannot continue as new while its batch (a child,
+cancelled when the collector closes) runs, so the tag signals of a long batch
+all land in one run's history (~300 bytes each); `history_limit` (3,000
+events) and `history_bytes_limit` apply once the batch ends. A replay of a run
+decodes every signal in it (~0.1-0.2 ms each), which is why the limits are low.
+
+Migration: a collector started before the holders replays unchanged (the
+hand-over is behind `workflow.patched`, and a run with nothing held takes its
+batches as before); it starts using holders from its next continue-as-new,
+reading its old `seen_event_ids` into `seen_keys`.
 """
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ChildWorkflowError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from ebs.activities.presets import RESOLVE_CALL, SETTINGS_READ
+    from ebs.activities.presets import HOLD_QUEUE, RESOLVE_CALL, SETTINGS_READ
+    from ebs.activities.queue import QueueActivities
     from ebs.activities.settings import SettingsActivities
     from ebs.config.rules import ordering_for
     from ebs.contracts.batch import (
@@ -25,7 +58,13 @@ with workflow.unsafe.imports_passed_through():
         BatchSettings,
         BatchSummary,
     )
-    from ebs.contracts.collector import CollectorSettings, CollectorState, CollectorStatus
+    from ebs.contracts.collector import (
+        CollectorSettings,
+        CollectorState,
+        CollectorStatus,
+        QueuePage,
+        QueueQuery,
+    )
     from ebs.contracts.components import check_components
     from ebs.contracts.events import (
         EnqueueRequest,
@@ -37,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from ebs.contracts.names import (
         QUERY_LOG_LEVEL,
+        QUERY_QUEUED,
         QUERY_ROUTING,
         QUERY_STATUS,
         SIGNAL_PAUSE,
@@ -46,14 +86,18 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_TAG,
         UPDATE_ENQUEUE,
     )
+    from ebs.contracts.queue import HeldEvent, HoldRequest, TakeRequest
     from ebs.contracts.resolve import ResolveRequest
     from ebs.workflows.batch import RebuildBatch
+    from ebs.workflows.queue import SEEN_KEY_CHARS, holder_id, seen_key, supersedes
     from ebs.workflows.rebuild_choice import ELN, choose_build
 
 # Bounds on what the state carries across continue-as-new.
-SEEN_EVENT_IDS = 5000
+SEEN_EVENT_IDS = 10_000
 RECENT_BATCHES = 20
-STATUS_QUEUED = 500  # queued events a status query lists
+STATUS_QUEUED = 100  # queued events a status query lists
+QUEUE_PAGE_MAX = 1000  # events a `queued` query answers with at most
+PATCH_HOLDERS = "collector-queue-holders"
 
 
 @workflow.defn(name="BatchCollector")
@@ -61,7 +105,14 @@ class BatchCollector:
     @workflow.init
     def __init__(self, state: CollectorState) -> None:
         self._s = state
-        self._seen = set(state.seen_event_ids)
+        if state.seen_event_ids:  # a state from before the holders
+            state.seen_keys += "".join(seen_key(i) for i in state.seen_event_ids)
+            state.seen_event_ids = []
+        n = SEEN_KEY_CHARS
+        self._seen = {state.seen_keys[i : i + n] for i in range(0, len(state.seen_keys), n)}
+        self._holding = False  # a hand-over to the holders (or a take) is running
+        self._in_flight = 0  # events being handed over
+        self._closing = False  # continuing as new: no new hand-over but the last
         self._changes = 0  # bumps on every queue change, to restart the lull
         self._settings = CollectorSettings()
         self._lull_deadline: datetime | None = None
@@ -141,6 +192,8 @@ class BatchCollector:
 
     @workflow.query(name=QUERY_STATUS)
     def status(self) -> CollectorStatus:
+        """Counts and the first page: the answer stays small whatever the queue."""
+        held = sum(self._s.held.values()) + self._in_flight
         return CollectorStatus(
             queued=sorted(self._s.queue.values(), key=lambda e: e.component)[:STATUS_QUEUED],
             paused=self._s.paused,
@@ -150,8 +203,22 @@ class BatchCollector:
             current_batch_packages=list(self._s.current_batch_packages),
             recent_batches=list(self._s.recent_batches),
             config_version=self._settings.config_version,
-            queue_length=len(self._s.queue),
+            queue_length=len(self._s.queue) + held,
             totals=self._s.totals,
+            held=held,
+        )
+
+    @workflow.query(name=QUERY_QUEUED)
+    def queued(self, page: QueueQuery) -> QueuePage:
+        """A page (by name) of the components the collector holds itself, and
+        the holders that keep the rest (their `held` query lists those)."""
+        events = sorted(self._s.queue.values(), key=lambda e: e.component)
+        limit = max(0, min(page.limit, QUEUE_PAGE_MAX))
+        return QueuePage(
+            total=len(events),
+            events=events[page.offset : page.offset + limit],
+            holders=[holder_id(workflow.info().workflow_id, p)
+                     for p, n in sorted(self._s.held.items()) if n],
         )
 
     @workflow.query(name=QUERY_ROUTING)
@@ -162,6 +229,7 @@ class BatchCollector:
 
     @workflow.run
     async def run(self, state: CollectorState) -> None:
+        self._hand_over_task = asyncio.create_task(self._hand_over_loop())
         while True:
             await self._wait(lambda: self._ready())
             self._settings = await self._load_collector_settings()
@@ -174,11 +242,93 @@ class BatchCollector:
             await self._run_batch()
             if self._should_continue_as_new():
                 break
-        await workflow.wait_condition(workflow.all_handlers_finished)
+        await self._quiesce()
         workflow.continue_as_new(self._s)
 
+    async def _quiesce(self) -> None:
+        """Before continue-as-new: the hand-over loop stands aside (under a
+        steady stream of tags it would otherwise hold forever), one last
+        hand-over keeps the input small, then every handler finishes."""
+        self._closing = True
+        await workflow.wait_condition(lambda: not self._holding)
+        if len(self._s.queue) > self._s.hold_after and workflow.patched(PATCH_HOLDERS):
+            self._holding = True
+            try:
+                await self._hand_over()
+            finally:
+                self._holding = False
+        await workflow.wait_condition(workflow.all_handlers_finished)
+
     def _ready(self) -> bool:
-        return bool(self._s.queue) and not self._s.paused
+        return (bool(self._s.queue) or self._held_any()) and not self._s.paused
+
+    def _held_any(self) -> bool:
+        return self._in_flight > 0 or any(self._s.held.values())
+
+    # ---- the queue holders ------------------------------------------------
+
+    async def _hand_over_loop(self) -> None:
+        """Keep the state small: past `hold_after` queued, hand them over."""
+        while True:
+            await workflow.wait_condition(
+                lambda: len(self._s.queue) > self._s.hold_after
+                and not self._holding
+                and not self._closing
+            )
+            if not workflow.patched(PATCH_HOLDERS):
+                return  # a run from before the holders, replayed: keep its queue
+            self._holding = True
+            try:
+                await self._hand_over()
+            finally:
+                self._holding = False
+
+    async def _hand_over(self) -> None:
+        events = sorted(self._s.queue.values(), key=lambda e: e.component)
+        if not events:
+            return
+        self._s.queue = {}
+        held = [HeldEvent(self._s.held_seq + n, e) for n, e in enumerate(events, start=1)]
+        self._s.held_seq += len(events)
+        self._in_flight = len(events)
+        try:
+            # Retried until it works (HOLD_QUEUE): these events are nowhere else.
+            result = await workflow.execute_activity_method(
+                QueueActivities.hold_queued,
+                HoldRequest(workflow.info().workflow_id, held),
+                **HOLD_QUEUE,
+            )
+        finally:
+            self._in_flight = 0
+        self._s.held.update(result.sizes)
+
+    async def _take_from_holders(self, settings: BatchSettings) -> list[TagEvent]:
+        """The next batch from the holders, after handing them the rest."""
+        await workflow.wait_condition(lambda: not self._holding)
+        self._holding = True
+        try:
+            await self._hand_over()
+            taken = await workflow.execute_activity_method(
+                QueueActivities.take_queued,
+                TakeRequest(
+                    collector_id=workflow.info().workflow_id,
+                    take_id=f"take-{self._s.batch_seq + 1}-{self._s.held_seq}",
+                    partitions=sorted(p for p, n in self._s.held.items() if n),
+                    cap=settings.max_batch_packages,
+                    floor=self._s.held_seq,
+                    ordering=settings.ordering,
+                    default_ordering=settings.default_ordering,
+                ),
+                **HOLD_QUEUE,
+            )
+        finally:
+            self._holding = False
+        self._s.held = {p: n for p, n in {**self._s.held, **taken.sizes}.items() if n}
+        workflow.logger.info(
+            "batch takes %d queued packages; %d stay with the queue holders",
+            len(taken.events), sum(self._s.held.values()),
+        )
+        return taken.events
 
     async def _wait(self, condition: object, within: float | None = None) -> bool:
         """wait_condition that also wakes to continue-as-new when idle."""
@@ -191,7 +341,7 @@ class BatchCollector:
         except TimeoutError:
             return False
         if self._should_continue_as_new() and not self._s.current_batch_id:
-            await workflow.wait_condition(workflow.all_handlers_finished)
+            await self._quiesce()
             workflow.continue_as_new(self._s)
         return True
 
@@ -218,7 +368,12 @@ class BatchCollector:
         settings = await workflow.execute_activity_method(
             SettingsActivities.batch_settings, **SETTINGS_READ
         )
-        events = self._take_batch(settings)
+        if self._held_any():
+            events = await self._take_from_holders(settings)
+            if not events:
+                return
+        else:
+            events = self._take_batch(settings)
         self._s.batch_seq += 1
         now = workflow.now()
         batch_id = f"ebs-batch-{now:%Y%m%d-%H%M%S}-{self._s.batch_seq}"
@@ -305,27 +460,25 @@ class BatchCollector:
         return (
             info.is_continue_as_new_suggested()
             or info.get_current_history_length() > self._s.history_limit
+            or info.get_current_history_size() > self._s.history_bytes_limit
         )
 
     # ---- state ----------------------------------------------------------
 
     def _queue(self, event: TagEvent) -> None:
         if event.event_id:
-            if event.event_id in self._seen:
+            key = seen_key(event.event_id)
+            if key in self._seen:
                 return  # redelivery of a message already queued
-            self._seen.add(event.event_id)
-            self._s.seen_event_ids.append(event.event_id)
-            if len(self._s.seen_event_ids) > SEEN_EVENT_IDS:
-                drop = self._s.seen_event_ids[: -SEEN_EVENT_IDS]
-                self._s.seen_event_ids = self._s.seen_event_ids[-SEEN_EVENT_IDS:]
-                self._seen.difference_update(drop)
-        current = self._s.queue.get(event.component)
-        if (
-            current is not None
-            and current.tagged_at is not None
-            and event.tagged_at is not None
-            and event.tagged_at < current.tagged_at
-        ):
+            self._seen.add(key)
+            self._s.seen_keys += key
+            n = SEEN_KEY_CHARS
+            if len(self._s.seen_keys) > SEEN_EVENT_IDS * n:
+                cut = len(self._s.seen_keys) - SEEN_EVENT_IDS * n
+                drop = self._s.seen_keys[:cut]
+                self._s.seen_keys = self._s.seen_keys[cut:]
+                self._seen.difference_update(drop[i : i + n] for i in range(0, cut, n))
+        if not supersedes(event, self._s.queue.get(event.component)):
             # An older tag arriving late: the build tagged last wins. A fast
             # path only (sent-at has one-second resolution): the batch asks
             # Koji for the latest build in the trigger tag when it starts.

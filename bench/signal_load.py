@@ -1,0 +1,130 @@
+"""Benchmark: do tag signals at the bridge's rate slow a running batch? (not a test)
+
+One stack (dev server, simulator with zero-time builds, worker process). A
+batch of N packages runs alone (the baseline); then the same batch runs again
+while a BatchCollector (paused, so that it starts no batch of its own) gets
+tag signals at `--rate` per second, as during a mass rebuild: the collector
+queues them, hands them to its queue holders, and all of it shares the worker
+with the batch. Reports both wall times and the slowdown.
+
+    .venv/bin/python bench/signal_load.py --packages 2000 --rate 300
+
+Target (issue 15): signals at 300/s slow the running batch by <= 10%.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.harness import (  # noqa: E402
+    StackOptions,
+    add_common_options,
+    await_result,
+    common_options,
+    emit,
+    machine,
+    stack,
+)
+from ebs.contracts.collector import CollectorState  # noqa: E402
+from ebs.contracts.events import TagEvent  # noqa: E402
+from ebs.contracts.names import SIGNAL_PAUSE  # noqa: E402
+from ebs.workflows.collector import BatchCollector  # noqa: E402
+
+TARGET_SLOWDOWN = 0.10
+
+
+async def signal_at(handle: Any, rate: float, stop: asyncio.Event, sent: list[int],
+                    concurrency: int = 64) -> None:
+    """Tag signals at `rate` per second (`concurrency` in flight) until `stop`."""
+    gate = asyncio.Semaphore(concurrency)
+    started = time.monotonic()
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def one(n: int) -> None:
+        async with gate:
+            await handle.signal(BatchCollector.tag, TagEvent(
+                f"noise-{n:06d}", f"noise-{n:06d}-1-1.fc45", event_id=f"noise-{n}"))
+            sent[0] += 1
+
+    n = 0
+    while not stop.is_set():
+        await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
+        task = asyncio.ensure_future(one(n))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+        n += 1
+    await asyncio.gather(*tasks)
+
+
+async def run(opts: StackOptions, rate: float, timeout: float) -> dict[str, Any]:
+    async with stack(opts) as st:
+        events = st.tag_events()
+        settings = st.settings()
+        started = time.monotonic()
+        await await_result(st, await st.start_batch(events, settings=settings), timeout)
+        alone = time.monotonic() - started
+
+        collector = await st.client.start_workflow(
+            BatchCollector.run, CollectorState(), task_queue=st.task_queue,
+            id=f"ebs-collector-bench-{uuid.uuid4().hex[:8]}", start_signal=SIGNAL_PAUSE)
+        stop, sent = asyncio.Event(), [0]
+        noise = asyncio.ensure_future(signal_at(collector, rate, stop, sent))
+        await asyncio.sleep(2)  # at full rate before the batch starts
+        started = time.monotonic()
+        signalled = sent[0]
+        await await_result(st, await st.start_batch(events, settings=settings), timeout)
+        loaded = time.monotonic() - started
+        during = sent[0] - signalled
+        stop.set()
+        await noise
+        status = await collector.query(BatchCollector.status)
+        await collector.terminate("benchmark done")
+    return {
+        "bench": "signal_load",
+        "packages": len(events),
+        "rate_target": rate,
+        "rate_achieved": round(during / loaded, 1) if loaded else 0.0,
+        "signals_sent": sent[0],
+        "collector_queue_length": status.queue_length,
+        "batch_alone_seconds": round(alone, 2),
+        "batch_with_signals_seconds": round(loaded, 2),
+        "slowdown": round(loaded / alone - 1, 3),
+        "machine": machine(),
+    }
+
+
+def summary(r: dict[str, Any]) -> str:
+    ok = r["slowdown"] <= TARGET_SLOWDOWN and r["rate_achieved"] >= 0.9 * r["rate_target"]
+    return "\n".join([
+        f"signal load, batch of {r['packages']}: alone {r['batch_alone_seconds']} s, with "
+        f"{r['rate_achieved']} tag signals/s (asked {r['rate_target']}) "
+        f"{r['batch_with_signals_seconds']} s",
+        f"  collector queued {r['collector_queue_length']} of {r['signals_sent']} signals",
+        f"  target slowdown <= {TARGET_SLOWDOWN:.0%} at >= 90% of the rate: "
+        f"{'met' if ok else 'MISSED'} (measured {r['slowdown']:.1%})",
+    ])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--packages", type=int, default=2000)
+    p.add_argument("--rate", type=float, default=300.0)
+    p.add_argument("--timeout", type=float, default=900.0)
+    add_common_options(p)
+    a = p.parse_args(argv)
+    opts = StackOptions(packages=a.packages, **common_options(a))
+    result = asyncio.run(run(opts, a.rate, a.timeout))
+    emit(result, summary(result), a.out)
+    return 0 if result["slowdown"] <= TARGET_SLOWDOWN else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
