@@ -278,27 +278,30 @@ async def test_worker_sigkill_right_after_build_accepted_makes_no_duplicate(
     client = await run.connect()
     settings = batch_settings(run.config)
     events = [tag_event(seeded[n], run.queue) for n in names]
-    stack.builder.pause()  # the tasks stay FREE: nothing finishes before the kill
+    for n in names:  # nothing finishes before the kill
+        stack.builder.script(n, "hold")
     batch_id = f"ebs-batch-e2e-crash-{uuid.uuid4().hex[:6]}"
     handle = await client.start_workflow(
         RebuildBatch.run, BatchRequest(batch_id, events, settings), id=batch_id,
         task_queue=run.queue)
     admin = await run.koji(stack.admin)
     try:
+        def all_accepted() -> bool:
+            return all(build_tasks(admin, seeded[n].src) for n in names)
+
         async def accepted() -> bool:
-            return all(await asyncio.gather(*(
-                run.koji(lambda n=n: build_tasks(admin, seeded[n].src))
-                for n in names)))
+            return await run.koji(all_accepted)
 
         await run.until(accepted, 120, "the hub to accept the build tasks", every=0.02)
         run.worker.kill()
-        stack.builder.resume()
         run.start_worker()
+        for n in names:
+            stack.builder.release(n)
         result = await asyncio.wait_for(handle.result(), timeout=150)
         states = {p.component: p.state for p in result.packages}
         assert states == dict.fromkeys(names, "succeeded"), (result, run.worker.log_tail())
         for n in names:
-            tasks = await run.koji(lambda n=n: build_tasks(admin, seeded[n].src))
+            tasks = build_tasks(admin, seeded[n].src)
             assert len(tasks) == 1, (n, tasks)
             assert tasks[0]["state"] == CLOSED
             assert result.packages[names.index(n)].task_ids == [tasks[0]["id"]]
@@ -337,7 +340,7 @@ async def test_cancelling_a_batch_cancels_its_koji_tasks(run: Run, unique: str) 
     admin = await run.koji(stack.admin)
     try:
         for n in names:
-            tasks = await run.koji(lambda n=n: build_tasks(admin, seeded[n].src))
+            tasks = build_tasks(admin, seeded[n].src)
             assert len(tasks) == 1, tasks
             assert tasks[0]["state"] == CANCELED, (n, tasks[0], run.worker.log_tail())
         assert side_tags
