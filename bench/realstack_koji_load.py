@@ -239,8 +239,9 @@ def run(packages: int, rounds: int, measured_rounds: int) -> dict[str, Any]:
     stack = KojiStack.start(source)
     try:
         meter = Meter(stack)
-        sides: list[EbsSide | OriginalSide] = [EbsSide(stack, make_sources(stack, "bench-ebs-", packages)),
-                 OriginalSide(stack, make_sources(stack, "bench-orig-", packages))]
+        sides: list[EbsSide | OriginalSide] = [
+            EbsSide(stack, make_sources(stack, "bench-ebs-", packages)),
+            OriginalSide(stack, make_sources(stack, "bench-orig-", packages))]
         phases: dict[str, dict[str, Cost]] = {s.name: {} for s in sides}
         stack.builder.pause()
         for side in sides:

@@ -13,18 +13,22 @@ Rawhide builds.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import koji
+import requests
 import yaml
 
 from ebs.contracts.search import SEARCH_ATTRIBUTES
@@ -151,7 +155,8 @@ class EbsWorker:
 def write_ebs_config(directory: Path, stack: KojiStack, *, bodhi_url: str, bodhi_token: Path,
                      oidc_url: str, temporal_address: str, task_queue: str, components: list[str],
                      scratch: bool = False, skip_tag: list[str] | None = None,
-                     ordering: dict[str, int] | None = None, **timers: float) -> Path:
+                     ordering: dict[str, int] | None = None, hub_url: str | None = None,
+                     **timers: float) -> Path:
     """An ebs config for the real hub (password login as ``ebs``) and the real
     Bodhi (a bodhi-client token store of ``ebs``), with short timers."""
     password_file = directory / "koji-password"
@@ -160,6 +165,7 @@ def write_ebs_config(directory: Path, stack: KojiStack, *, bodhi_url: str, bodhi
     data: dict[str, Any] = {
         "configuration": {
             "koji": stack.koji_config_dict(
+                **({"server": hub_url} if hub_url else {}),
                 auth={"method": "password", "user": EBS_USER,
                       "password_file": str(password_file)},
                 scratch_build=scratch, fail_fast=False, side_tag_timeout=60),
@@ -233,3 +239,64 @@ def wait_for(pred: Callable[[], T | None], timeout: float, what: str,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         time.sleep(every)
+
+
+_BUILD_CALL = re.compile(rb"<name>methodName</name>\s*<value><string>build</string>")
+
+
+class HoldBuildAnswerProxy:
+    """An HTTP proxy in front of the hub that forwards everything, but keeps
+    the hub's answer to the first request that submits ``build`` calls: the
+    hub has accepted the builds, the worker never hears so. ``accepted`` is set
+    then; a test kills the worker meanwhile (its connection just breaks)."""
+
+    def __init__(self, hub_url: str) -> None:
+        self.hub_url = hub_url
+        self.accepted = threading.Event()
+        self._release = threading.Event()
+        self.build_requests = 0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                headers = {k: v for k, v in self.headers.items()
+                           if k.lower() not in ("host", "content-length", "connection")}
+                answer = requests.post(f"{proxy.hub_url}{self.path[len('/kojihub'):]}",
+                                       data=body, headers=headers, timeout=300)
+                if _BUILD_CALL.search(body):
+                    with proxy._lock:
+                        proxy.build_requests += 1
+                        first = proxy.build_requests == 1
+                    if first:
+                        proxy.accepted.set()
+                        proxy._release.wait(120)
+                        return  # no answer: the caller is gone by now
+                self.send_response(answer.status_code)
+                for k, v in answer.headers.items():
+                    if k.lower() in ("content-type", "koji-session-callnum"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/kojihub"
+
+    def start(self) -> HoldBuildAnswerProxy:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._release.set()
+        self.server.shutdown()
+        self.server.server_close()

@@ -37,6 +37,7 @@ from tests.realstack.bodhi_stack import BodhiServer
 from tests.realstack.e2e_stack import (
     EBS_USER,
     EbsWorker,
+    HoldBuildAnswerProxy,
     Seeded,
     TemporalDevServer,
     build_tasks,
@@ -270,44 +271,50 @@ async def test_a_batch_goes_from_rawhide_tags_to_eln_stable(
 # ------------------------------------------------------------------ the crash
 async def test_worker_sigkill_right_after_build_accepted_makes_no_duplicate(
         run: Run, unique: str) -> None:
+    """The worker reaches the hub through a proxy that keeps the hub's answer
+    to the first ``build`` multicall: the hub has accepted the builds, the
+    worker is SIGKILLed before it hears so; the next worker's retry of the
+    submission finds the tasks (listTasks) instead of submitting again."""
     stack = run.stack
     names = [f"{unique}k{i}" for i in range(3)]
     seeded = await run.koji(lambda: seed_rawhide(stack, names))
-    run.configure(names, scratch=True)
-    run.start_worker()
-    client = await run.connect()
-    settings = batch_settings(run.config)
-    events = [tag_event(seeded[n], run.queue) for n in names]
-    for n in names:  # nothing finishes before the kill
-        stack.builder.script(n, "hold")
-    batch_id = f"ebs-batch-e2e-crash-{uuid.uuid4().hex[:6]}"
-    handle = await client.start_workflow(
-        RebuildBatch.run, BatchRequest(batch_id, events, settings), id=batch_id,
-        task_queue=run.queue)
-    admin = await run.koji(stack.admin)
+    proxy = HoldBuildAnswerProxy(stack.url).start()
     try:
-        def all_accepted() -> bool:
-            return all(build_tasks(admin, seeded[n].src) for n in names)
+        run.configure(names, scratch=True, hub_url=proxy.url)
+        run.start_worker()
+        client = await run.connect()
+        events = [tag_event(seeded[n], run.queue) for n in names]
+        batch_id = f"ebs-batch-e2e-crash-{uuid.uuid4().hex[:6]}"
+        handle = await client.start_workflow(
+            RebuildBatch.run, BatchRequest(batch_id, events, batch_settings(run.config)),
+            id=batch_id, task_queue=run.queue)
 
         async def accepted() -> bool:
-            return await run.koji(all_accepted)
+            return proxy.accepted.is_set()
 
-        await run.until(accepted, 120, "the hub to accept the build tasks", every=0.02)
+        await run.until(accepted, 120, "the hub to accept the builds")
         run.worker.kill()
+        first_log = run.worker.log_tail(100_000)
         run.start_worker()
-        for n in names:
-            stack.builder.release(n)
         result = await asyncio.wait_for(handle.result(), timeout=150)
+    finally:
+        proxy.stop()
+    admin = await run.koji(stack.admin)
+    try:
         states = {p.component: p.state for p in result.packages}
         assert states == dict.fromkeys(names, "succeeded"), (result, run.worker.log_tail())
+        pkgs = {p.component: p for p in result.packages}
         for n in names:
             tasks = build_tasks(admin, seeded[n].src)
             assert len(tasks) == 1, (n, tasks)
             assert tasks[0]["state"] == CLOSED
-            assert result.packages[names.index(n)].task_ids == [tasks[0]["id"]]
+            assert pkgs[n].task_ids == [tasks[0]["id"]]
         assert admin.listSideTags(user=EBS_USER) == []
     finally:
         admin.logout()
+    assert "submitted" not in first_log  # the first worker never heard the answer
+    assert "submitted 0, reused 3" in run.worker.log_tail(100_000)
+    assert proxy.build_requests == 1
 
 
 # ------------------------------------------------------------------ the cancel
