@@ -23,7 +23,8 @@ sites), ``auth: {method: token-file, token_file: PATH}`` uses a token store
 seeded beforehand by a bodhi-client login; ebs only refreshes it, never logs in.
 The Kerberos credential comes from the environment: a ticket cache
 (``kinit -kt``) or a client keytab named by ``KRB5_CLIENT_KTNAME``.  Unlike
-bodhi-client, ebs never falls back to a browser login: a failed Kerberos login is a :class:`BodhiAuthError`.
+bodhi-client, ebs never falls back to a browser login: a failed Kerberos login is
+a :class:`BodhiAuthError`.
 
 Not testable here (no Kerberos KDC, no Ipsilon): the SPNEGO handshake itself.
 The tests drive everything around it against the simulator's OIDC provider,
