@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from temporalio import activity
 
 from ebs.activities.errors import permanent_faults_fail_fast as fail_fast
@@ -35,6 +37,9 @@ class KojiActivities:
     @activity.defn(name="create_side_tag")
     @fail_fast
     def create_side_tag(self, req: k.SideTagRequest) -> k.SideTag:
+        if not req.not_before and activity.in_activity():
+            # the first try's scheduling time: every retry looks from there
+            req = replace(req, not_before=activity.info().scheduled_time.timestamp())
         return self._koji.create_side_tag(req)
 
     @activity.defn(name="tag_builds")
