@@ -47,7 +47,7 @@ from tests.realstack.e2e_stack import (
 from tests.realstack.koji_stack import TRIGGER_TAG, KojiStack
 from tests.realstack.oidc_provider import RunningOidcProvider
 
-pytestmark = [pytest.mark.realstack, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.realstack, pytest.mark.timeout(300)]
 
 oidc_provider = bodhi_fixtures.oidc_provider
 bodhi_server = bodhi_fixtures.bodhi_server
@@ -159,6 +159,7 @@ def batch_settings(config: Path) -> Any:
 
 
 # ------------------------------------------------------------------ the batch
+@pytest.mark.timeout(480)
 async def test_a_batch_goes_from_rawhide_tags_to_eln_stable(
         run: Run, bodhi_signer: Any, unique: str) -> None:
     stack = run.stack
@@ -198,13 +199,13 @@ async def test_a_batch_goes_from_rawhide_tags_to_eln_stable(
         seen_side_tags.update(st.errata_tags)
         return st if st.updates and st.errata_tags else None
 
-    status = await run.until(filed, 150, "the Bodhi update")
+    status = await run.until(filed, 300, "the Bodhi update")
     errata = status.errata_tags[-1]
     update_nvrs = sorted(p.nvr for p in status.packages if p.update_alias)
     signer = bodhi_signer
     await run.koji(lambda: run.bodhi.sign(signer, errata, update_nvrs))
     await run.koji(run.bodhi.approve_testing)
-    result = await asyncio.wait_for(batch.result(), timeout=90)
+    result = await asyncio.wait_for(batch.result(), timeout=150)
 
     pkgs = {p.component: p for p in result.packages}
     states = {role: pkgs[n].state for role, n in names.items()}
