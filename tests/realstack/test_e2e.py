@@ -272,6 +272,7 @@ async def test_a_batch_goes_from_rawhide_tags_to_eln_stable(
     alias = pkgs[names["ok"]].update_alias
     update = (await run.koji(lambda: run.bodhi.get(f"updates/{alias}")))["update"]
     assert update["status"] == "stable"
+    assert update["from_tag"] == errata  # filed from the errata side tag
     assert sorted(b["nvr"] for b in update["builds"]) == update_nvrs
     assert len(update_nvrs) == 5
     final = await collector.query(QUERY_STATUS, result_type=CollectorStatus)
