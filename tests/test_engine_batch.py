@@ -128,7 +128,7 @@ async def test_side_tag_repo_timeout_starts_over_with_a_new_side_tag(engine: Eng
     engine.sim.set_repo_delay(10_000)  # the first side tag's repo never comes
 
     async def heal() -> None:
-        while not engine.sim.calls_named("getRepo"):
+        while not (engine.sim.calls_named("getRepo") or engine.sim.calls_named("repo.request")):
             await asyncio.sleep(0.01)
         engine.sim.set_repo_delay(0)
 

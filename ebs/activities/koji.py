@@ -29,6 +29,11 @@ class KojiActivities:
     def get_builds(self, req: k.BuildLookupRequest) -> k.BuildLookupResult:
         return self._koji.get_builds(req, on_progress=_beat)
 
+    @activity.defn(name="existing_rebuilds")
+    @fail_fast
+    def existing_rebuilds(self, req: k.RebuildLookupRequest) -> k.RebuildLookupResult:
+        return self._koji.existing_rebuilds(req, on_progress=_beat)
+
     @activity.defn(name="resolve_in_trigger_tag")
     @fail_fast
     def resolve_in_trigger_tag(self, req: k.TagResolveRequest) -> k.TagResolveResult:
@@ -90,6 +95,7 @@ class KojiActivities:
     def all(self) -> list:
         return [
             self.get_build_target, self.get_builds, self.resolve_in_trigger_tag,
+            self.existing_rebuilds,
             self.create_side_tag, self.tag_builds,
             self.repo_state, self.submit_builds, self.poll_tasks, self.cancel_tasks,
             self.task_builds, self.promote_builds, self.remove_side_tag, self.check_stable,

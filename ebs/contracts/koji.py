@@ -57,6 +57,21 @@ class BuildLookupResult:
 
 
 @dataclass
+class RebuildLookupRequest:
+    """Rawhide NVRs whose rebuild (same name-version-release but for the
+    dist tag, and not a draft) may exist in Koji already (issue 17 #6)."""
+
+    nvrs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RebuildLookupResult:
+    # one per asked NVR, in order: found=True with the existing rebuild's
+    # nvr/build_id (component: the Rawhide NVR asked about), else found=False
+    builds: list[KojiBuild] = field(default_factory=list)
+
+
+@dataclass
 class SideTagRequest:
     base_tag: str
     key: str  # idempotency key, e.g. "<batch id>:build:1"; stored in the tag's extra

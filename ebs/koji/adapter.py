@@ -41,6 +41,8 @@ from ebs.contracts.koji import (
     PromoteRequest,
     PromoteResult,
     Promotion,
+    RebuildLookupRequest,
+    RebuildLookupResult,
     RemoveSideTagRequest,
     RepoState,
     RepoStateRequest,
@@ -85,6 +87,10 @@ SIDE_TAG_KEY = "ebs_request_key"
 _RECENT_CALLS = 3
 # build opts key carrying the workflow id (the bridge routes task events by it).
 WORKFLOW_ID_KEY = "ebs_workflow_id"
+
+# The dist part of a Fedora or ELN release, as the original's nodist pattern.
+_NODIST = re.compile(r"(\.fc|\.eln)\d+")
+
 
 def _creation_ts(info: dict[str, Any]) -> float:
     """getBuild answers creation_ts; listTagged/getLatestBuilds rows only
@@ -242,6 +248,45 @@ class KojiAdapter:
             else:
                 builds.append(self._koji_build(r, nvr))
         return BuildLookupResult(builds)
+
+    def existing_rebuilds(self, req: RebuildLookupRequest, on_progress: Progress = None
+                          ) -> RebuildLookupResult:
+        """For each Rawhide NVR, a finished, non-draft build of the same
+        name-version-release but for its dist tag (`.fc45` vs `.eln150`): a
+        rebuild Koji would refuse to make again ("Build already exists").
+
+        Compared without the dist tag, as the original compares Rawhide and
+        ELN NVRs (its nodist pattern, `.fcNN`/`.elnNN`)."""
+        wanted: list[tuple[str, str, str, str]] = []  # nvr, name, version, nodist release
+        for nvr in req.nvrs:
+            try:
+                parsed = koji.parse_NVR(nvr)
+            except koji.GenericError as exc:
+                raise KojiPermanentError(f"not an NVR: {nvr!r}") from exc
+            wanted.append((nvr, str(parsed["name"]), str(parsed["version"]),
+                           _NODIST.sub("", str(parsed["release"]))))
+        results = self._multicall(
+            [("listBuilds", (), {"packageID": name, "state": koji.BUILD_STATES["COMPLETE"],
+                                 "pattern": f"{name}-{version}-{release}.*"})
+             for _, name, version, release in wanted], on_progress)
+        self._raise_if_global(results)
+        self._raise_if_transient(results)
+        out: list[KojiBuild] = []
+        for (nvr, name, version, release), rows in zip(wanted, results, strict=True):
+            found = [] if isinstance(rows, koji.GenericError) else [
+                r for r in rows
+                if r["nvr"] != nvr and not r.get("draft") and str(r["version"]) == version
+                and _NODIST.sub("", str(r["release"])) == release
+                and r.get("state", koji.BUILD_STATES["COMPLETE"]) == koji.BUILD_STATES["COMPLETE"]]
+            if not found:
+                out.append(KojiBuild(nvr, found=False, component=name))
+                continue
+            row = max(found, key=lambda r: int(r["build_id"]))
+            out.append(KojiBuild(str(row["nvr"]), found=True, build_id=int(row["build_id"]),
+                                 component=name, source=str(row.get("source") or ""),
+                                 task_id=int(row.get("task_id") or 0),
+                                 creation_ts=_creation_ts(row)))
+        return RebuildLookupResult(out)
 
     def latest_builds(self, req: LatestBuildsRequest, on_progress: Progress = None
                       ) -> LatestBuildsResult:
