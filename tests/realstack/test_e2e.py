@@ -214,7 +214,9 @@ async def test_a_batch_goes_from_rawhide_tags_to_eln_stable(
     update_nvrs = sorted(p.nvr for p in status.packages if p.update_alias)
     signer = bodhi_signer
     await run.koji(lambda: run.bodhi.sign(signer, errata, update_nvrs))
-    await run.koji(run.bodhi.approve_testing)
+    pushed = await run.koji(run.bodhi.approve_testing)
+    assert any(f"Automatically marking {status.updates[0]} as stable" in line
+               for line in pushed), pushed
     result = await asyncio.wait_for(batch.result(), timeout=150)
 
     pkgs = {p.component: p for p in result.packages}
