@@ -4,7 +4,9 @@
    build there is the one rebuilt, whatever the message named; a component
    the tag no longer holds is dropped, with the reason.
 1. Create a build side tag from the ELN build tag, tag in the Rawhide builds
-   (except skip_tag packages) and wait for Koji to regenerate its repo.
+   (except skip_tag packages), ask Koji for a repo newer than that tagging
+   and wait for it. A package whose ELN rebuild Koji has already is not
+   built again but released as it is.
 2. Build the packages in slices by ordering value, lowest first; every
    package of a slice at once, as Koji draft builds from the exact SCM URL of
    the Rawhide build; retry the failures in new attempts while the failure
@@ -315,9 +317,12 @@ class RebuildBatch:
                                        f"{failure.reason}")
             wanted = [nvr for nvr in nvrs if nvr in tagged.tagged]
             self._set_phase("waiting-for-repo")
-            # Ready = a repo newer than the tagging of each wanted build (the
-            # adapter compares with their tag events); a new side tag has no
-            # older repo to mistake for it.
+            # Ask Koji for a repo newer than the tagging and wait for it: each
+            # repo_state looks for a READY repo created after the tag events of
+            # the wanted builds and, while there is none, requests one
+            # (Koji 1.35 `repo.request(tag, min_event=<last tagging event>)`; the
+            # hub keeps one request, and a pre-1.35 hub's kojira regenerates by
+            # itself). A new side tag has no older repo to mistake for it.
             if await self._wait_for_repo(side_tag.name, 0, wanted, s.tag_timeout):
                 return side_tag.name
             workflow.logger.warning(
@@ -334,6 +339,7 @@ class RebuildBatch:
     ) -> bool:
         """True once the tag has the builds and a repo newer than the tagging.
 
+        Each look also asks Koji for the repo (KojiAdapter.repo_state);
         buildsys.repo.done signals wake us early; otherwise we look every
         `repo_poll` seconds.
         """
