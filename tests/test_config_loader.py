@@ -368,9 +368,19 @@ def test_bad_regex_names_the_list_index() -> None:
             "expected an http(s) URL, got 'koji.example.org'",
         ),
         (
-            {"configuration": {"koji": {"auth": {"method": "password"}}}},
+            {"configuration": {"koji": {"auth": {"method": "magic"}}}},
             "configuration.koji.auth.method",
-            "expected 'kerberos' or 'none'",
+            "expected 'kerberos', 'password', 'ssl' or 'none'",
+        ),
+        (
+            {"configuration": {"koji": {"auth": {"method": "password", "user": "ebs"}}}},
+            "configuration.koji.auth",
+            "password auth takes user and password_file",
+        ),
+        (
+            {"configuration": {"bodhi": {"auth": {"method": "token-file"}}}},
+            "configuration.bodhi.auth",
+            "bodhi auth 'token-file' needs token_file",
         ),
         (
             {"configuration": {"koji": {"auth": {"method": "kerberos", "keytab": "/k"}}}},

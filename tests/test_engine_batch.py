@@ -128,7 +128,7 @@ async def test_side_tag_repo_timeout_starts_over_with_a_new_side_tag(engine: Eng
     engine.sim.set_repo_delay(10_000)  # the first side tag's repo never comes
 
     async def heal() -> None:
-        while not engine.sim.calls_named("getRepo"):
+        while not (engine.sim.calls_named("getRepo") or engine.sim.calls_named("repo.request")):
             await asyncio.sleep(0.01)
         engine.sim.set_repo_delay(0)
 
@@ -332,3 +332,33 @@ async def test_warn_timeout_zero_sends_no_warning(
     result = await engine.run_batch(["bash"])
     assert [r.message["Subject"] for r in rec.received] == ["ELNBuildSync update failure"]
     assert result.outcome == "unstable"
+
+
+async def test_release_failure_leaves_no_package_succeeded_and_lists_drafts(
+    engine: Engine,
+) -> None:
+    """issue 17 #4: a batch ending in error in its release step: no package
+    shows succeeded (with build_id 0); the drafts left are in the result."""
+    engine.sim.add_fault(FaultRule.auth_failure("promoteBuild"))
+    result = await engine.run_batch(["bash", "sed"])
+    assert result.outcome == "error"
+    pkgs = by_name(result)
+    assert {p.state for p in pkgs.values()} == {"failed"}
+    assert all("but not released" in p.reason for p in pkgs.values())
+    assert sorted(result.drafts_left) == sorted(p.nvr for p in pkgs.values())
+    assert all(",draft_" in nvr for nvr in result.drafts_left)
+    assert "unpromoted draft build" in result.error and "koji promote-build" in result.error
+
+
+async def test_an_existing_rebuild_is_released_not_resubmitted(engine: Engine) -> None:
+    """issue 17 #6: Koji has the ELN rebuild of this Rawhide NVR (promoted, not
+    in eln): no build is submitted (Koji would refuse it); it is released."""
+    rawhide = engine.sim.add_rawhide_build("hello", "2.12.1", "1")
+    eln = engine.sim.world.add_rawhide_build("hello", "2.12.1", "1.eln150",
+                                             tag="eln-updates-candidate", notify=False)
+    result = await engine.run_batch(["hello"])
+    hello = by_name(result)["hello"]
+    assert engine.sim.calls_named("build") == []
+    assert hello.existing_build and hello.nvr == eln.nvr and hello.build_id == eln.id
+    assert f"Koji already has {eln.nvr}" in hello.reason and rawhide.nvr in hello.reason
+    assert hello.state == "stable" and result.outcome == "succeeded"

@@ -131,6 +131,21 @@ def test_an_answer_of_the_wrong_shape_names_the_call(sim: SimWithSink) -> None:
     assert "getBuildTarget('eln') answered ['garbage']" in text and "TypeError" in text
 
 
+def test_an_answer_of_the_wrong_shape_fails_fast(sim: SimWithSink) -> None:
+    """issue 17 #5: no 20 minutes of retries; the message shows the answer."""
+    from temporalio.exceptions import ApplicationError
+
+    from ebs.activities.errors import permanent_faults_fail_fast
+
+    adapter = KojiAdapter(sim.koji_config())
+    adapter._call = lambda method, *a, **kw: (  # type: ignore[method-assign]
+        adapter._remember(method, a, [{"nvr": "x"}]) or [{"nvr": "x"}])
+    with pytest.raises(ApplicationError) as caught:
+        permanent_faults_fail_fast(adapter.get_build_target)("eln")
+    assert caught.value.non_retryable and caught.value.type == "KojiAnswerError"
+    assert "answered [{'nvr': 'x'}]" in str(caught.value)
+
+
 def test_submit_is_idempotent(sim: SimWithSink, koji_adapter: KojiAdapter) -> None:
     tag = koji_adapter.create_side_tag(SideTagRequest("eln-build", "b:1")).name
     req = submit_request(koji_adapter, tag, BASH, SED)
@@ -275,3 +290,19 @@ def test_fault_classification() -> None:
     assert not is_permanent_fault(koji.ServerOffline("x"))
     assert not is_permanent_fault(koji.GenericError("database is locked"))
     assert not is_permanent_fault(koji.AuthExpired("session expired"))
+
+
+def test_a_retry_finds_its_side_tag_by_creation_time_without_sidetag_admin() -> None:
+    """issue 17 #7: no extra without sidetag_admin; not_before finds the tag
+    even with builds in it, from a fresh adapter (a restarted worker)."""
+    with Simulator(seed=5, default_user_perms=()) as sim:
+        older = KojiAdapter(sim.koji_config()).create_side_tag(
+            SideTagRequest("eln-build", "b:build:1"))
+        time.sleep(0.01)
+        req = SideTagRequest("eln-build", "b:errata:1", not_before=time.time())
+        time.sleep(0.01)
+        first = KojiAdapter(sim.koji_config()).create_side_tag(req)
+        adapter = KojiAdapter(sim.koji_config())
+        adapter.tag_builds(TagBuildsRequest(first.name, [BASH]))
+        again = adapter.create_side_tag(req)
+        assert (again.name, again.reused) == (first.name, True) and again.name != older.name

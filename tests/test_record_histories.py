@@ -151,3 +151,16 @@ async def test_record_large_batch_with_package_index(engine: Engine) -> None:
         id="ebs-batch-record-4", task_queue=engine.task_queue)
     await handle.result()
     await _save(engine, handle.id, "rebuild_batch_with_package_index")
+
+
+async def test_record_batch_with_an_existing_rebuild(engine: Engine) -> None:
+    """issue 17 #6 (patch existing-rebuilds-not-resubmitted): hello's rebuild
+    exists already and is released as it is; bash is built."""
+    engine.sim.add_rawhide_build("hello", "2.12.1", "1")
+    engine.sim.world.add_rawhide_build("hello", "2.12.1", "1.eln150",
+                                       tag="eln-updates-candidate", notify=False)
+    handle = await engine.start_batch(["hello", "bash"], batch_id="ebs-batch-existing")
+    result = await handle.result()
+    assert {p.component: p.existing_build for p in result.packages} == \
+        {"hello": True, "bash": False}
+    await _save(engine, "ebs-batch-existing", "rebuild_batch_existing_rebuild")

@@ -150,17 +150,17 @@ def test_draft_build_promotion_and_conflict(sim: SimWithSink,
     drafts = [session.listBuilds(taskID=t)[0] for t in (first, second)]
     for b in drafts:
         assert b["draft"] is True and b["state"] == koji.BUILD_STATES["COMPLETE"]
-        assert b["nvr"] == f"bash-5.2.37-1.eln150,draft_{b['id']}"
+        assert b["nvr"] == f"bash-5.2.37-1.eln150,draft_{b['build_id']}"
         assert b["source"] == src and b["task_id"] in (first, second)
     assert {b["nvr"] for b in session.listTagged(st)} == {b["nvr"] for b in drafts}
 
-    promoted = session.promoteBuild(drafts[0]["id"])
+    promoted = session.promoteBuild(drafts[0]["build_id"])
     assert promoted["nvr"] == "bash-5.2.37-1.eln150" and promoted["draft"] is False
-    assert session.getBuild("bash-5.2.37-1.eln150")["id"] == drafts[0]["id"]
+    assert session.getBuild("bash-5.2.37-1.eln150")["id"] == drafts[0]["build_id"]
     with pytest.raises(koji.GenericError, match="Target build exists"):
-        session.promoteBuild(drafts[1]["id"])
+        session.promoteBuild(drafts[1]["build_id"])
     with pytest.raises(koji.GenericError, match="Not a draft build"):
-        session.promoteBuild(drafts[0]["id"])
+        session.promoteBuild(drafts[0]["build_id"])
 
     # Once the NVR exists for real, another build of it fails.
     third = session.build(src, st, {"draft": True})

@@ -97,14 +97,14 @@ def test_an_interrupted_draft_build_resumes_after_a_restart(sims: Sims, tmp_path
     assert task_state(k2, tag_task) == "CLOSED"
     assert task_state(k2, failing) == "FAILED"
     assert task_state(k2, running) == "OPEN"
-    assert k2.getBuild(draft["id"])["nvr"] == draft["nvr"]
+    assert k2.getBuild(draft["build_id"])["nvr"] == draft["nvr"]
     assert k2.getLastEvent()["id"] == last_event
     assert second.script.outcomes["coreutils"] == ["CLOSED"]  # FAILED was used up
     # The interrupted build finishes on the new simulator and announces it.
     wait_until(second, lambda: task_state(k2, running) == "CLOSED")
     assert second.flush()
     done = [b for b in sink_of(second).bodies("buildsys.build.state.change")
-            if b["build_id"] == draft["id"]]
+            if b["build_id"] == draft["build_id"]]
     assert [(b["old"], b["new"]) for b in done] == [(BS["BUILDING"], BS["COMPLETE"])]
     assert done[0]["task_id"] == running
     assert done[0]["url"].startswith(second.url)  # the new address, not the old one
@@ -115,17 +115,17 @@ def test_an_interrupted_draft_build_resumes_after_a_restart(sims: Sims, tmp_path
     assert again > running
     assert k2.getLastEvent()["id"] > last_event
     wait_until(second, lambda: task_state(k2, again) == "CLOSED")  # the scripted CLOSED
-    promoted = k2.promoteBuild(draft["id"])
+    promoted = k2.promoteBuild(draft["build_id"])
     assert promoted["nvr"] == "bash-5.2.37-1.eln150" and not promoted["draft"]
-    assert k2.listBuilds(taskID=again)[0]["id"] > draft["id"]
+    assert k2.listBuilds(taskID=again)[0]["build_id"] > draft["build_id"]
 
     # The promotion is saved too (and the removed side tag stays removed).
     k2.removeSideTag(side)
     sims.stop(second)
     third = sims.start()
     k3 = third.session()
-    assert k3.getBuild(draft["id"])["nvr"] == "bash-5.2.37-1.eln150"
-    assert k3.getBuild(draft["id"])["promoter_name"] == "elnbuildsync"
+    assert k3.getBuild(draft["build_id"])["nvr"] == "bash-5.2.37-1.eln150"
+    assert k3.getBuild(draft["build_id"])["promoter_name"] == "elnbuildsync"
     assert k3.getTag(side) is None
     assert k3.getTag(side, event=last_event)["name"] == side  # history is kept
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from temporalio import activity
 
 from ebs.activities.errors import permanent_faults_fail_fast as fail_fast
@@ -27,6 +29,11 @@ class KojiActivities:
     def get_builds(self, req: k.BuildLookupRequest) -> k.BuildLookupResult:
         return self._koji.get_builds(req, on_progress=_beat)
 
+    @activity.defn(name="existing_rebuilds")
+    @fail_fast
+    def existing_rebuilds(self, req: k.RebuildLookupRequest) -> k.RebuildLookupResult:
+        return self._koji.existing_rebuilds(req, on_progress=_beat)
+
     @activity.defn(name="resolve_in_trigger_tag")
     @fail_fast
     def resolve_in_trigger_tag(self, req: k.TagResolveRequest) -> k.TagResolveResult:
@@ -35,6 +42,9 @@ class KojiActivities:
     @activity.defn(name="create_side_tag")
     @fail_fast
     def create_side_tag(self, req: k.SideTagRequest) -> k.SideTag:
+        if not req.not_before and activity.in_activity():
+            # the first try's scheduling time: every retry looks from there
+            req = replace(req, not_before=activity.info().scheduled_time.timestamp())
         return self._koji.create_side_tag(req)
 
     @activity.defn(name="tag_builds")
@@ -85,6 +95,7 @@ class KojiActivities:
     def all(self) -> list:
         return [
             self.get_build_target, self.get_builds, self.resolve_in_trigger_tag,
+            self.existing_rebuilds,
             self.create_side_tag, self.tag_builds,
             self.repo_state, self.submit_builds, self.poll_tasks, self.cancel_tasks,
             self.task_builds, self.promote_builds, self.remove_side_tag, self.check_stable,

@@ -18,10 +18,13 @@ the original ELNBuildSync does (``BodhiClient.ensure_auth()`` with a keytab in
 its container): GET the authorization URL with SPNEGO (``requests-kerberos``),
 read the code Ipsilon puts in the page title (out-of-band mode), exchange it at
 the token endpoint.  Tokens (with the refresh token) are kept in
-``token_store`` so restarts do not log in again.  The Kerberos credential comes
-from the environment: a ticket cache (``kinit -kt``) or a client keytab named
-by ``KRB5_CLIENT_KTNAME``.  Unlike bodhi-client, ebs never falls back to a
-browser login: a failed Kerberos login is a :class:`BodhiAuthError`.
+``token_store`` so restarts do not log in again.  Without Kerberos (tests, small
+sites), ``auth: {method: token-file, token_file: PATH}`` uses a token store
+seeded beforehand by a bodhi-client login; ebs only refreshes it, never logs in.
+The Kerberos credential comes from the environment: a ticket cache
+(``kinit -kt``) or a client keytab named by ``KRB5_CLIENT_KTNAME``.  Unlike
+bodhi-client, ebs never falls back to a browser login: a failed Kerberos login is
+a :class:`BodhiAuthError`.
 
 Not testable here (no Kerberos KDC, no Ipsilon): the SPNEGO handshake itself.
 The tests drive everything around it against the simulator's OIDC provider,
@@ -69,8 +72,9 @@ class _ServiceOIDCClient(OIDCClient):
     """bodhi-client's OIDC client, logging in with Kerberos only (never a browser)."""
 
     def __init__(self, client_id: str, scope: str, id_provider: str, storage: JSONStorage,
-                 *, timeout: float) -> None:
+                 *, timeout: float, token_file: str | None = None) -> None:
         self._timeout = timeout
+        self._token_file = token_file  # auth token-file: never log in, only refresh
         super().__init__(client_id, scope, id_provider, storage)
         self.client.default_timeout = timeout
 
@@ -87,6 +91,11 @@ class _ServiceOIDCClient(OIDCClient):
         self.metadata = response.json()
 
     def login(self, use_kerberos: bool = False) -> None:
+        if self._token_file is not None:
+            raise BodhiAuthError(
+                f"no usable Bodhi token in {self._token_file} (bodhi.auth method "
+                "'token-file'): seed it again with a bodhi-client login "
+                f"(oidc_storage_path={self._token_file}); ebs does not log in by itself")
         authorization_endpoint = self.metadata["authorization_endpoint"]
         uri, _state = self.client.create_authorization_url(authorization_endpoint)
         BODHI_CALLS.labels(operation="oidc_login").inc()
@@ -110,8 +119,9 @@ class _ServiceBodhiClient(BodhiClient):  # type: ignore[misc]
     kept on errors (bodhi-client folds it into the message text)."""
 
     def __init__(self, base_url: str, *, anonymous: bool, client_id: str, id_provider: str,
-                 token_store: str | None, timeout: float) -> None:
+                 token_store: str | None, timeout: float, token_only: bool = False) -> None:
         self._anonymous = anonymous
+        self._token_only = token_only
         self._timeout = timeout
         self._http = requests.Session()
         super().__init__(base_url=base_url, client_id=client_id, id_provider=id_provider,
@@ -124,7 +134,9 @@ class _ServiceBodhiClient(BodhiClient):  # type: ignore[misc]
         BODHI_CALLS.labels(operation="oidc_discovery").inc()
         self.oidc = _ServiceOIDCClient(client_id, SCOPE, id_provider.rstrip("/"),
                                        JSONStorage(self.oidc_storage_path),
-                                       timeout=self._timeout)
+                                       timeout=self._timeout,
+                                       token_file=self.oidc_storage_path
+                                       if self._token_only else None)
 
     def _idp(self) -> _ServiceOIDCClient:
         if self.oidc is None:
@@ -147,13 +159,14 @@ class _ServiceBodhiClient(BodhiClient):  # type: ignore[misc]
             if resp.ok:
                 return
             failure = HTTPFailure(resp.status_code, resp.text)
-            if resp.status_code in (401, 403) and attempt == 1:
+            if resp.status_code in (401, 403) and attempt == 1 and not self._token_only:
                 self.clear_auth()
                 oidc.login(use_kerberos=True)
                 continue
             if resp.status_code in (401, 403):
                 raise BodhiAuthError(
-                    f"Bodhi refused a fresh OIDC token at oidc/login-token "
+                    f"Bodhi refused {'the stored' if self._token_only else 'a fresh'} "
+                    "OIDC token at oidc/login-token "
                     f"(HTTP {resp.status_code}): {failure.describe()}"
                 )
             raise failure
@@ -227,7 +240,8 @@ class BodhiAdapter:
         self._anonymous = auth.method == "none"
         self._client_id = auth.client_id or (STG_CLIENT_ID if is_staging else CLIENT_ID)
         self._id_provider = auth.id_provider or (STG_IDP if is_staging else IDP)
-        self._token_store = token_store or os.path.join(
+        self._token_only = auth.method == "token-file"
+        self._token_store = token_store or auth.token_file or os.path.join(
             os.path.expanduser("~"), ".config", "bodhi", "client.json")
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -352,7 +366,7 @@ class BodhiAdapter:
                     self._client = _ServiceBodhiClient(
                         self.base_url, anonymous=self._anonymous, client_id=self._client_id,
                         id_provider=self._id_provider, token_store=self._token_store,
-                        timeout=self._timeout)
+                        timeout=self._timeout, token_only=self._token_only)
                 yield self._client
             except HTTPFailure as err:
                 raise classify(err, what, self.base_url) from None

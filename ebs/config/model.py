@@ -75,9 +75,18 @@ def _auth_shorthand(value: Any) -> Any:
 
 
 class KojiAuth(_Strict):
-    method: Literal["kerberos", "none"] = "none"
+    """kerberos: GSSAPI with principal + keytab (production). password: the
+    hub's password login (hub 1.35 `login`), for tests and sites without
+    Kerberos. ssl: sslLogin with a client certificate (or a front end setting
+    REMOTE_USER). Secrets stay in files the worker reads; only paths are config."""
+
+    method: Literal["kerberos", "password", "ssl", "none"] = "none"
     principal: str | None = None
     keytab: str | None = None
+    user: str | None = None
+    password_file: str | None = None
+    cert: str | None = None  # PEM with the client certificate and its key
+    serverca: str | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -91,6 +100,16 @@ class KojiAuth(_Strict):
                 "kerberos auth takes both principal and keytab (or neither, to use the "
                 "existing credential cache)"
             )
+        if self.method == "password" and not (self.user and self.password_file):
+            raise ValueError("password auth takes user and password_file (a file holding "
+                             "the password; never the password itself)")
+        if self.method == "ssl" and not self.cert:
+            raise ValueError("ssl auth takes cert: the client certificate (PEM, with its key)")
+        belongs = {"principal": "kerberos", "keytab": "kerberos", "user": "password",
+                   "password_file": "password", "cert": "ssl", "serverca": "ssl"}
+        stray = [k for k, m in belongs.items() if getattr(self, k) and m != self.method]
+        if stray:
+            raise ValueError(f"{', '.join(stray)} not read with auth method {self.method!r}")
         return self
 
 
@@ -113,6 +132,9 @@ class KojiConfig(_Strict):
     weburl: HttpUrl | None = None
     topurl: HttpUrl | None = None
     auth: KojiAuth = KojiAuth()
+    # createSideTag's suffix (must be in the hub's sidetag allowed_suffixes):
+    # ebs's side tags are then told from others of the same account by name.
+    side_tag_suffix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]+$")
     multicall_chunk: int = Field(default=500, ge=1, le=5000)
 
     @model_validator(mode="after")
@@ -123,14 +145,30 @@ class KojiConfig(_Strict):
 
 
 class BodhiAuth(_Strict):
-    method: Literal["kerberos", "none"] = "kerberos"
+    """kerberos: OIDC login with the worker's Kerberos credential (production).
+    token-file: a bodhi-client token store seeded beforehand (its refresh token
+    keeps it alive); ebs never logs in itself. The path is config, the secret
+    stays in the file, read by the worker only."""
+
+    method: Literal["kerberos", "token-file", "none"] = "kerberos"
     client_id: str | None = None
     id_provider: HttpUrl | None = None
+    token_file: str | None = None
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, value: Any) -> Any:
         return _auth_shorthand(value)
+
+    @model_validator(mode="after")
+    def _token_file_with_its_method(self) -> BodhiAuth:
+        if self.method == "token-file" and not self.token_file:
+            raise ValueError("bodhi auth 'token-file' needs token_file: the path of a "
+                             "bodhi-client token store (seed it with `bodhi` login once)")
+        if self.method != "token-file" and self.token_file:
+            raise ValueError(f"token_file is only read with method 'token-file', "
+                             f"not {self.method!r}")
+        return self
 
 
 class BodhiConfig(_Strict):

@@ -58,6 +58,8 @@ class PackageResult:
     message_nvr: str = ""
     message_build_id: int = 0
     rawhide_build_id: int = 0
+    # Not rebuilt: Koji already had this rebuild (nvr/build_id); released as is.
+    existing_build: bool = False
 
 
 @dataclass
@@ -126,6 +128,9 @@ class BatchResult:
     finished_at: str = ""
     error: str = ""
     config_version: str = ""
+    # Draft builds the batch made but did not promote (it ended before); they
+    # take no NVR, a later batch rebuilds the package (issue 17 #4).
+    drafts_left: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -57,9 +57,28 @@ class BuildLookupResult:
 
 
 @dataclass
+class RebuildLookupRequest:
+    """Rawhide NVRs whose rebuild (same name-version-release but for the
+    dist tag, and not a draft) may exist in Koji already (issue 17 #6)."""
+
+    nvrs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RebuildLookupResult:
+    # one per asked NVR, in order: found=True with the existing rebuild's
+    # nvr/build_id (component: the Rawhide NVR asked about), else found=False
+    builds: list[KojiBuild] = field(default_factory=list)
+
+
+@dataclass
 class SideTagRequest:
     base_tag: str
     key: str  # idempotency key, e.g. "<batch id>:build:1"; stored in the tag's extra
+    # When the request was first made (epoch s; 0: unknown). The activity sets it
+    # from Temporal's first scheduling of the call: a side tag of ours created
+    # since then is this request's, found again without extra (issue 17 #7).
+    not_before: float = 0.0
 
 
 @dataclass
@@ -102,6 +121,7 @@ class RepoState:
     repo_id: int = 0
     create_event: int = 0
     missing: list[str] = field(default_factory=list)  # nvrs not (yet) tagged
+    request_id: int = 0  # the Koji 1.35 repo request being waited on (0: none)
 
 
 @dataclass

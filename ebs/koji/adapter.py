@@ -41,6 +41,8 @@ from ebs.contracts.koji import (
     PromoteRequest,
     PromoteResult,
     Promotion,
+    RebuildLookupRequest,
+    RebuildLookupResult,
     RemoveSideTagRequest,
     RepoState,
     RepoStateRequest,
@@ -86,6 +88,10 @@ _RECENT_CALLS = 3
 # build opts key carrying the workflow id (the bridge routes task events by it).
 WORKFLOW_ID_KEY = "ebs_workflow_id"
 
+# The dist part of a Fedora or ELN release, as the original's nodist pattern.
+_NODIST = re.compile(r"(\.fc|\.eln)\d+")
+
+
 def _creation_ts(info: dict[str, Any]) -> float:
     """getBuild answers creation_ts; listTagged/getLatestBuilds rows only
     creation_time ('2026-11-02 10:11:12.123456+00:00')."""
@@ -113,6 +119,8 @@ class KojiAdapter:
         self._sessions_lock = threading.Lock()
         self._username: str | None = cfg.username
         self._user_id: int | None = None
+        # Whether the hub makes repos on request (1.35+); None until known.
+        self._repo_requests: bool | None = None
         self.server, self.weburl, self._profile_opts = resolve_endpoints(cfg)
 
     # ------------------------------------------------------------ sessions
@@ -241,6 +249,45 @@ class KojiAdapter:
                 builds.append(self._koji_build(r, nvr))
         return BuildLookupResult(builds)
 
+    def existing_rebuilds(self, req: RebuildLookupRequest, on_progress: Progress = None
+                          ) -> RebuildLookupResult:
+        """For each Rawhide NVR, a finished, non-draft build of the same
+        name-version-release but for its dist tag (`.fc45` vs `.eln150`): a
+        rebuild Koji would refuse to make again ("Build already exists").
+
+        Compared without the dist tag, as the original compares Rawhide and
+        ELN NVRs (its nodist pattern, `.fcNN`/`.elnNN`)."""
+        wanted: list[tuple[str, str, str, str]] = []  # nvr, name, version, nodist release
+        for nvr in req.nvrs:
+            try:
+                parsed = koji.parse_NVR(nvr)
+            except koji.GenericError as exc:
+                raise KojiPermanentError(f"not an NVR: {nvr!r}") from exc
+            wanted.append((nvr, str(parsed["name"]), str(parsed["version"]),
+                           _NODIST.sub("", str(parsed["release"]))))
+        results = self._multicall(
+            [("listBuilds", (), {"packageID": name, "state": koji.BUILD_STATES["COMPLETE"],
+                                 "pattern": f"{name}-{version}-{release}.*"})
+             for _, name, version, release in wanted], on_progress)
+        self._raise_if_global(results)
+        self._raise_if_transient(results)
+        out: list[KojiBuild] = []
+        for (nvr, name, version, release), rows in zip(wanted, results, strict=True):
+            found = [] if isinstance(rows, koji.GenericError) else [
+                r for r in rows
+                if r["nvr"] != nvr and not r.get("draft") and str(r["version"]) == version
+                and _NODIST.sub("", str(r["release"])) == release
+                and r.get("state", koji.BUILD_STATES["COMPLETE"]) == koji.BUILD_STATES["COMPLETE"]]
+            if not found:
+                out.append(KojiBuild(nvr, found=False, component=name))
+                continue
+            row = max(found, key=lambda r: int(r["build_id"]))
+            out.append(KojiBuild(str(row["nvr"]), found=True, build_id=int(row["build_id"]),
+                                 component=name, source=str(row.get("source") or ""),
+                                 task_id=int(row.get("task_id") or 0),
+                                 creation_ts=_creation_ts(row)))
+        return RebuildLookupResult(out)
+
     def latest_builds(self, req: LatestBuildsRequest, on_progress: Progress = None
                       ) -> LatestBuildsResult:
         results = self._multicall(
@@ -289,30 +336,48 @@ class KojiAdapter:
     def create_side_tag(self, req: SideTagRequest) -> SideTag:
         """Create a side tag of base_tag, or find the one an earlier try made.
 
-        The request key is stored in the tag's extra by a second call
-        (editSideTag: Koji's createSideTag takes no extra). A try that died
-        between the two calls, or whose createSideTag answer was lost, left an
-        *orphan*: ours, of this base tag, unmarked and still empty. A retry
-        adopts it rather than making another, so nothing leaks. A tag with
-        builds in it is never adopted (without the sidetag_admin permission
-        every tag is unmarked; the running batch's tags are not empty).
+        Ways to find an earlier try's tag, first that works:
+        1. the request key in the tag's extra (editSideTag; only with the
+           sidetag_admin permission, which Fedora's packager accounts lack);
+        2. with `req.not_before` (when the request was first made): the first
+           side tag of ours, of this base tag (with `koji.side_tag_suffix`: of
+           that suffix), created since then and marked with no other key. A
+           batch makes its side tags one after another and batches never
+           overlap, so that tag is this request's (the worker's and the hub's
+           clocks must agree, as for submit_builds' not_before);
+        3. without not_before: an *orphan*, ours, unmarked and still empty.
         """
-        ours = self._call("listSideTags", basetag=req.base_tag, user=self.username)
+        suffix = self.cfg.side_tag_suffix
+        ours = [t for t in self._call("listSideTags", basetag=req.base_tag, user=self.username)
+                if not suffix or str(t["name"]).endswith(f"-{suffix}")]
         infos = [i for i in self._multicall([("getTag", (t["id"],), {}) for t in ours])
                  if isinstance(i, dict)] if ours else []
         for info in infos:
             if (info.get("extra") or {}).get(SIDE_TAG_KEY) == req.key:
                 return SideTag(info["name"], int(info["id"]), reused=True)
-        orphans = [i for i in infos if SIDE_TAG_KEY not in (i.get("extra") or {})]
-        if orphans:
-            contents = self._multicall([("listTagged", (i["id"],), {}) for i in orphans])
-            for info, tagged in zip(orphans, contents, strict=True):
+        unmarked = sorted((i for i in infos if SIDE_TAG_KEY not in (i.get("extra") or {})),
+                          key=lambda i: int(i["id"]))
+        if unmarked and req.not_before:
+            before = self.last_event_before(req.not_before)
+            then = self.get_tags([int(i["id"]) for i in unmarked], event=before) \
+                if before is not None else [None] * len(unmarked)
+            since = [i for i, old in zip(unmarked, then, strict=True) if not old]
+            if since:
+                info = since[0]
+                log.info("side tag %s: created since %s request was first made; reusing it",
+                         info["name"], req.key)
+                self._mark_side_tag(info["name"], req.key)
+                return SideTag(info["name"], int(info["id"]), reused=True)
+        elif unmarked:
+            contents = self._multicall([("listTagged", (i["id"],), {}) for i in unmarked])
+            for info, tagged in zip(unmarked, contents, strict=True):
                 if tagged == []:
                     log.info("side tag %s: adopting the empty, unmarked side tag an "
                              "interrupted try made for %s", info["name"], req.key)
                     self._mark_side_tag(info["name"], req.key)
                     return SideTag(info["name"], int(info["id"]), reused=True)
-        created = self._call("createSideTag", req.base_tag)
+        created = self._call("createSideTag", req.base_tag,
+                             **({"suffix": suffix} if suffix else {}))
         if not isinstance(created, dict) or "name" not in created or "id" not in created:
             raise KojiPermanentError(
                 f"createSideTag({req.base_tag!r}) answered {created!r}, not a tag "
@@ -325,8 +390,8 @@ class KojiAdapter:
         try:
             self._call("editSideTag", name, extra={SIDE_TAG_KEY: key})
         except (KojiPermanentError, koji.GenericError) as exc:
-            log.warning("side tag %s: cannot record request key %s (%s); a retry of this "
-                        "request finds it only while it is empty", name, key, exc)
+            log.warning("side tag %s: cannot record request key %s (%s); a retry finds "
+                        "it by its creation time (or while it is empty)", name, key, exc)
 
     def last_event_before(self, ts: float) -> int | None:
         """Koji's last event before epoch `ts` (None if there was none)."""
@@ -411,22 +476,49 @@ class KojiAdapter:
         return done + [(tid, KojiTaskState.OPEN, "") for tid in pending]
 
     def repo_state(self, req: RepoStateRequest) -> RepoState:
-        repo, listing = self._multicall([("getRepo", (req.tag,), {}),
-                                         ("listTagged", (req.tag,), {})])
-        for r in (repo, listing):
-            if isinstance(r, koji.GenericError):
-                raise permanent_from(r) if is_permanent_fault(r) else r
+        """Is there a READY repo of the tag newer than the tagging of `req.nvrs`
+        (and than `req.min_event`)? If not, ask Koji for one.
+
+        Koji 1.35 makes a repo only when asked (issue 17 #1): once every build
+        is in the tag, this calls ``repo.request(tag, min_event=<newest tagging
+        event>)``, which answers with a repo that is new enough, or with the
+        request (the hub keeps one request per tag and event: asking again
+        while waiting makes no new one). A hub older than 1.35 answers
+        "Invalid method"; then this only looks with getRepo, as before, and
+        kojira regenerates the tag by itself.
+        """
+        listing = self._call("listTagged", req.tag)
         events = {b["nvr"]: int(b.get("create_event") or 0) for b in listing}
         missing = [nvr for nvr in req.nvrs if nvr not in events]
         # The repo must postdate the tagging of every build we wait for.
         need = max([req.min_event] + [events[n] for n in req.nvrs if n in events])
-        if not repo:
+        if missing:  # a tagBuild task still running: any repo now would be too old
             return RepoState(req.tag, False, missing=missing)
+        repo: Any = None
+        request_id = 0
+        if self._repo_requests is not False:
+            try:
+                check = self._call("repo.request", req.tag,
+                                   min_event=need if need > 0 else "last")
+                self._repo_requests = True
+            except KojiPermanentError as exc:
+                if "invalid method" not in str(exc).lower():
+                    raise
+                log.info("koji: the hub has no repo.request (older than 1.35); "
+                         "waiting for kojira to regenerate repos by itself")
+                self._repo_requests = False
+            else:
+                repo = check["repo"]
+                if repo is None:
+                    request_id = int(check["request"]["id"])
+        if self._repo_requests is False:
+            repo = self._call("getRepo", req.tag)
+        if not repo:
+            return RepoState(req.tag, False, request_id=request_id)
         create_event = int(repo["create_event"])
-        ready = (repo.get("state") == koji.REPO_STATES["READY"] and not missing
-                 and create_event >= need)
+        ready = repo.get("state") == koji.REPO_STATES["READY"] and create_event >= need
         return RepoState(req.tag, ready, repo_id=int(repo["id"]), create_event=create_event,
-                         missing=missing)
+                         request_id=request_id)
 
     # ---------------------------------------------------------------- builds
     def _build_opts(self, req: SubmitRequest) -> dict[str, Any]:
@@ -540,8 +632,9 @@ class KojiAdapter:
             if isinstance(r, koji.GenericError) or not r:
                 out.append(TaskBuild(tid, found=False))
             else:
-                b = max(r, key=lambda b: b["id"])
-                out.append(TaskBuild(tid, int(b["id"]), b["nvr"], bool(b.get("draft"))))
+                # listBuilds rows carry the id as build_id (no `id`; issue 17 #2)
+                b = max(r, key=lambda b: int(b["build_id"]))
+                out.append(TaskBuild(tid, int(b["build_id"]), b["nvr"], bool(b.get("draft"))))
         return TaskBuildsResult(out)
 
     def promote_builds(self, req: PromoteRequest, on_progress: Progress = None) -> PromoteResult:

@@ -2,7 +2,8 @@
 
 Retrying is Temporal's job, so the adapter never retries; it sorts failures:
 
-* ``KojiPermanentError``: retrying cannot help. Authentication failures
+* ``KojiPermanentError``: retrying cannot help. Answers of the wrong shape
+  (KojiAnswerError: a bug or a hub version mismatch), authentication failures
   (AuthError, AuthLockError, GSSAPIAuthError: a bad keytab/principal is the
   usual cause), permission/policy denials (ActionNotAllowed), calls Koji
   rejects as malformed (ParameterError, FunctionDeprecated, "Invalid method"),
@@ -57,9 +58,11 @@ class KojiPermanentError(Exception):
         self.fault_code = fault_code
 
 
-class KojiAnswerError(Exception):
+class KojiAnswerError(KojiPermanentError):
     """Koji answered with a value ebs cannot read (a list where a dict belongs,
-    a missing key). Transient: the next try may get a sane answer."""
+    a missing key). Permanent: that is a bug or a hub version ebs does not
+    speak, not a transient fault, so it fails fast (issue 17 #5) with the
+    method, the calls and the shape of their answers in the message."""
 
 
 # What reading an answer of the wrong shape raises.

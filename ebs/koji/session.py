@@ -48,16 +48,34 @@ def resolve_endpoints(cfg: KojiConfig) -> tuple[str, str, dict[str, Any]]:
 
 def new_session(cfg: KojiConfig, server: str, profile_opts: dict[str, Any],
                 timeout: float) -> koji.ClientSession:
-    """A logged-in (Kerberos) or anonymous session; no retries inside the client:
-    Temporal retries, with backoff and a budget."""
+    """A logged-in (Kerberos, password, client certificate) or anonymous session;
+    no retries inside the client: Temporal retries, with backoff and a budget."""
     opts = dict(profile_opts)
     opts.update({"anon_retry": False, "max_retries": 0, "retry_interval": 1,
                  "timeout": timeout})
     session = MeteredSession(server, opts=opts)
     auth = cfg.auth
-    if auth.method == "kerberos":
-        try:
+    try:
+        if auth.method == "kerberos":
             session.gssapi_login(principal=auth.principal, keytab=auth.keytab)
-        except koji.GenericError as exc:
-            raise permanent_from(exc) from exc
+        elif auth.method == "password":
+            session.opts["user"] = auth.user
+            session.opts["password"] = _read_secret(str(auth.password_file), "password_file")
+            session.login()
+        elif auth.method == "ssl":
+            session.ssl_login(cert=auth.cert, serverca=auth.serverca)
+    except koji.GenericError as exc:
+        raise permanent_from(exc) from exc
     return session
+
+
+def _read_secret(path: str, key: str) -> str:
+    """A secret from its file (first line), read by the worker at login only."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            secret = fh.readline().rstrip("\r\n")
+    except OSError as exc:
+        raise KojiPermanentError(f"koji.auth.{key} {path}: {exc.strerror}") from exc
+    if not secret:
+        raise KojiPermanentError(f"koji.auth.{key} {path} is empty")
+    return secret

@@ -58,9 +58,9 @@ class Script:
     # kojira, regenerating every changed build tag, which ebs's adapter still
     # needs until issue 17 #1 is fixed. The contract tests run with True.
     repos_on_request: bool = False
-    # The real hub's listBuilds rows carry the build id as build_id only; the
-    # `id` key stays (default) until issue 17 #2 is fixed. Contract tests: True.
-    listbuilds_without_id: bool = False
+    # The real hub's listBuilds rows carry the build id as build_id only (no
+    # `id`); False brings back the simulator's old rows.
+    listbuilds_without_id: bool = True
     faults: list[Fault] = field(default_factory=list)
     drop: float = 0.0  # message chaos probabilities, applied at the sink boundary
     duplicate: float = 0.0

@@ -4,7 +4,9 @@
    build there is the one rebuilt, whatever the message named; a component
    the tag no longer holds is dropped, with the reason.
 1. Create a build side tag from the ELN build tag, tag in the Rawhide builds
-   (except skip_tag packages) and wait for Koji to regenerate its repo.
+   (except skip_tag packages), ask Koji for a repo newer than that tagging
+   and wait for it. A package whose ELN rebuild Koji has already is not
+   built again but released as it is.
 2. Build the packages in slices by ordering value, lowest first; every
    package of a slice at once, as Koji draft builds from the exact SCM URL of
    the Rawhide build; retry the failures in new attempts while the failure
@@ -45,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         BuildSpec,
         BuildTarget,
         PromoteRequest,
+        RebuildLookupRequest,
         RemoveSideTagRequest,
         RepoStateRequest,
         SideTagRequest,
@@ -80,6 +83,7 @@ R = TypeVar("R")
 # workflow.patched ids: changes that reorder the commands of recorded histories.
 PATCH_EARLY_FAILURE_MAIL = "build-failure-mail-after-slices"
 PATCH_RESOLVE_TRIGGER_TAG = "resolve-trigger-tag"
+PATCH_EXISTING_REBUILDS = "existing-rebuilds-not-resubmitted"
 
 # A side tag whose repo never regenerates is replaced this many times at most.
 MAX_SIDE_TAGS = 3
@@ -133,6 +137,7 @@ class RebuildBatch:
         self._phase = "starting"
         self._error = ""
         self._bus = Announcer(req.batch_id, req.settings)
+        self._drafts: set[str] = set()  # components whose draft build is not promoted
 
     # ---- messages -------------------------------------------------------
 
@@ -173,6 +178,8 @@ class RebuildBatch:
             target = await self._koji(KojiActivities.get_build_target, s.build_target, "target")
             if self._active():
                 await self._look_up_rawhide_builds()
+                if not s.scratch and workflow.patched(PATCH_EXISTING_REBUILDS):
+                    await self._take_existing_rebuilds()
                 side_tag = await self._prepare_side_tag(target.build_tag)
                 for ordering in sorted({p.ordering for p in self._packages.values()}):
                     await self._build_slice(ordering, side_tag)
@@ -187,13 +194,14 @@ class RebuildBatch:
                     await self._release(target)
             outcome = self._outcome()
         except BatchAbort as err:
-            self._error = str(err)
             self._fail_unfinished(str(err))
-            await self._email(MailKind.PERMANENT_FAILURE, str(err))
+            self._error = str(err) + self._drafts_left_note()
+            await self._email(MailKind.PERMANENT_FAILURE, self._error)
         except (asyncio.CancelledError, ActivityError, ChildWorkflowError) as err:
             if is_cancelled_exception(err):
                 outcome = BatchOutcome.CANCELLED
                 self._fail_unfinished("the batch was cancelled")
+                self._error = self._drafts_left_note().strip()
             raise
         finally:
             await self._cleanup_build_side_tags()
@@ -264,6 +272,28 @@ class RebuildBatch:
                 self._sources[pkg.component] = build.source
                 pkg.scm_url = build.source
 
+    async def _take_existing_rebuilds(self) -> None:
+        """Koji refuses to build an NVR it has ("Build already exists"): a
+        package whose rebuild exists already (an earlier batch promoted it; it
+        has not reached the stable tag) is not submitted again but released as
+        it is, as the original takes an ELN build at least as new as the
+        Rawhide one instead of rebuilding."""
+        found = await self._koji(
+            KojiActivities.existing_rebuilds,
+            RebuildLookupRequest([p.rawhide_nvr for p in self._active()]),
+            "lookup:existing-rebuilds",
+        )
+        by_rawhide = {p.rawhide_nvr: p for p in self._active()}
+        for asked, existing in zip(list(by_rawhide), found.builds, strict=True):
+            if not existing.found:
+                continue
+            pkg = by_rawhide[asked]
+            pkg.state = State.SUCCEEDED.value
+            pkg.existing_build = True
+            pkg.nvr, pkg.build_id = existing.nvr, existing.build_id
+            pkg.reason = (f"not rebuilt: Koji already has {existing.nvr} (build "
+                          f"{existing.build_id}), the rebuild of {asked}; released as it is")
+
     async def _prepare_side_tag(self, build_tag: str) -> str:
         """Step 1: a side tag holding the batch's Rawhide builds, repo regenerated.
 
@@ -294,9 +324,12 @@ class RebuildBatch:
                                        f"{failure.reason}")
             wanted = [nvr for nvr in nvrs if nvr in tagged.tagged]
             self._set_phase("waiting-for-repo")
-            # Ready = a repo newer than the tagging of each wanted build (the
-            # adapter compares with their tag events); a new side tag has no
-            # older repo to mistake for it.
+            # Ask Koji for a repo newer than the tagging and wait for it: each
+            # repo_state looks for a READY repo created after the tag events of
+            # the wanted builds and, while there is none, requests one
+            # (Koji 1.35 `repo.request(tag, min_event=<last tagging event>)`; the
+            # hub keeps one request, and a pre-1.35 hub's kojira regenerates by
+            # itself). A new side tag has no older repo to mistake for it.
             if await self._wait_for_repo(side_tag.name, 0, wanted, s.tag_timeout):
                 return side_tag.name
             workflow.logger.warning(
@@ -313,6 +346,7 @@ class RebuildBatch:
     ) -> bool:
         """True once the tag has the builds and a repo newer than the tagging.
 
+        Each look also asks Koji for the repo (KojiAdapter.repo_state);
         buildsys.repo.done signals wake us early; otherwise we look every
         `repo_poll` seconds.
         """
@@ -340,7 +374,9 @@ class RebuildBatch:
 
     async def _build_slice(self, ordering: int, side_tag: str) -> None:
         """Step 2 for one slice: attempts until nothing fails or failures stop shrinking."""
-        pending = [p for p in self._active() if p.ordering == ordering]
+        # (a package whose rebuild exists already is not built again)
+        pending = [p for p in self._active() if p.ordering == ordering
+                   and not p.existing_build]
         previous_failures: int | None = None
         attempt = 0
         while pending:
@@ -423,11 +459,22 @@ class RebuildBatch:
 
     async def _release(self, target: BuildTarget) -> None:
         """Step 3: promote drafts, errata side tags, Bodhi updates, stable tag."""
-        s = self._settings
-        built = [p for p in self._packages.values() if p.state == State.SUCCEEDED.value]
-        if not built:
+        succeeded = [p for p in self._packages.values() if p.state == State.SUCCEEDED.value]
+        existing = [p for p in succeeded if p.existing_build]
+        built = [p for p in succeeded if not p.existing_build]
+        if not built and not existing:
             return
         self._set_phase("promoting")
+        if built:
+            await self._find_and_promote(built)
+        self._set_phase("bodhi")
+        nvr_to_pkg = {p.nvr: p for p in self._packages.values()
+                      if p.state == State.SUCCEEDED.value and p.build_id}
+        await self._file_updates(target, nvr_to_pkg)
+
+    async def _find_and_promote(self, built: list[PackageResult]) -> None:
+        """The build of each package's last task; then its draft promoted."""
+        s = self._settings
         task_builds = await self._koji(
             KojiActivities.task_builds,
             TaskPollRequest([p.task_ids[-1] for p in built]), "builds:of-tasks",
@@ -439,6 +486,8 @@ class RebuildBatch:
                 self._fail(pkg, f"no build found for task {pkg.task_ids[-1]}")
                 continue
             pkg.build_id, pkg.nvr = tb.build_id, tb.nvr
+            if tb.draft:
+                self._drafts.add(pkg.component)
         built = [p for p in built if p.build_id]
         if s.draft_builds and built:
             promoted = await self._koji(
@@ -450,14 +499,17 @@ class RebuildBatch:
                 pr = by_build.get(pkg.build_id)
                 if pr is not None and pr.promoted:
                     pkg.nvr = pr.nvr
+                    self._drafts.discard(pkg.component)
                 else:
-                    # Not fatal: reported, left out of Bodhi.
-                    pkg.reason = f"draft not promoted: {pr.reason if pr else 'no answer'}"
-            built = [p for p in built if by_build.get(p.build_id) and by_build[p.build_id].promoted]
-        self._bus.announce(self._packages.values())
+                    # Not fatal for the batch: this package failed, left out of Bodhi.
+                    self._fail(pkg, f"built as draft {pkg.nvr} but not promoted: "
+                               f"{pr.reason if pr else 'no answer'}")
+        self._bus.announce(self._packages.values())  # built, promoted or failed for good
 
-        self._set_phase("bodhi")
-        nvr_to_pkg = {p.nvr: p for p in built}
+    async def _file_updates(self, target: BuildTarget,
+                            nvr_to_pkg: dict[str, PackageResult]) -> None:
+        """Errata side tags (one per Bodhi chunk), the updates, the stable wait."""
+        s = self._settings
         chunks = bodhi_chunks(
             sorted(nvr_to_pkg), s.bodhi_batch_size, s.bodhi_max_single_batch_size
         )
@@ -611,9 +663,37 @@ class RebuildBatch:
         return any(p.state == State.FAILED.value for p in self._packages.values())
 
     def _fail_unfinished(self, reason: str) -> None:
+        """The batch ends early: what did not finish failed. For a real batch a
+        package built but not yet filed in Bodhi did not succeed either."""
+        released = self._settings.scratch
         for pkg in self._packages.values():
             if pkg.state in (State.PENDING.value, State.BUILDING.value):
                 self._fail(pkg, reason)
+            elif pkg.state == State.SUCCEEDED.value and not released and not pkg.update_alias:
+                what = f"{pkg.nvr} " if pkg.nvr else ""
+                self._fail(pkg, f"built {what}but not released: {reason}")
+                if not pkg.existing_build and self._settings.draft_builds and \
+                        not pkg.build_id:
+                    self._drafts.add(pkg.component)  # its build never looked up
+
+    def _drafts_left(self) -> list[str]:
+        """The draft builds this batch made and did not promote (NVR, or the task)."""
+        out = []
+        for name in sorted(self._drafts):
+            pkg = self._packages[name]
+            if pkg.nvr:
+                out.append(pkg.nvr)
+            elif pkg.task_ids:
+                out.append(f"{name}: the draft build of task {pkg.task_ids[-1]}")
+        return out
+
+    def _drafts_left_note(self) -> str:
+        left = self._drafts_left()
+        if not left:
+            return ""
+        return (f". Left {len(left)} unpromoted draft build(s) in Koji: {', '.join(left)}; "
+                "a draft takes no NVR and the next batch rebuilds the package; to release "
+                "one as it is: koji promote-build <draft NVR>")
 
     def _active(self) -> list[PackageResult]:
         """The packages still in play: neither failed nor dropped."""
@@ -652,6 +732,7 @@ class RebuildBatch:
             finished_at=workflow.now().isoformat() if finished else "",
             error=self._error,
             config_version=self._settings.config_version,
+            drafts_left=self._drafts_left(),
         )
 
 

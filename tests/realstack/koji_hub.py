@@ -58,10 +58,12 @@ DEFAULT_POLICY = {
     "build_from_scm": "all :: allow",
     "build_from_srpm": "has_perm admin :: allow\nall :: deny Only admin can do this",
     "sidetag": "tag *-build :: allow\nall :: deny Side tags only of *-build tags",
+    # untag passes no `tag` (only fromtag): is_sidetag_owner must name which.
     "tag": ("has_perm admin :: allow\n"
-            "is_sidetag_owner :: allow\n"
-            "tag *-updates-candidate eln-build f*-build :: allow\n"
             "has_perm tag :: allow\n"
+            "operation tag && is_sidetag_owner tag :: allow\n"
+            "operation untag && is_sidetag_owner fromtag :: allow\n"
+            "operation tag && tag *-updates-candidate eln-build f*-build :: allow\n"
             "all :: deny tag policy"),
     "draft_promotion": ("has_perm draft-promoter :: allow\nis_build_owner :: allow\n"
                         "all :: deny Only draft-promoter and build owner can do this"),

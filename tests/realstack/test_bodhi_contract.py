@@ -375,8 +375,6 @@ def test_update_goes_stable_and_its_side_tag_is_gone(backend: Backend,
     assert [b["signed"] for b in update["builds"]] == [True] * len(nvrs)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 #3: ebs's Bodhi config has no token-file "
-                   "auth method; the token store is only a BodhiAdapter argument")
 def test_config_names_a_token_file(backend: Backend) -> None:
     config = BodhiConfig.model_validate({"url": backend.url, "auth": {
         "method": "token-file", "id_provider": backend.id_provider,

@@ -32,7 +32,7 @@ from ebs.contracts.koji import (
     TagBuildsRequest,
     TaskPollRequest,
 )
-from ebs.koji.errors import KojiPermanentError
+from ebs.koji.errors import KojiAnswerError, KojiPermanentError
 from tests.realstack.koji_backends import (
     KojiBackend,
     RealBackend,
@@ -145,14 +145,15 @@ def test_adapter_side_tag_is_created_once_per_key(kb: KojiBackend, unique: str) 
     kb.adapter.remove_side_tag(RemoveSideTagRequest(first.name))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 #7: without sidetag_admin the request key "
-                   "cannot be recorded, so a retry after builds were tagged makes a new tag")
 def test_adapter_side_tag_idempotent_without_sidetag_admin(kb: KojiBackend,
                                                            unique: str) -> None:
+    """issue 17 #7: the request key cannot be recorded without sidetag_admin;
+    a retry (the activity passes when the request was first made) finds it."""
     nvr = kb.rawhide_build(f"st{unique}")
-    first = kb.adapter.create_side_tag(SideTagRequest("eln-build", f"{unique}:build:1"))
+    req = SideTagRequest("eln-build", f"{unique}:build:1", not_before=time.time())
+    first = kb.adapter.create_side_tag(req)
     kb.adapter.tag_builds(TagBuildsRequest(first.name, [nvr]))
-    again = kb.adapter.create_side_tag(SideTagRequest("eln-build", f"{unique}:build:1"))
+    again = kb.adapter.create_side_tag(req)
     try:
         assert again.name == first.name and again.reused
     finally:
@@ -203,8 +204,6 @@ def test_repo_request_and_readiness(kb: KojiBackend, unique: str) -> None:
     kb.adapter.remove_side_tag(RemoveSideTagRequest(tag))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 #1: Koji 1.35 makes repos only on request; "
-                   "ebs only polls getRepo, so the side tag's repo never comes")
 def test_adapter_gets_a_repo_newer_than_its_tagging(kb: KojiBackend, unique: str) -> None:
     nvr = kb.rawhide_build(f"rn{unique}")
     tag = _side_tag(kb, f"{unique}:build:1")
@@ -253,8 +252,6 @@ def test_draft_builds_poll_children_result_and_listbuilds(kb: KojiBackend, uniqu
     kb.adapter.remove_side_tag(RemoveSideTagRequest(tag))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 #2: task_builds reads `id` from listBuilds "
-                   "rows; the real hub's rows carry build_id")
 def test_adapter_task_builds(kb: KojiBackend, unique: str) -> None:
     nvr = kb.rawhide_build(f"tk{unique}")
     tag = _side_tag(kb, f"{unique}:build:1")
@@ -270,8 +267,6 @@ def test_adapter_task_builds(kb: KojiBackend, unique: str) -> None:
         kb.adapter.remove_side_tag(RemoveSideTagRequest(tag))
 
 
-@pytest.mark.xfail(strict=True, reason="issue 17 #5: a KojiAnswerError (an answer of the "
-                   "wrong shape) is retried as transient; it should fail fast")
 def test_answer_of_the_wrong_shape_fails_fast(kb: KojiBackend) -> None:
     """The real hub's listBuilds rows broke task_builds this way (#2); here the
     wrong shape is forced so the test outlives that fix."""
@@ -286,6 +281,23 @@ def test_answer_of_the_wrong_shape_fails_fast(kb: KojiBackend) -> None:
         call("eln")
     assert caught.value.non_retryable, "a KojiAnswerError is retried"
     assert "getBuildTarget('eln') answered ['garbage']" in str(caught.value)
+
+
+def test_answer_of_the_wrong_shape_is_permanent(kb: KojiBackend, unique: str) -> None:
+    nvr = kb.rawhide_build(f"ws{unique}")
+    tag = _side_tag(kb, f"{unique}:build:1")
+    kb.adapter.tag_builds(TagBuildsRequest(tag, [nvr]))
+    _request_repo(kb, tag)
+    ids = _submit(kb, tag, nvr)
+    wait_task_states(kb.adapter, ids)
+    try:
+        kb.adapter.task_builds(TaskPollRequest(ids))
+    except KojiAnswerError as exc:
+        # what the worker's retry policy sees: it must be non-retryable
+        assert isinstance(exc, KojiPermanentError), "KojiAnswerError is retried"
+        assert "build_id" in str(exc)
+    finally:
+        kb.adapter.remove_side_tag(RemoveSideTagRequest(tag))
 
 
 def test_submit_dedup_by_listtasks_and_cancel(kb: KojiBackend, unique: str) -> None:
