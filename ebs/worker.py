@@ -16,6 +16,7 @@ from temporalio.worker import Worker
 
 from ebs.activities.bodhi import BodhiActivities
 from ebs.activities.koji import KojiActivities
+from ebs.activities.ledger import LedgerActivities
 from ebs.activities.mail import MailActivities
 from ebs.activities.settings import SettingsActivities
 from ebs.activities.sweep import SweepActivities
@@ -32,11 +33,14 @@ from ebs.schedules import (
 from ebs.workflows.attempt import BuildAttempt
 from ebs.workflows.batch import RebuildBatch
 from ebs.workflows.collector import BatchCollector
+from ebs.workflows.ledger import ComponentLedger
 from ebs.workflows.sweep import ConfigRefresh, SideTagSweep
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [BatchCollector, RebuildBatch, BuildAttempt, SideTagSweep, ConfigRefresh]
+WORKFLOWS = [
+    BatchCollector, RebuildBatch, BuildAttempt, SideTagSweep, ConfigRefresh, ComponentLedger,
+]
 
 
 def build_worker(
@@ -56,6 +60,7 @@ def build_worker(
         + MailActivities(lambda: holder.current().config.configuration.email).all()
         + SweepActivities(client, holder, koji, bodhi, task_queue).all()
         + ScheduleActivities(client, holder, task_queue).all()
+        + LedgerActivities(client, task_queue).all()
     )
     return Worker(
         client,

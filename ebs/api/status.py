@@ -34,7 +34,7 @@ from ebs.contracts.batch import (
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID
 from ebs.contracts.search import PACKAGES_KEY
 
-FINAL_STATES = {PackageState.SUCCEEDED.value, PackageState.FAILED.value,
+FINAL_STATES = {PackageState.SUCCEEDED.value, PackageState.FAILED.value, PackageState.SKIPPED.value,
                 PackageState.STABLE.value}
 
 

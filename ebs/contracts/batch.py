@@ -15,6 +15,7 @@ class PackageState(StrEnum):
     SUCCEEDED = "succeeded"  # built (scratch) or built and promoted/filed
     FAILED = "failed"
     STABLE = "stable"
+    SKIPPED = "skipped"  # its SCM URL is on the failed-URL denylist: not built
 
 
 class BatchOutcome(StrEnum):

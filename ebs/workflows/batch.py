@@ -24,6 +24,7 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelle
 with workflow.unsafe.imports_passed_through():
     from ebs.activities.bodhi import BodhiActivities
     from ebs.activities.koji import KojiActivities
+    from ebs.activities.ledger import LEDGER_CALL, LedgerActivities
     from ebs.activities.mail import MailActivities
     from ebs.activities.presets import KOJI_CALL, MAIL
     from ebs.config.rules import is_skip_tag, ordering_for
@@ -50,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         TagBuildsResult,
         TaskPollRequest,
     )
+    from ebs.contracts.ledger import ComponentRecord, DeniedLookup, LedgerBatch, LedgerPackage
     from ebs.contracts.mail import EmailRequest, MailKind
     from ebs.contracts.names import (
         QUERY_STATUS,
@@ -72,6 +74,9 @@ R = TypeVar("R")
 
 # A side tag whose repo never regenerates is replaced this many times at most.
 MAX_SIDE_TAGS = 3
+# Denylist lookup before building and the ComponentLedger report at the end
+# (issue 14); histories recorded before it replay without either.
+LEDGER_PATCH = "ledger-denylist-v1"
 
 
 class BatchAbort(Exception):
@@ -152,11 +157,15 @@ class RebuildBatch:
         try:
             target = await self._koji(KojiActivities.get_build_target, s.build_target, "target")
             await self._look_up_rawhide_builds()
-            side_tag = await self._prepare_side_tag(target.build_tag)
-            for ordering in sorted({p.ordering for p in self._packages.values()}):
-                await self._build_slice(ordering, side_tag)
-            if not s.scratch:
-                await self._release(target)
+            ledger = workflow.patched(LEDGER_PATCH)
+            if ledger:
+                await self._skip_denied()
+            if not ledger or any(p.state == State.PENDING.value for p in self._packages.values()):
+                side_tag = await self._prepare_side_tag(target.build_tag)
+                for ordering in sorted({p.ordering for p in self._packages.values()}):
+                    await self._build_slice(ordering, side_tag)
+                if not s.scratch:
+                    await self._release(target)
             outcome = self._outcome()
         except BatchAbort as err:
             self._error = str(err)
@@ -171,6 +180,8 @@ class RebuildBatch:
             await self._cleanup_build_side_tags()
             self._set_phase("finished")
             workflow.upsert_search_attributes([OUTCOME_KEY.value_set(outcome)])
+        if workflow.patched(LEDGER_PATCH):
+            await self._report_to_ledger()
         if outcome != BatchOutcome.ERROR and any(
             p.state == State.FAILED.value for p in self._packages.values()
         ):
@@ -194,6 +205,63 @@ class RebuildBatch:
             else:
                 self._sources[pkg.component] = build.source
 
+    async def _skip_denied(self) -> None:
+        """Never submit an SCM URL that failed for good before (the denylist of
+        the ComponentLedger): such a package is skipped, with the reason."""
+        answer = await workflow.execute_activity_method(
+            LedgerActivities.denied_among,
+            DeniedLookup(sorted(set(self._sources.values()))),
+            activity_id="ledger:denied", **LEDGER_CALL,
+        )
+        denied = {d.url: d for d in answer.denied}
+        for pkg in self._packages.values():
+            entry = denied.get(self._sources.get(pkg.component, ""))
+            if entry is None or pkg.state != State.PENDING.value:
+                continue
+            pkg.state = State.SKIPPED.value
+            pkg.reason = (
+                f"skipped: {entry.url} failed for good in {entry.batch_id or 'an earlier batch'}"
+                f" ({entry.failed_at}); only a new Rawhide commit is built"
+                f" (or clear it: ebs denylist clear {entry.component})"
+            )
+            workflow.logger.info("%s: %s", pkg.component, pkg.reason)
+
+    def _failed_for_good(self, pkg: PackageResult) -> bool:
+        """A build Koji ran and that still failed after the retries (not a
+        batch that stopped early, nor a package that never reached Koji)."""
+        return pkg.state == State.FAILED.value and bool(pkg.task_ids) and not self._error
+
+    async def _report_to_ledger(self) -> None:
+        """The per-component records and the newly failed SCM URLs."""
+        finished = workflow.now().isoformat()
+        packages = [
+            LedgerPackage(
+                record=ComponentRecord(
+                    component=p.component,
+                    batch_id=self._req.batch_id,
+                    state=p.state,
+                    detail=p.reason[:300],
+                    rawhide_nvr=p.rawhide_nvr,
+                    nvr=p.nvr,
+                    task_id=p.task_ids[-1] if p.task_ids else 0,
+                    finished_at=finished,
+                ),
+                scm_url=self._sources.get(p.component, ""),
+                failed_for_good=self._failed_for_good(p),
+            )
+            for p in self._packages.values()
+        ]
+        try:
+            await workflow.execute_activity_method(
+                LedgerActivities.record_batch,
+                LedgerBatch(self._req.batch_id, finished, packages),
+                activity_id="ledger:record", **LEDGER_CALL,
+            )
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            workflow.logger.error("could not report batch to the ledger: %s", err)
+
     async def _prepare_side_tag(self, build_tag: str) -> str:
         """Step 1: a side tag holding the batch's Rawhide builds, repo regenerated.
 
@@ -204,7 +272,7 @@ class RebuildBatch:
         nvrs = [
             p.rawhide_nvr
             for p in self._packages.values()
-            if not p.skip_tag and p.state != State.FAILED.value
+            if not p.skip_tag and p.state not in (State.FAILED.value, State.SKIPPED.value)
         ]
         for n in range(1, MAX_SIDE_TAGS + 1):
             self._set_phase("tagging")
@@ -276,7 +344,7 @@ class RebuildBatch:
         """Step 2 for one slice: attempts until nothing fails or failures stop shrinking."""
         pending = [
             p for p in self._packages.values()
-            if p.ordering == ordering and p.state != State.FAILED.value
+            if p.ordering == ordering and p.state not in (State.FAILED.value, State.SKIPPED.value)
         ]
         previous_failures: int | None = None
         attempt = 0
@@ -550,7 +618,8 @@ class RebuildBatch:
         if failed == 0:
             # Built, but an update did not reach the stable tag in time.
             return BatchOutcome.UNSTABLE if self._unstable else BatchOutcome.SUCCEEDED
-        return BatchOutcome.FAILED if failed == len(states) else BatchOutcome.PARTIAL
+        tried = len(states) - states.count(State.SKIPPED.value)
+        return BatchOutcome.FAILED if failed == tried else BatchOutcome.PARTIAL
 
     def _task_url(self, task_id: int) -> str:
         base = self._settings.koji_weburl.rstrip("/")

@@ -1,0 +1,109 @@
+"""ComponentLedger: durable memory of what ebs did per component.
+
+* The failed-SCM-URL denylist (in the singleton ``ebs-ledger``): the SCM URL of
+  a build that failed for good is never submitted again; only a new Rawhide
+  commit (a new URL) is tried. RebuildBatch looks its URLs up before building
+  and reports the URLs that failed for good when its slices are done, as the
+  original ELNBuildSync did with its ``failed_builds`` table. An operator clears
+  one component's entries with the ``clear_denied`` update (API, CLI, or
+  ``temporal workflow update execute --workflow-id ebs-ledger --name clear_denied
+  --input '"bash"'``).
+* The last rebuild of every component ("where is my build?"), spread over
+  RECORD_SHARDS ledgers ``ebs-ledger-records-N``, for /components.
+
+Why a workflow of its own, not the BatchCollector's state: the collector's state
+is rewritten by other work (its queue), the ledger grows with the number of
+components, not with the queue, and it must outlive any one collector run.
+Started on first use with signal-with-start; it continues-as-new with its state.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from ebs.contracts.ledger import (
+        LEDGER_WORKFLOW,
+        MAX_DENIED,
+        QUERY_COMPONENTS,
+        QUERY_DENIED,
+        QUERY_DENIED_AMONG,
+        SIGNAL_LEDGER_RECORD,
+        UPDATE_CLEAR_DENIED,
+        ClearResult,
+        ComponentRecord,
+        DeniedAnswer,
+        DeniedLookup,
+        DeniedUrl,
+        LedgerBatch,
+        LedgerState,
+    )
+
+
+@workflow.defn(name=LEDGER_WORKFLOW)
+class ComponentLedger:
+    @workflow.init
+    def __init__(self, state: LedgerState) -> None:
+        self._s = state
+
+    @workflow.signal(name=SIGNAL_LEDGER_RECORD)
+    def record_batch(self, batch: LedgerBatch) -> None:
+        for pkg in batch.packages:
+            rec = pkg.record
+            if rec.component and pkg.keep_record:
+                current = self._s.components.get(rec.component)
+                # A late report of an older batch never hides a newer one.
+                if current is None or current.finished_at <= rec.finished_at:
+                    self._s.components[rec.component] = rec
+            if pkg.failed_for_good and pkg.scm_url and pkg.scm_url not in self._s.denied:
+                self._s.denied[pkg.scm_url] = DeniedUrl(
+                    url=pkg.scm_url,
+                    component=rec.component,
+                    rawhide_nvr=rec.rawhide_nvr,
+                    batch_id=batch.batch_id,
+                    failed_at=batch.finished_at or workflow.now().isoformat(),
+                    reason=rec.detail[:500],
+                )
+        if len(self._s.denied) > MAX_DENIED:
+            oldest = sorted(self._s.denied.values(), key=lambda d: d.failed_at)
+            for entry in oldest[: len(self._s.denied) - MAX_DENIED]:
+                workflow.logger.warning(
+                    "denylist full (%d): forgetting the oldest entry %s", MAX_DENIED, entry.url
+                )
+                del self._s.denied[entry.url]
+
+    @workflow.update(name=UPDATE_CLEAR_DENIED)
+    async def clear_denied(self, component: str) -> ClearResult:
+        removed = sorted(u for u, d in self._s.denied.items() if d.component == component)
+        for url in removed:
+            del self._s.denied[url]
+        if removed:
+            workflow.logger.info("denylist: cleared %s for %s", ", ".join(removed), component)
+        return ClearResult(component=component, removed=removed)
+
+    @clear_denied.validator
+    def _validate_clear(self, component: str) -> None:
+        if not component or not isinstance(component, str):
+            raise ValueError("give the name of one component")
+
+    @workflow.query(name=QUERY_DENIED)
+    def denied(self) -> DeniedAnswer:
+        return DeniedAnswer(sorted(self._s.denied.values(), key=lambda d: d.failed_at,
+                                   reverse=True))
+
+    @workflow.query(name=QUERY_DENIED_AMONG)
+    def denied_among(self, lookup: DeniedLookup) -> DeniedAnswer:
+        return DeniedAnswer([self._s.denied[u] for u in lookup.urls if u in self._s.denied])
+
+    @workflow.query(name=QUERY_COMPONENTS)
+    def components(self) -> list[ComponentRecord]:
+        return list(self._s.components.values())
+
+    @workflow.run
+    async def run(self, state: LedgerState) -> None:
+        await workflow.wait_condition(
+            lambda: workflow.info().is_continue_as_new_suggested()
+            or workflow.info().get_current_history_length() > self._s.history_limit
+        )
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(self._s)
