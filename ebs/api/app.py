@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 
 from ebs.api.auth import Authenticator, AuthFailure, Principal
+from ebs.api.components import ComponentCatalog, default_catalog, register_component_routes
 from ebs.api.control import Control, RequestRejected, TemporalUnavailable
 from ebs.api.html import render_status, render_unavailable
 from ebs.api.limits import MAX_BODY_BYTES, BodyLimit
@@ -116,6 +117,7 @@ def create_app(
     query_timeout: float = 5.0,
     update_timeout: float = 120.0,
     max_body_bytes: int = MAX_BODY_BYTES,
+    catalog: ComponentCatalog | None = None,
 ) -> FastAPI:
     """The API for one ebs deployment. Give a connected `client` (tests, `ebs dev`)
     or a `connect` coroutine factory; by default it connects from `cfg.temporal`."""
@@ -291,4 +293,7 @@ def create_app(
         return ControlResponse(action="resume", requested_by=who.name,
                                detail="the collector batches queued components again")
 
+    register_component_routes(
+        app, catalog or default_catalog(cfg, source.get, links), control, admin
+    )
     return app

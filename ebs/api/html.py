@@ -36,6 +36,7 @@ def render_status(status: StatusResponse, refresh: int = 30) -> str:
         collector=status.collector,
         current=status.current_batch,
         recent_batches=status.recent_batches,
+        denylist=status.denylist,
     )
 
 

@@ -223,3 +223,25 @@ class LatestBuildsRequest:
 @dataclass
 class LatestBuildsResult:
     builds: list[KojiBuild] = field(default_factory=list)  # found=False when none
+
+
+@dataclass
+class ListTaggedRequest:
+    """Every build in a tag, in one call (listTagged); `latest`: the newest per package."""
+
+    tag: str
+    latest: bool = True
+    inherit: bool = False
+
+
+@dataclass
+class TaggedBuild:
+    name: str
+    nvr: str
+    build_id: int = 0
+
+
+@dataclass
+class ListTaggedResult:
+    tag: str
+    builds: list[TaggedBuild] = field(default_factory=list)

@@ -37,6 +37,8 @@ from ebs.contracts.koji import (
     KojiTaskState,
     LatestBuildsRequest,
     LatestBuildsResult,
+    ListTaggedRequest,
+    ListTaggedResult,
     PromoteRequest,
     PromoteResult,
     Promotion,
@@ -54,6 +56,7 @@ from ebs.contracts.koji import (
     TagBuildsRequest,
     TagBuildsResult,
     TagFailure,
+    TaggedBuild,
     TaskBuild,
     TaskBuildsResult,
     TaskPollRequest,
@@ -242,6 +245,16 @@ class KojiAdapter:
             else:
                 builds.append(self._koji_build(r[0]))
         return LatestBuildsResult(builds)
+
+    def list_tagged(self, req: ListTaggedRequest) -> ListTaggedResult:
+        """One listTagged call for a whole tag (the status page and the cleanup,
+        as the original's status.py and cleanup.py do)."""
+        rows = self._call("listTagged", req.tag, latest=req.latest, inherit=req.inherit)
+        return ListTaggedResult(
+            req.tag,
+            [TaggedBuild(r.get("name") or r.get("package_name") or "", r["nvr"],
+                         int(r.get("build_id") or r.get("id") or 0)) for r in rows or []],
+        )
 
     # -------------------------------------------------------------- side tags
     def create_side_tag(self, req: SideTagRequest) -> SideTag:
