@@ -586,6 +586,15 @@ def format_history(h: HistoryResponse) -> str:
     return "\n".join(lines)
 
 
+def _register_more() -> None:
+    from ebs.cli_ledger import register
+
+    register(cli)
+
+
+_register_more()
+
+
 def run_cli(argv: list[str] | None = None) -> int:
     """Run the CLI; its exit status. Click, but a usage error is one line too."""
     try:

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
+from ebs.api.components import clear_denied
 from ebs.contracts.ledger import (
     LEDGER_WORKFLOW_ID,
     QUERY_COMPONENTS,
     QUERY_DENIED,
-    UPDATE_CLEAR_DENIED,
-    ClearResult,
     ComponentRecord,
     DeniedAnswer,
     record_shard_id,
@@ -73,8 +72,8 @@ async def test_clearing_one_component_lets_its_url_build_again(engine: Engine) -
     await engine.run_batch(["bash", "glibc"])
     assert {d.component for d in (await denied(engine)).denied} == {"bash", "glibc"}
 
-    handle = engine.client.get_workflow_handle(LEDGER_WORKFLOW_ID)
-    cleared = await handle.execute_update(UPDATE_CLEAR_DENIED, "glibc", result_type=ClearResult)
+    # The same update the API, the CLI and `temporal workflow update execute` send.
+    cleared = await clear_denied(engine.client, "glibc")
     assert cleared.component == "glibc" and len(cleared.removed) == 1
     assert {d.component for d in (await denied(engine)).denied} == {"bash"}
 

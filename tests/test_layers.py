@@ -41,6 +41,7 @@ LAYERS: dict[str, int] = {
     "ebs.ingest": 5,
     "ebs.api": 5,
     "ebs.cli": 5,
+    "ebs.cli_ledger": 5,
     "ebs.dev": 5,
     "ebs.devstack": 5,
     "ebs.simulator": 5,

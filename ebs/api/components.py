@@ -45,7 +45,7 @@ from ebs.contracts.ledger import (
     LEDGER_WORKFLOW_ID,
     QUERY_COMPONENTS,
     QUERY_DENIED,
-    UPDATE_CLEAR_DENIED,
+    SIGNAL_CLEAR_DENIED,
     ClearResult,
     ComponentRecord,
     DeniedAnswer,
@@ -81,16 +81,28 @@ async def read_denied(client: Client) -> list[DeniedUrl]:
     return answer.denied
 
 
-async def clear_denied(client: Client, component: str) -> ClearResult:
+async def clear_denied(client: Client, component: str, wait: float = 10.0) -> ClearResult:
+    """Signal the ledger to forget `component`'s failed URLs, then read the
+    denylist until they are gone: the answer lists what was removed."""
     check_components([component])
+    mine = [d.url for d in await read_denied(client) if d.component == component]
+    if not mine:
+        return ClearResult(component=component)
+    handle = client.get_workflow_handle(LEDGER_WORKFLOW_ID)
     try:
-        return await client.get_workflow_handle(LEDGER_WORKFLOW_ID).execute_update(
-            UPDATE_CLEAR_DENIED, component, result_type=ClearResult
-        )
+        await handle.signal(SIGNAL_CLEAR_DENIED, component)
     except RPCError as err:
-        if _not_found(err):
-            return ClearResult(component=component)
         raise TemporalUnavailable(f"cannot clear the denylist: {err}") from err
+    deadline = time.monotonic() + wait
+    while True:
+        left = {d.url for d in await read_denied(client) if d.component == component}
+        if not left & set(mine):
+            return ClearResult(component=component, removed=mine)
+        if time.monotonic() > deadline:
+            raise TemporalUnavailable(
+                f"the ledger did not clear {component} within {wait:g} s (is a worker running?)"
+            )
+        await asyncio.sleep(0.2)
 
 
 async def read_records(client: Client) -> dict[str, ComponentRecord]:

@@ -27,7 +27,7 @@ def record_shard_ids() -> list[str]:
     return [f"{LEDGER_WORKFLOW_ID}-records-{n}" for n in range(RECORD_SHARDS)]
 
 SIGNAL_LEDGER_RECORD = "record_batch"  # RebuildBatch (through an activity) -> ledger
-UPDATE_CLEAR_DENIED = "clear_denied"  # component name -> the URLs removed
+SIGNAL_CLEAR_DENIED = "clear_denied"  # component name: forget its failed URLs
 QUERY_DENIED = "denied"  # all entries (bounded), newest first
 QUERY_DENIED_AMONG = "denied_among"  # list of SCM URLs -> those on the denylist
 QUERY_COMPONENTS = "components"  # every component record
