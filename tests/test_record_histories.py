@@ -99,3 +99,18 @@ async def test_record_collector_continue_as_new(engine: Engine) -> None:
     history = await engine.client.get_workflow_handle(
         handle.id, run_id=handle.first_execution_run_id).fetch_history()
     (HISTORIES / "batch_collector_continue_as_new.json").write_text(history.to_json())
+
+
+async def test_record_batch_skipping_a_denylisted_url(engine: Engine) -> None:
+    from ebs.contracts.ledger import LEDGER_WORKFLOW_ID
+
+    engine.sim.set_outcomes("glibc", ["FAILED", "FAILED"])
+    first = await engine.start_batch(["bash", "glibc"], batch_id="ebs-batch-record-deny-1")
+    await first.result()
+    second = await engine.start_batch(["glibc", "coreutils"],
+                                      batch_id="ebs-batch-record-deny-2")
+    result = await second.result()
+    assert {p.component: p.state for p in result.packages}["glibc"] == "skipped"
+    await _save(engine, first.id, "rebuild_batch_denylisting")
+    await _save(engine, second.id, "rebuild_batch_denylisted_skip")
+    await _save(engine, LEDGER_WORKFLOW_ID, "component_ledger_denylist")
