@@ -329,6 +329,21 @@ class KojiAdapter:
             raise
 
     # ---------------------------------------------------------------- tagging
+    def untag_builds(self, tag: str, nvrs: list[str], on_progress: Progress = None
+                     ) -> tuple[list[str], list[tuple[str, str]]]:
+        """untagBuild for each NVR in one multicall: (untagged, [(nvr, why)])."""
+        results = self._multicall([("untagBuild", (tag, nvr), {}) for nvr in nvrs], on_progress)
+        self._raise_if_global(results)
+        self._raise_if_transient(results)
+        done: list[str] = []
+        failed: list[tuple[str, str]] = []
+        for nvr, r in zip(nvrs, results, strict=True):
+            if isinstance(r, koji.GenericError):
+                failed.append((nvr, str(r)))
+            else:
+                done.append(nvr)
+        return done, failed
+
     def tag_builds(self, req: TagBuildsRequest, on_progress: Progress = None) -> TagBuildsResult:
         """Tag builds (tagBuild tasks) and wait up to tag_wait for those tasks.
 
