@@ -55,3 +55,13 @@ async def test_latency_measures_every_task() -> None:
     assert not r["error"]
     assert r["tasks_measured"] == PACKAGES
     assert 0 < r["latency"]["p50"] <= r["latency"]["p95"] <= r["latency"]["max"]
+
+
+async def test_components_view_reports_request_times() -> None:
+    from bench import components_view
+
+    r = await components_view.run(200, requests=2)
+    assert r["error"] == "", r["error"]
+    assert r["denylist_entries"] == 10 and r["shard_state_bytes_max"] > 0
+    assert set(r["warm"]) == {"search", "first_page", "html_search", "all_5000"}
+    assert "target" in components_view.summary(r)

@@ -8,9 +8,9 @@ from ebs.contracts.ledger import (
     LEDGER_WORKFLOW_ID,
     QUERY_COMPONENTS,
     QUERY_DENIED,
-    ComponentRecord,
     DeniedAnswer,
     record_shard_id,
+    records_from_rows,
 )
 from tests.helpers.engine import Engine
 
@@ -61,7 +61,7 @@ async def test_a_url_that_failed_for_good_is_skipped_until_cleared_or_a_new_comm
 
     # The per-component record follows the last batch.
     shard = engine.client.get_workflow_handle(record_shard_id("glibc"))
-    records = await shard.query(QUERY_COMPONENTS, result_type=list[ComponentRecord])
+    records = records_from_rows(await shard.query(QUERY_COMPONENTS, result_type=list))
     glibc_rec = next(r for r in records if r.component == "glibc")
     assert glibc_rec.batch_id == fourth.batch_id and glibc_rec.state == "stable"
 

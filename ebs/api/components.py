@@ -51,6 +51,7 @@ from ebs.contracts.ledger import (
     DeniedAnswer,
     DeniedUrl,
     record_shard_ids,
+    records_from_rows,
 )
 
 log = logging.getLogger(__name__)
@@ -110,9 +111,10 @@ async def read_records(client: Client) -> dict[str, ComponentRecord]:
 
     async def one(workflow_id: str) -> list[ComponentRecord]:
         try:
-            return await client.get_workflow_handle(workflow_id).query(
-                QUERY_COMPONENTS, result_type=list[ComponentRecord]
+            rows = await client.get_workflow_handle(workflow_id).query(
+                QUERY_COMPONENTS, result_type=list
             )
+            return records_from_rows(rows)
         except RPCError as err:
             if _not_found(err):
                 return []

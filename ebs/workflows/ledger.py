@@ -20,6 +20,7 @@ Started on first use with signal-with-start; it continues-as-new with its state.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -32,12 +33,12 @@ with workflow.unsafe.imports_passed_through():
         QUERY_DENIED_AMONG,
         SIGNAL_CLEAR_DENIED,
         SIGNAL_LEDGER_RECORD,
-        ComponentRecord,
         DeniedAnswer,
         DeniedLookup,
         DeniedUrl,
         LedgerBatch,
         LedgerState,
+        record_rows,
     )
 
 
@@ -98,8 +99,8 @@ class ComponentLedger:
         return DeniedAnswer([self._s.denied[u] for u in lookup.urls if u in self._s.denied])
 
     @workflow.query(name=QUERY_COMPONENTS)
-    def components(self) -> list[ComponentRecord]:
-        return list(self._s.components.values())
+    def components(self) -> list[list[Any]]:
+        return record_rows(list(self._s.components.values()))
 
     @workflow.run
     async def run(self, state: LedgerState) -> None:
