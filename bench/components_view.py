@@ -40,7 +40,7 @@ import httpx  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
-from bench.harness import emit, machine, percentile  # noqa: E402
+from bench.harness import add_common_options, emit, machine, percentile  # noqa: E402
 from ebs.activities.ledger import LedgerActivities  # noqa: E402
 from ebs.api.app import create_app  # noqa: E402
 from ebs.api.components import ComponentCatalog, read_denied, read_records  # noqa: E402
@@ -200,7 +200,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--components", type=int, default=10_000)
     p.add_argument("--requests", type=int, default=20)
-    p.add_argument("--out", type=Path)
+    add_common_options(p)  # --out; --engine etc. accepted for run_all.sh (in-process here)
     a = p.parse_args()
     r = asyncio.run(run(a.components, a.requests))
     emit(r, summary(r), a.out)
