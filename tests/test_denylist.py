@@ -80,3 +80,34 @@ async def test_clearing_one_component_lets_its_url_build_again(engine: Engine) -
     again = await engine.run_batch(["glibc", "bash"])
     assert by_name(again)["glibc"].state == "stable"
     assert by_name(again)["bash"].state == "skipped"
+
+
+async def test_the_ledger_keeps_its_state_across_continue_as_new(engine: Engine) -> None:
+    from ebs.contracts.ledger import (
+        LEDGER_WORKFLOW,
+        SIGNAL_LEDGER_RECORD,
+        ComponentRecord,
+        LedgerBatch,
+        LedgerPackage,
+        LedgerState,
+    )
+
+    def batch(n: int) -> LedgerBatch:
+        return LedgerBatch(f"b{n}", f"2026-01-01T00:00:{n:02d}", [LedgerPackage(
+            ComponentRecord(f"pkg{n}", f"b{n}", "failed", "build failed", f"pkg{n}-1-1.fc45"),
+            scm_url=f"git+https://x/pkg{n}#{n}", failed_for_good=True,
+        )])
+
+    handle = await engine.client.start_workflow(
+        LEDGER_WORKFLOW, LedgerState(history_limit=12), id=LEDGER_WORKFLOW_ID,
+        task_queue=engine.task_queue, start_signal=SIGNAL_LEDGER_RECORD,
+        start_signal_args=[batch(0)],
+    )
+    first_run = handle.result_run_id
+    for n in range(1, 12):
+        await handle.signal(SIGNAL_LEDGER_RECORD, batch(n))
+    answer = await denied(engine)
+    assert sorted(d.component for d in answer.denied) == sorted(f"pkg{n}" for n in range(12))
+    assert (await handle.describe()).run_id != first_run  # it did continue as new
+    records = records_from_rows(await handle.query(QUERY_COMPONENTS, result_type=list))
+    assert len(records) == 12
