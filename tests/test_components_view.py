@@ -138,3 +138,20 @@ async def test_a_failing_source_keeps_the_last_answer_and_says_so() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     pytest.main([__file__])
+
+
+async def test_components_of_the_running_batch_show_as_building() -> None:
+    from ebs.api.components import InFlight
+
+    calls: list[str] = []
+    base = catalog_10k(calls)
+
+    async def current() -> InFlight:
+        return InFlight("ebs-batch-now", ["pkg00002"], ["pkg00005"])
+
+    catalog = ComponentCatalog(base.names, base.stable, base.records, base.denied,
+                               current=current)
+    rows = {r.name: r for r in (await catalog.search("pkg0000")).components}
+    assert rows["pkg00002"].status == "Building" and rows["pkg00002"].batch_id == "ebs-batch-now"
+    assert "queued for the next batch" in rows["pkg00005"].detail
+    assert rows["pkg00004"].status == "SUCCESS" or rows["pkg00004"].status == "FAILED"

@@ -188,6 +188,29 @@ class _Source:
         self.read_at = time.monotonic()
 
 
+@dataclass
+class InFlight:
+    batch_id: str = ""
+    packages: list[str] = field(default_factory=list)  # Rawhide names
+    queued: list[str] = field(default_factory=list)
+
+
+async def read_in_flight(client: Client) -> InFlight:
+    from ebs.contracts.collector import CollectorStatus
+    from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS
+
+    try:
+        st = await client.get_workflow_handle(COLLECTOR_WORKFLOW_ID).query(
+            QUERY_STATUS, result_type=CollectorStatus
+        )
+    except RPCError as err:
+        if _not_found(err):
+            return InFlight()
+        raise
+    return InFlight(st.current_batch_id, list(st.current_batch_packages),
+                    [e.component for e in st.queued])
+
+
 NameLoader = Callable[[], Awaitable[dict[str, tuple[str, str]]]]  # eln -> (upstream, origin)
 StableLoader = Callable[[], Awaitable[dict[str, str]]]  # eln name -> nvr
 
@@ -201,6 +224,8 @@ class ComponentCatalog:
     records: Callable[[], Awaitable[dict[str, ComponentRecord]]]
     denied: Callable[[], Awaitable[list[DeniedUrl]]]
     links: Links = field(default_factory=Links)
+    # The running batch and the queue (the collector's status), for "Building".
+    current: Callable[[], Awaitable[InFlight]] | None = None
     names_ttl: float = NAMES_TTL
     stable_ttl: float = STABLE_TTL
     records_ttl: float = RECORDS_TTL
@@ -212,6 +237,8 @@ class ComponentCatalog:
             "ledger": _Source(self.records_ttl, self.records),
             "denylist": _Source(self.records_ttl, self.denied),
         }
+        if self.current is not None:
+            self._sources["collector"] = _Source(self.records_ttl, self.current)
         self._rows: list[ComponentRow] = []
         self._keys: list[str] = []  # lower-case names, for the search
         self._built_at: datetime | None = None
@@ -244,6 +271,11 @@ class ComponentCatalog:
         stable: dict[str, str] = self._sources["stable tag"].value or {}
         records: dict[str, ComponentRecord] = self._sources["ledger"].value or {}
         denied: list[DeniedUrl] = self._sources["denylist"].value or []
+        flight: InFlight = (
+            self._sources["collector"].value if "collector" in self._sources else None
+        ) or InFlight()
+        building = set(flight.packages)
+        queued = set(flight.queued)
         denied_by: dict[str, list[str]] = {}
         for d in denied:
             denied_by.setdefault(d.component, []).append(d.url)
@@ -277,6 +309,13 @@ class ComponentCatalog:
                 if rec.state in ("stable", "succeeded") and rec.nvr and row.stable_nvr \
                         and row.stable_nvr != rec.nvr:
                     row.detail = row.detail or f"{row.stable_nvr} is in the stable tag now"
+            if upstream in building or name in building:
+                row.status, row.state = "Building", "building"
+                row.detail = f"being rebuilt in {flight.batch_id}"
+                row.batch_id = flight.batch_id
+                row.batch_url = self.links.workflow(flight.batch_id)
+            elif upstream in queued or name in queued:
+                row.detail = (row.detail + "; " if row.detail else "") + "queued for the next batch"
             rows.append(row)
         self._rows = rows
         self._keys = [r.name.lower() for r in rows]
@@ -339,8 +378,11 @@ def default_catalog(cfg: Any, client: Callable[[], Awaitable[Client]], links: Li
     async def denied() -> list[DeniedUrl]:
         return await read_denied(await client())
 
+    async def current() -> InFlight:
+        return await read_in_flight(await client())
+
     return ComponentCatalog(
-        names, stable, records, denied, links,
+        names, stable, records, denied, links, current,
         names_ttl=float(cfg.timers.config_refresh),
     )
 
