@@ -24,6 +24,7 @@ run() {
 }
 
 run mass_rebuild.py --packages 1000
+run components_view.py --components 10000
 run koji_load.py --packages 1000 --mode both
 run koji_load.py --packages 1000 --mode lost --build-seconds 60
 if command -v rabbitmq-server >/dev/null 2>&1 || [[ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]]; then

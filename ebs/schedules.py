@@ -1,6 +1,6 @@
 """ebs's periodic jobs, as Temporal Schedules.
 
-Two schedules per deployment, named after its task queue (``ebs`` by default),
+Three schedules per deployment, named after its task queue (``ebs`` by default),
 created or brought up to date by every worker at start (:func:`ensure_schedules`
 is idempotent: a schedule that exists is updated only if its interval or action
 differs, and keeps its paused/unpaused state and note):
@@ -9,7 +9,11 @@ differs, and keeps its paused/unpaused state and note):
   ConfigRefresh workflow re-reads the config and the package lists;
 * ``ebs-sidetag-sweep``, every ``timers.sidetag_sweep`` (12 h): the
   SideTagSweep workflow removes leaked side tags older than
-  ``timers.sidetag_grace`` (48 h) that no running batch holds.
+  ``timers.sidetag_grace`` (48 h) that no running batch holds;
+* ``ebs-cleanup``, every ``timers.cleanup`` (12 h): the PeriodicCleanup
+  workflow (the original's cleanup.py) queues listed ELN components that have
+  no build in the stable tag, and with ``ebs worker --untagging`` (the
+  original's ``--untagging``, off by default) untags the older builds.
 
 Both are visible, pausable and triggerable in the Web UI (Schedules) and with
 the CLI, e.g. ``temporal schedule list``, ``temporal schedule describe
@@ -77,6 +81,7 @@ from temporalio.worker import Worker
 
 from ebs.config.holder import ConfigHolder
 from ebs.config.model import Timers
+from ebs.contracts.cleanup import CLEANUP_WORKFLOW, CleanupRequest
 from ebs.contracts.names import CONFIG_REFRESH_WORKFLOW, SWEEP_WORKFLOW
 from ebs.contracts.refresh import ConfigRefreshRequest, WorkerRefresh
 from ebs.contracts.sweep import SweepRequest
@@ -115,12 +120,17 @@ def sidetag_sweep_schedule_id(task_queue: str) -> str:
     return f"{task_queue}-sidetag-sweep"
 
 
+def cleanup_schedule_id(task_queue: str) -> str:
+    return f"{task_queue}-cleanup"
+
+
 def refresh_queue(task_queue: str, identity: str) -> str:
     """The task queue on which one worker process serves refresh_config."""
     return f"{task_queue}:config:{identity}"
 
 
-def periodic_jobs(task_queue: str, timers: Timers) -> list[PeriodicJob]:
+def periodic_jobs(task_queue: str, timers: Timers, *, untagging: bool = False
+                  ) -> list[PeriodicJob]:
     return [
         PeriodicJob(
             schedule_id=config_refresh_schedule_id(task_queue),
@@ -139,6 +149,16 @@ def periodic_jobs(task_queue: str, timers: Timers) -> list[PeriodicJob]:
             timeout=timedelta(hours=4),  # its activities' retries included
             note="ebs: remove leaked side tags older than timers.sidetag_grace "
             "(timers.sidetag_sweep)",
+        ),
+        PeriodicJob(
+            schedule_id=cleanup_schedule_id(task_queue),
+            workflow=CLEANUP_WORKFLOW,
+            arg=CleanupRequest(untagging=untagging),
+            every=timedelta(seconds=timers.cleanup),
+            timeout=timedelta(hours=4),
+            note="ebs: queue listed ELN components missing from the stable tag"
+            + (", untag older builds (--untagging)" if untagging else "")
+            + " (timers.cleanup)",
         ),
     ]
 
@@ -172,8 +192,26 @@ def _differences(current: Schedule, wanted: Schedule) -> list[str]:
         for name in ("workflow", "task_queue", "execution_timeout"):
             if getattr(action, name) != getattr(wanted_action, name):
                 out.append(f"{name} {getattr(action, name)} -> {getattr(wanted_action, name)}")
+        if _args_json(action.args) != _args_json(wanted_action.args):
+            out.append("input")
     if current.policy.overlap != wanted.policy.overlap:
         out.append("overlap policy")
+    return out
+
+
+def _args_json(args: Any) -> list[Any]:
+    """Schedule inputs compared as JSON: a described schedule holds raw payloads."""
+    import json
+
+    from temporalio.api.common.v1 import Payload
+    from temporalio.converter import default
+
+    out: list[Any] = []
+    for a in args or []:
+        if isinstance(a, Payload):
+            out.append(json.loads(a.data or b"null"))
+        else:
+            out.append(json.loads(default().payload_converter.to_payloads([a])[0].data))
     return out
 
 
@@ -204,10 +242,11 @@ async def ensure_schedule(client: Client, job: PeriodicJob, task_queue: str) -> 
     return ScheduleChange(job.schedule_id, "unchanged")
 
 
-async def ensure_schedules(client: Client, task_queue: str, timers: Timers) -> list[ScheduleChange]:
+async def ensure_schedules(client: Client, task_queue: str, timers: Timers, *,
+                           untagging: bool = False) -> list[ScheduleChange]:
     """Bring every periodic job's schedule in line with `timers`; idempotent."""
     changes = [await ensure_schedule(client, job, task_queue)
-               for job in periodic_jobs(task_queue, timers)]
+               for job in periodic_jobs(task_queue, timers, untagging=untagging)]
     for change in changes:
         if change.action != "unchanged":
             log.info("schedule %s", change)
@@ -240,10 +279,12 @@ class RefreshActivity:
 class ScheduleActivities:
     """Served on the main task queue: who to refresh, and the schedules' upkeep."""
 
-    def __init__(self, client: Client, holder: ConfigHolder, task_queue: str) -> None:
+    def __init__(self, client: Client, holder: ConfigHolder, task_queue: str, *,
+                 untagging: bool = False) -> None:
         self._client = client
         self._holder = holder
         self._task_queue = task_queue
+        self._untagging = untagging
 
     @activity.defn(name="config_refresh_queues")
     async def config_refresh_queues(self) -> list[str]:
@@ -256,7 +297,8 @@ class ScheduleActivities:
     @activity.defn(name="sync_schedules")
     async def sync_schedules(self) -> list[str]:
         changes = await ensure_schedules(
-            self._client, self._task_queue, self._holder.current().config.timers
+            self._client, self._task_queue, self._holder.current().config.timers,
+            untagging=self._untagging,
         )
         return [str(c) for c in changes if c.action != "unchanged"]
 

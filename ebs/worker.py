@@ -15,7 +15,9 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from ebs.activities.bodhi import BodhiActivities
+from ebs.activities.cleanup import CleanupActivities
 from ebs.activities.koji import KojiActivities
+from ebs.activities.ledger import LedgerActivities
 from ebs.activities.mail import MailActivities
 from ebs.activities.messages import MessageActivities
 from ebs.activities.queue import QueueActivities
@@ -33,15 +35,19 @@ from ebs.schedules import (
 )
 from ebs.workflows.attempt import BuildAttempt
 from ebs.workflows.batch import RebuildBatch
+from ebs.workflows.cleanup import PeriodicCleanup
 from ebs.workflows.collector import BatchCollector
 from ebs.workflows.index import PackageIndex
+from ebs.workflows.ledger import ComponentLedger
 from ebs.workflows.queue import CollectorQueue
 from ebs.workflows.sweep import ConfigRefresh, SideTagSweep
 
 log = logging.getLogger(__name__)
 
-WORKFLOWS = [BatchCollector, RebuildBatch, BuildAttempt, SideTagSweep, ConfigRefresh,
-             CollectorQueue, PackageIndex]
+WORKFLOWS = [
+    BatchCollector, RebuildBatch, BuildAttempt, SideTagSweep, ConfigRefresh, CollectorQueue,
+    PackageIndex, ComponentLedger, PeriodicCleanup,
+]
 
 
 def build_worker(
@@ -52,6 +58,7 @@ def build_worker(
     bodhi: BodhiAdapter,
     task_queue: str,
     max_concurrent_activities: int = 16,
+    untagging: bool = False,
 ) -> Worker:
     """A worker for all of ebs's workflows and activities on `task_queue`."""
     activities = (
@@ -62,8 +69,10 @@ def build_worker(
         + MessageActivities(lambda: holder.current().config.messaging,
                             lambda: holder.current().config.configuration.koji.username or "").all()
         + SweepActivities(client, holder, koji, bodhi, task_queue).all()
-        + ScheduleActivities(client, holder, task_queue).all()
+        + ScheduleActivities(client, holder, task_queue, untagging=untagging).all()
         + QueueActivities(client, task_queue).all()
+        + LedgerActivities(client, task_queue).all()
+        + CleanupActivities(client, holder, koji).all()
     )
     return Worker(
         client,
@@ -88,6 +97,7 @@ async def run_worker(
     *,
     metrics_port: int | None = None,
     max_concurrent_activities: int = 16,
+    untagging: bool = False,
 ) -> int:
     """`ebs worker`: serve the workflows and activities until SIGTERM/SIGINT.
 
@@ -123,7 +133,7 @@ async def run_worker(
     except Exception as err:  # a cluster where ebs may not manage the namespace
         log.warning("could not check/register search attributes: %s", err)
     try:
-        await ensure_schedules(client, task_queue, cfg.timers)
+        await ensure_schedules(client, task_queue, cfg.timers, untagging=untagging)
     except Exception as err:  # e.g. no permission to manage schedules
         log.warning(
             "could not create or update the schedules (no scheduled side-tag sweep or "
@@ -136,6 +146,7 @@ async def run_worker(
         bodhi=bodhi,
         task_queue=task_queue,
         max_concurrent_activities=max_concurrent_activities,
+        untagging=untagging,
     )
     refresh_worker = build_refresh_worker(client, holder, task_queue)
     stop = asyncio.Event()

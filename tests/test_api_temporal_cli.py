@@ -10,8 +10,19 @@ import re
 import shlex
 from pathlib import Path
 
+from ebs.api.components import read_denied
 from ebs.contracts.collector import CollectorState
 from ebs.contracts.events import EnqueueRequest
+from ebs.contracts.ledger import (
+    LEDGER_WORKFLOW,
+    LEDGER_WORKFLOW_ID,
+    SIGNAL_LEDGER_RECORD,
+    ComponentRecord,
+    LedgerBatch,
+    LedgerPackage,
+    LedgerState,
+    record_shard_ids,
+)
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_LOG_LEVEL, UPDATE_ENQUEUE
 from ebs.temporal_client import temporal_cli_path
 from tests.helpers.api import (
@@ -64,6 +75,18 @@ async def test_documented_temporal_commands_work(stack: Stack) -> None:
     # Then a fresh collector that will not batch while the commands run.
     await stack.reset_collector(lull=3600)
 
+    # A ledger with bash's failed URL, and the record shards, for the ledger commands.
+    failed = LedgerPackage(
+        ComponentRecord("bash", batch_id, "failed", "build failed", "bash-5.3.0-2.fc45"),
+        scm_url="git+https://src.fedoraproject.org/rpms/bash.git#0ld", failed_for_good=True,
+    )
+    for wid in [LEDGER_WORKFLOW_ID, *record_shard_ids()]:
+        await stack.client.start_workflow(
+            LEDGER_WORKFLOW, LedgerState(), id=wid, task_queue=TASK_QUEUE,
+            start_signal=SIGNAL_LEDGER_RECORD,
+            start_signal_args=[LedgerBatch(batch_id, "2026-11-25T10:15:00", [failed])],
+        )
+
     env = {**os.environ, "TEMPORAL_ADDRESS": stack.address, "TEMPORAL_NAMESPACE": "default"}
     outputs: dict[str, str] = {}
     signalled: list[str] = []
@@ -82,9 +105,10 @@ async def test_documented_temporal_commands_work(stack: Stack) -> None:
                 level = await handle.query(QUERY_LOG_LEVEL, result_type=str)
                 assert level == "DEBUG", (command, level)
                 continue
-            paused = (await stack.collector_status()).paused
-            assert paused is (name == "pause"), (command, paused)
-    assert signalled == ["pause", "resume", "set_log_level"]
+            if name in ("pause", "resume"):
+                paused = (await stack.collector_status()).paused
+                assert paused is (name == "pause"), (command, paused)
+    assert sorted(signalled) == sorted(["pause", "resume", "set_log_level", "clear_denied"])
 
     def output(fragment: str) -> str:
         return next(o for c, o in outputs.items() if fragment in c)
@@ -112,3 +136,10 @@ async def test_documented_temporal_commands_work(stack: Stack) -> None:
     assert batch_id in output("EbsOutcome IN")
     assert "Completed" in output("GROUP BY ExecutionStatus")
     assert [r.batch_id for r in recent] == [batch_id]
+
+    # The denylist: listed, then cleared by the documented signal.
+    listed = json.loads(output("--workflow-id ebs-ledger --type denied"))["queryResult"][0]
+    assert [d["component"] for d in listed["denied"]] == ["bash"]
+    assert await read_denied(stack.client) == []
+    rows = json.loads(output("ebs-ledger-records-3 --type components"))["queryResult"][0]
+    assert rows == [] or all(len(r) == 8 for r in rows)

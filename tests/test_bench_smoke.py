@@ -65,3 +65,13 @@ async def test_signal_load_compares_a_batch_with_and_without_signals() -> None:
     assert r["batch_alone_seconds"] > 0 and r["batch_with_signals_seconds"] > 0
     assert r["signals_sent"] > 0 and r["collector_queue_length"] == r["signals_sent"]
     assert "target slowdown" in signal_load.summary(r)
+
+
+async def test_components_view_reports_request_times() -> None:
+    from bench import components_view
+
+    r = await components_view.run(200, requests=2)
+    assert r["error"] == "", r["error"]
+    assert r["denylist_entries"] == 10 and r["shard_state_bytes_max"] > 0
+    assert set(r["warm"]) == {"search", "first_page", "html_search", "all_5000"}
+    assert "target" in components_view.summary(r)

@@ -306,3 +306,18 @@ def test_a_retry_finds_its_side_tag_by_creation_time_without_sidetag_admin() -> 
         adapter.tag_builds(TagBuildsRequest(first.name, [BASH]))
         again = adapter.create_side_tag(req)
         assert (again.name, again.reused) == (first.name, True) and again.name != older.name
+
+
+def test_list_tagged_answers_a_whole_tag_in_one_call(
+    sim: SimWithSink, koji_adapter: KojiAdapter
+) -> None:
+    from ebs.contracts.koji import ListTaggedRequest
+
+    before = len(sim.calls_named("listTagged"))
+    latest = koji_adapter.list_tagged(ListTaggedRequest("eln"))
+    assert len(sim.calls_named("listTagged")) == before + 1
+    by_name = {b.name: b for b in latest.builds}
+    assert by_name["bash"].nvr == "bash-5.2.37-0.eln150" and by_name["bash"].build_id > 0
+    assert len(by_name) == len(latest.builds)  # latest: one per package
+    every = koji_adapter.list_tagged(ListTaggedRequest("eln", latest=False))
+    assert len(every.builds) >= len(latest.builds)

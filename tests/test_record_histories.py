@@ -164,3 +164,18 @@ async def test_record_batch_with_an_existing_rebuild(engine: Engine) -> None:
     assert {p.component: p.existing_build for p in result.packages} == \
         {"hello": True, "bash": False}
     await _save(engine, "ebs-batch-existing", "rebuild_batch_existing_rebuild")
+
+
+async def test_record_batch_skipping_a_denylisted_url(engine: Engine) -> None:
+    from ebs.contracts.ledger import LEDGER_WORKFLOW_ID
+
+    engine.sim.set_outcomes("glibc", ["FAILED", "FAILED"])
+    first = await engine.start_batch(["bash", "glibc"], batch_id="ebs-batch-record-deny-1")
+    await first.result()
+    second = await engine.start_batch(["glibc", "coreutils"],
+                                      batch_id="ebs-batch-record-deny-2")
+    result = await second.result()
+    assert {p.component: p.state for p in result.packages}["glibc"] == "skipped"
+    await _save(engine, first.id, "rebuild_batch_denylisting")
+    await _save(engine, second.id, "rebuild_batch_denylisted_skip")
+    await _save(engine, LEDGER_WORKFLOW_ID, "component_ledger_denylist")

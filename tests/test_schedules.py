@@ -31,6 +31,7 @@ from ebs.contracts.sweep import SweepReport
 from ebs.devstack.waiting import eventually
 from ebs.koji.adapter import KojiAdapter
 from ebs.schedules import (
+    cleanup_schedule_id,
     config_refresh_schedule_id,
     ensure_schedules,
     refresh_queue,
@@ -51,7 +52,8 @@ def unique_queue(prefix: str) -> str:
 
 
 async def delete_schedules(client: Client, queue: str) -> None:
-    for schedule_id in (config_refresh_schedule_id(queue), sidetag_sweep_schedule_id(queue)):
+    for schedule_id in (config_refresh_schedule_id(queue), sidetag_sweep_schedule_id(queue),
+                        cleanup_schedule_id(queue)):
         try:
             await client.get_schedule_handle(schedule_id).delete()
         except Exception:  # noqa: S110 - not created by this test
@@ -87,9 +89,16 @@ async def test_schedules_are_created_once_and_follow_the_timers(
         first = await ensure_schedules(client, queue, Timers())
         assert [(c.schedule_id, c.action) for c in first] == [
             (config_refresh_schedule_id(queue), "created"), (sweep_id, "created"),
+            (cleanup_schedule_id(queue), "created"),
         ]
         again = await ensure_schedules(client, queue, Timers())
-        assert [c.action for c in again] == ["unchanged", "unchanged"]
+        assert [c.action for c in again] == ["unchanged", "unchanged", "unchanged"]
+        # `ebs worker --untagging` changes the cleanup's input, and back.
+        untag = await ensure_schedules(client, queue, Timers(), untagging=True)
+        assert [c.action for c in untag] == ["unchanged", "unchanged", "updated"]
+        assert "input" in untag[2].detail
+        back = await ensure_schedules(client, queue, Timers())
+        assert [c.action for c in back] == ["unchanged", "unchanged", "updated"]
 
         # An operator pauses the sweep; a new interval keeps it paused.
         handle = client.get_schedule_handle(sweep_id)
@@ -98,6 +107,7 @@ async def test_schedules_are_created_once_and_follow_the_timers(
         assert [str(c) for c in changed] == [
             f"{config_refresh_schedule_id(queue)}: unchanged",
             f"{sweep_id}: updated (every 43200s -> 3600s)",
+            f"{cleanup_schedule_id(queue)}: unchanged",
         ]
         desc = await handle.describe()
         assert [i.every for i in desc.schedule.spec.intervals] == [timedelta(hours=1)]

@@ -122,7 +122,19 @@ async def test_status_page_in_a_browser(stack: Stack, served: str, tmp_path: Pat
                 "png": driver.get_screenshot_as_png(),
             }
 
-        page = await asyncio.to_thread(look)
+        def look_steady() -> dict[str, Any]:
+            # The page reloads itself every second: a reload in the middle of
+            # reading makes an element stale; read it again.
+            from selenium.common.exceptions import StaleElementReferenceException
+
+            for _ in range(5):
+                try:
+                    return look()
+                except StaleElementReferenceException:
+                    continue
+            return look()
+
+        page = await asyncio.to_thread(look_steady)
         assert page["title"] == "ebs · ELN rebuild status"
         assert page["refresh"] == "1"
         assert page["scripts"] == 0

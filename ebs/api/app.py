@@ -24,6 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client
 
 from ebs.api.auth import Authenticator, AuthFailure, Principal
+from ebs.api.components import ComponentCatalog, default_catalog, register_component_routes
 from ebs.api.control import Control, RequestRejected, TemporalUnavailable
 from ebs.api.html import recent_bus_messages, render_status, render_unavailable
 from ebs.api.limits import MAX_BODY_BYTES, BodyLimit
@@ -152,6 +153,7 @@ def create_app(
     update_timeout: float = 120.0,
     max_body_bytes: int = MAX_BODY_BYTES,
     oidc_client_secret_file: str | None = None,
+    catalog: ComponentCatalog | None = None,
 ) -> FastAPI:
     """The API for one ebs deployment. Give a connected `client` (tests, `ebs dev`)
     or a `connect` coroutine factory; by default it connects from `cfg.temporal`."""
@@ -465,4 +467,7 @@ as <code>Authorization: Bearer</code>.</p>
 <p><a href="/status.html">Status</a> · <a href="/logout">Logout</a></p>
 </body></html>""")
 
+    register_component_routes(
+        app, catalog or default_catalog(cfg, source.get, links), control, admin
+    )
     return app

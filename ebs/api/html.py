@@ -41,6 +41,7 @@ def render_status(status: StatusResponse, refresh: int = 30,
         collector=status.collector,
         current=status.current_batch,
         recent_batches=status.recent_batches,
+        denylist=status.denylist,
     )
 
 

@@ -136,12 +136,27 @@ class CollectorView(_Model):
     )
 
 
+class DeniedEntry(_Model):
+    """An SCM URL that failed for good: never submitted again (the denylist)."""
+
+    url: str
+    component: str
+    rawhide_nvr: str = ""
+    batch_id: str = ""
+    failed_at: str = ""
+    reason: str = ""
+
+
 class StatusResponse(_Model):
     generated_at: datetime
     collector: CollectorView
     current_batch: CurrentBatch | None = None
     recent_batches: list[BatchOverview] = []
     temporal_ui_url: str = ""
+    denylist: list[DeniedEntry] = Field(
+        default=[],
+        description="SCM URLs that failed for good; clear with DELETE /denylist/{component}",
+    )
 
 
 # ---- history ----------------------------------------------------------------

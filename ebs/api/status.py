@@ -6,16 +6,19 @@ Temporal visibility (the collector's `status` query, the current batch's
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from datetime import UTC, datetime
 
-from ebs.api.control import BatchExecution, Control
+from ebs.api.components import read_denied
+from ebs.api.control import BatchExecution, Control, TemporalUnavailable
 from ebs.api.links import Links
 from ebs.api.models import (
     BatchOverview,
     BodhiUpdate,
     CollectorView,
     CurrentBatch,
+    DeniedEntry,
     HistoryEntry,
     HistoryResponse,
     KojiTask,
@@ -36,7 +39,11 @@ from ebs.contracts.names import COLLECTOR_WORKFLOW_ID
 from ebs.contracts.search import PACKAGES_KEY
 
 FINAL_STATES = {PackageState.SUCCEEDED.value, PackageState.FAILED.value,
-                PackageState.STABLE.value, PackageState.DROPPED.value}
+                PackageState.STABLE.value, PackageState.DROPPED.value,
+                PackageState.SKIPPED.value}
+
+
+log = logging.getLogger(__name__)
 
 
 def _when(value: str | float | None) -> datetime | None:
@@ -202,8 +209,8 @@ def _sort_key(b: BatchOverview) -> tuple[int, float]:
 
 async def build_status(control: Control, links: Links, recent: int = 10) -> StatusResponse:
     """Everything /status.json, /status.html and `ebs status` show."""
-    collector, executions = await asyncio.gather(
-        control.collector_info(), control.recent_batches(recent)
+    collector, executions, denied = await asyncio.gather(
+        control.collector_info(), control.recent_batches(recent), _denylist(control)
     )
     state = collector.state
     view = CollectorView(
@@ -243,7 +250,16 @@ async def build_status(control: Control, links: Links, recent: int = 10) -> Stat
         current_batch=current,
         recent_batches=overviews[:recent],
         temporal_ui_url=links.temporal_ui_url,
+        denylist=denied,
     )
+
+
+async def _denylist(control: Control) -> list[DeniedEntry]:
+    try:
+        return [DeniedEntry(**vars(d)) for d in await read_denied(control.client)]
+    except TemporalUnavailable as err:  # the rest of the page still answers
+        log.warning("status: %s", err)
+        return []
 
 
 async def build_history(

@@ -17,7 +17,7 @@ import sys
 
 import click
 
-from ebs.cli import operator, services
+from ebs.cli import ledger, operator, services
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -33,7 +33,7 @@ def cli() -> None:
     """
 
 
-for _command in (*operator.COMMANDS, *services.COMMANDS):
+for _command in (*operator.COMMANDS, *ledger.COMMANDS, *services.COMMANDS):
     cli.add_command(_command)
 
 

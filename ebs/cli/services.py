@@ -45,6 +45,9 @@ def _exit(code: object) -> None:
               help="Serve this process's Prometheus metrics on this port.")
 @click.option("--max-concurrent-activities", default=16, show_default=True,
               type=click.IntRange(1, 1000), help="Koji/Bodhi/mail activities run at once.")
+@click.option("-t", "--untagging/--no-untagging", default=False, show_default=True,
+              help="The cleanup schedule also untags all but the latest build of each listed "
+              "component from the stable tag (the original's --untagging).")
 @user_errors(catch_all=False)
 def worker(
     config_files: tuple[str, ...],
@@ -52,6 +55,7 @@ def worker(
     config_gits: tuple[str, ...],
     metrics_port: int | None,
     max_concurrent_activities: int,
+    untagging: bool,
 ) -> None:
     """Run the Temporal worker: the workflows (collector, batches, attempts,
     sweep, config refresh) and the Koji, Bodhi, mail and settings activities,
@@ -70,6 +74,7 @@ def worker(
             specs,
             metrics_port=metrics_port,
             max_concurrent_activities=max_concurrent_activities,
+            untagging=untagging,
         )
     )
     _exit(code)

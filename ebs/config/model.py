@@ -368,6 +368,9 @@ class Timers(_Strict):
     config_refresh: float = Field(default=900.0, gt=0)
     sidetag_sweep: float = Field(default=12 * 3600.0, gt=0)
     sidetag_grace: float = Field(default=48 * 3600.0, gt=0)
+    # The original's 12-hourly cleanup (queue listed components missing from the
+    # stable tag): the ebs-cleanup schedule.
+    cleanup: float = Field(default=12 * 3600.0, gt=0)
 
 
 class EbsConfig(_Strict):

@@ -20,6 +20,7 @@ class PackageState(StrEnum):
     # Left out at batch start: the trigger tag no longer holds any build of the
     # component (untagged since the message); `reason` says so.
     DROPPED = "dropped"
+    SKIPPED = "skipped"  # its SCM URL is on the failed-URL denylist: not built
 
 
 class BatchOutcome(StrEnum):

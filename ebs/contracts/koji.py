@@ -275,3 +275,26 @@ class TaggedBuild:
 class TagResolveResult:
     builds: list[TaggedBuild] = field(default_factory=list)  # in query order
 
+
+@dataclass
+class ListTaggedRequest:
+    """Every build in a tag, in one call (listTagged); `latest`: the newest per package."""
+
+    tag: str
+    latest: bool = True
+    inherit: bool = False
+
+
+@dataclass
+class TagListing:
+    """One row of a whole-tag listing (ListTaggedResult)."""
+
+    name: str
+    nvr: str
+    build_id: int = 0
+
+
+@dataclass
+class ListTaggedResult:
+    tag: str
+    builds: list[TagListing] = field(default_factory=list)

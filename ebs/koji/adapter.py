@@ -38,6 +38,8 @@ from ebs.contracts.koji import (
     KojiTaskState,
     LatestBuildsRequest,
     LatestBuildsResult,
+    ListTaggedRequest,
+    ListTaggedResult,
     PromoteRequest,
     PromoteResult,
     Promotion,
@@ -58,6 +60,7 @@ from ebs.contracts.koji import (
     TagBuildsResult,
     TagFailure,
     TaggedBuild,
+    TagListing,
     TagResolveRequest,
     TagResolveResult,
     TaskBuild,
@@ -332,6 +335,16 @@ class KojiAdapter:
                                       tag_event=int(row.get("create_event") or 0)))
         return TagResolveResult(builds)
 
+    def list_tagged(self, req: ListTaggedRequest) -> ListTaggedResult:
+        """One listTagged call for a whole tag (the status page and the cleanup,
+        as the original's status.py and cleanup.py do)."""
+        rows = self._call("listTagged", req.tag, latest=req.latest, inherit=req.inherit)
+        return ListTaggedResult(
+            req.tag,
+            [TagListing(r.get("name") or r.get("package_name") or "", r["nvr"],
+                         int(r.get("build_id") or r.get("id") or 0)) for r in rows or []],
+        )
+
     # -------------------------------------------------------------- side tags
     def create_side_tag(self, req: SideTagRequest) -> SideTag:
         """Create a side tag of base_tag, or find the one an earlier try made.
@@ -423,6 +436,21 @@ class KojiAdapter:
             raise
 
     # ---------------------------------------------------------------- tagging
+    def untag_builds(self, tag: str, nvrs: list[str], on_progress: Progress = None
+                     ) -> tuple[list[str], list[tuple[str, str]]]:
+        """untagBuild for each NVR in one multicall: (untagged, [(nvr, why)])."""
+        results = self._multicall([("untagBuild", (tag, nvr), {}) for nvr in nvrs], on_progress)
+        self._raise_if_global(results)
+        self._raise_if_transient(results)
+        done: list[str] = []
+        failed: list[tuple[str, str]] = []
+        for nvr, r in zip(nvrs, results, strict=True):
+            if isinstance(r, koji.GenericError):
+                failed.append((nvr, str(r)))
+            else:
+                done.append(nvr)
+        return done, failed
+
     def tag_builds(self, req: TagBuildsRequest, on_progress: Progress = None) -> TagBuildsResult:
         """Tag builds (tagBuild tasks) and wait up to tag_wait for those tasks.
 

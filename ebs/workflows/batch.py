@@ -29,6 +29,7 @@ from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelle
 with workflow.unsafe.imports_passed_through():
     from ebs.activities.bodhi import BodhiActivities
     from ebs.activities.koji import KojiActivities
+    from ebs.activities.ledger import LEDGER_CALL, LedgerActivities
     from ebs.activities.mail import MailActivities
     from ebs.activities.presets import KOJI_CALL, MAIL
     from ebs.config.rules import is_skip_tag, ordering_for
@@ -58,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         TagResolveRequest,
         TaskPollRequest,
     )
+    from ebs.contracts.ledger import ComponentRecord, DeniedLookup, LedgerBatch, LedgerPackage
     from ebs.contracts.mail import EmailRequest, MailKind
     from ebs.contracts.names import (
         QUERY_STATUS,
@@ -87,6 +89,9 @@ PATCH_EXISTING_REBUILDS = "existing-rebuilds-not-resubmitted"
 
 # A side tag whose repo never regenerates is replaced this many times at most.
 MAX_SIDE_TAGS = 3
+# Denylist lookup before building and the ComponentLedger report at the end
+# (issue 14); histories recorded before it replay without either.
+LEDGER_PATCH = "ledger-denylist-v1"
 
 
 class BatchAbort(Exception):
@@ -178,8 +183,11 @@ class RebuildBatch:
             target = await self._koji(KojiActivities.get_build_target, s.build_target, "target")
             if self._active():
                 await self._look_up_rawhide_builds()
-                if not s.scratch and workflow.patched(PATCH_EXISTING_REBUILDS):
+                if workflow.patched(LEDGER_PATCH):
+                    await self._skip_denied()
+                if not s.scratch and workflow.patched(PATCH_EXISTING_REBUILDS) and self._active():
                     await self._take_existing_rebuilds()
+            if self._active():
                 side_tag = await self._prepare_side_tag(target.build_tag)
                 for ordering in sorted({p.ordering for p in self._packages.values()}):
                     await self._build_slice(ordering, side_tag)
@@ -208,6 +216,8 @@ class RebuildBatch:
             self._set_phase("finished")
             workflow.upsert_search_attributes([OUTCOME_KEY.value_set(outcome)])
             await self._bus.close(self._result(outcome, finished=True))
+        if workflow.patched(LEDGER_PATCH):
+            await self._report_to_ledger()
         if outcome != BatchOutcome.ERROR and not failures_mailed and self._any_failed():
             await self._email(MailKind.BUILD_FAILURES)  # histories from before the patch
         return self._result(outcome, finished=True)
@@ -293,6 +303,63 @@ class RebuildBatch:
             pkg.nvr, pkg.build_id = existing.nvr, existing.build_id
             pkg.reason = (f"not rebuilt: Koji already has {existing.nvr} (build "
                           f"{existing.build_id}), the rebuild of {asked}; released as it is")
+
+    async def _skip_denied(self) -> None:
+        """Never submit an SCM URL that failed for good before (the denylist of
+        the ComponentLedger): such a package is skipped, with the reason."""
+        answer = await workflow.execute_activity_method(
+            LedgerActivities.denied_among,
+            DeniedLookup(sorted(set(self._sources.values()))),
+            activity_id="ledger:denied", **LEDGER_CALL,
+        )
+        denied = {d.url: d for d in answer.denied}
+        for pkg in self._packages.values():
+            entry = denied.get(self._sources.get(pkg.component, ""))
+            if entry is None or pkg.state != State.PENDING.value:
+                continue
+            pkg.state = State.SKIPPED.value
+            pkg.reason = (
+                f"skipped: {entry.url} failed for good in {entry.batch_id or 'an earlier batch'}"
+                f" ({entry.failed_at}); only a new Rawhide commit is built"
+                f" (or clear it: ebs denylist clear {entry.component})"
+            )
+            workflow.logger.info("%s: %s", pkg.component, pkg.reason)
+
+    def _failed_for_good(self, pkg: PackageResult) -> bool:
+        """A build Koji ran and that still failed after the retries (not a
+        batch that stopped early, nor a package that never reached Koji)."""
+        return pkg.state == State.FAILED.value and bool(pkg.task_ids) and not self._error
+
+    async def _report_to_ledger(self) -> None:
+        """The per-component records and the newly failed SCM URLs."""
+        finished = workflow.now().isoformat()
+        packages = [
+            LedgerPackage(
+                record=ComponentRecord(
+                    component=p.component,
+                    batch_id=self._req.batch_id,
+                    state=p.state,
+                    detail=p.reason[:300],
+                    rawhide_nvr=p.rawhide_nvr,
+                    nvr=p.nvr,
+                    task_id=p.task_ids[-1] if p.task_ids else 0,
+                    finished_at=finished,
+                ),
+                scm_url=self._sources.get(p.component, ""),
+                failed_for_good=self._failed_for_good(p),
+            )
+            for p in self._packages.values()
+        ]
+        try:
+            await workflow.execute_activity_method(
+                LedgerActivities.record_batch,
+                LedgerBatch(self._req.batch_id, finished, packages),
+                activity_id="ledger:record", **LEDGER_CALL,
+            )
+        except ActivityError as err:
+            if is_cancelled_exception(err):
+                raise
+            workflow.logger.error("could not report batch to the ledger: %s", err)
 
     async def _prepare_side_tag(self, build_tag: str) -> str:
         """Step 1: a side tag holding the batch's Rawhide builds, repo regenerated.
@@ -696,8 +763,8 @@ class RebuildBatch:
                 "one as it is: koji promote-build <draft NVR>")
 
     def _active(self) -> list[PackageResult]:
-        """The packages still in play: neither failed nor dropped."""
-        gone = (State.FAILED.value, State.DROPPED.value)
+        """The packages still in play: not failed, dropped or skipped (denylisted)."""
+        gone = (State.FAILED.value, State.DROPPED.value, State.SKIPPED.value)
         return [p for p in self._packages.values() if p.state not in gone]
 
     def _outcome(self) -> BatchOutcome:
@@ -707,7 +774,8 @@ class RebuildBatch:
         if failed == 0:
             # Built, but an update did not reach the stable tag in time.
             return BatchOutcome.UNSTABLE if self._unstable else BatchOutcome.SUCCEEDED
-        return BatchOutcome.FAILED if failed == len(states) else BatchOutcome.PARTIAL
+        tried = len(states) - states.count(State.SKIPPED.value)
+        return BatchOutcome.FAILED if failed == tried else BatchOutcome.PARTIAL
 
     def _task_url(self, task_id: int) -> str:
         base = self._settings.koji_weburl.rstrip("/")

@@ -40,6 +40,7 @@ from ebs.contracts.search import CONFIG_VERSION_KEY, OUTCOME_KEY, PACKAGES_KEY, 
 from ebs.devstack import waiting
 from ebs.temporal_client import temporal_cli_path
 from ebs.workflows.collector import BatchCollector
+from ebs.workflows.ledger import ComponentLedger
 from tests.helpers.oidc import ADMIN_GROUP, AUDIENCE, OidcProvider
 from tests.test_api_workflows import (
     SIGNAL_FINISH,
@@ -251,7 +252,7 @@ async def make_stack(tmp: Path, issuer: str | None = None) -> AsyncIterator[Stac
     worker = Worker(
         env.client,
         task_queue=TASK_QUEUE,
-        workflows=[BatchCollector, ScriptedBatch],
+        workflows=[BatchCollector, ScriptedBatch, ComponentLedger],
         activities=world.activities(),
         activity_executor=ThreadPoolExecutor(max_workers=4),
     )
