@@ -9,7 +9,7 @@ an `ebs worker`, each measurable on its own.
   its peak RSS is the worker's alone (sampled every 50 ms with psutil).
 
 A batch is started directly as a RebuildBatch (no collector, no lull), like
-tests/test_worker_crash.py does, and measured from start to result.
+tests/engine/test_worker_crash.py does, and measured from start to result.
 
 Koji load comes from the simulator's call log: every top-level call it
 records is one HTTP request to /kojihub (a multiCall is one request, whatever

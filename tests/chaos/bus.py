@@ -2,7 +2,7 @@
 a private RabbitMQ, `ebs ingest` bridges consuming them, and the BatchCollector
 turning tag events into batches.
 
-How the bridge is run with a private broker follows tests/test_ingest.py
+How the bridge is run with a private broker follows tests/ingest/test_ingest.py
 (the bridge's own tests: messages through the broker, bridge SIGKILL, Temporal
 outage, broker restart, replicas). Here the whole pipeline runs: simulator ->
 broker -> bridge -> collector -> batch -> worker -> simulator.

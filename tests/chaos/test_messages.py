@@ -5,7 +5,7 @@ The simulator publishes Fedora's Koji topics to a private RabbitMQ, `ebs
 ingest` processes bridge them to Temporal, `ebs worker` processes run the
 batch. Messages only make ebs faster: the results must not change, and a task
 whose completion message was lost must be found by the poll within the poll
-interval. (The bridge's own tests, tests/test_ingest.py, cover it alone.)
+interval. (The bridge's own tests, tests/ingest/test_ingest.py, cover it alone.)
 """
 
 from __future__ import annotations

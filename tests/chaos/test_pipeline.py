@@ -3,7 +3,7 @@ SIGKILLed, the broker restarts and Temporal is unreachable; every tagged
 build must still be rebuilt, once.
 
 simulator -> RabbitMQ -> `ebs ingest` -> BatchCollector -> RebuildBatch ->
-`ebs worker` -> simulator. tests/test_ingest.py checks the same outages for
+`ebs worker` -> simulator. tests/ingest/test_ingest.py checks the same outages for
 the bridge alone (queued events in the collector); here they hit a running
 pipeline, and what counts is what batches rebuilt.
 """

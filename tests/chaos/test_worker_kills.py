@@ -5,7 +5,7 @@ that fails for good, a skip_tag package, a Bodhi update) in a world of its
 own, concurrently with an undisturbed run of the same batch. Each must end
 with the per-package result of the undisturbed run, no duplicate Koji build
 task, no side tag left, no build in two Bodhi updates, no lost package.
-(tests/test_worker_crash.py is the single-kill smoke test this generalises.)
+(tests/engine/test_worker_crash.py is the single-kill smoke test this generalises.)
 """
 
 from __future__ import annotations

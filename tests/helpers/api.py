@@ -4,7 +4,7 @@ Modules import the fixtures they use (`stack_fixture`, ...;
 pytest knows them by their `name`). Each module gets
 its own Temporal dev server (real server, real SQLite visibility with the ebs
 search attributes) and a worker hosting the real BatchCollector (see
-tests/test_api_workflows.py for what stands in for Koji and the batch).
+tests/api/test_api_workflows.py for what stands in for Koji and the batch).
 """
 
 from __future__ import annotations
@@ -41,14 +41,14 @@ from ebs.devstack import waiting
 from ebs.temporal_client import temporal_cli_path
 from ebs.workflows.collector import BatchCollector
 from ebs.workflows.ledger import ComponentLedger
-from tests.helpers.oidc import ADMIN_GROUP, AUDIENCE, OidcProvider
-from tests.test_api_workflows import (
+from tests.api.test_api_workflows import (
     SIGNAL_FINISH,
     SIGNAL_SCRIPT,
     RawhideKoji,
     ScriptedBatch,
     World,
 )
+from tests.helpers.oidc import ADMIN_GROUP, AUDIENCE, OidcProvider
 
 TASK_QUEUE = "ebs"
 API_TOKEN = "test-token-0123456789abcdef"

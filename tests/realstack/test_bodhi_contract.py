@@ -34,7 +34,7 @@ from ebs.simulator.bodhi import BodhiSim
 from tests.realstack import bodhi_fixtures
 from tests.realstack.bodhi_stack import BodhiServer
 from tests.realstack.koji_hub import DEFAULT_POLICY
-from tests.test_sim_bodhi import MemoryKoji, serve
+from tests.sim.test_sim_bodhi import MemoryKoji, serve
 
 pytestmark = pytest.mark.realstack
 

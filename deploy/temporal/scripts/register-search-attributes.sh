@@ -18,7 +18,7 @@
 set -eu
 
 # name:type pairs; must match ebs.temporal_client.SEARCH_ATTRIBUTES (checked by
-# tests/test_deploy_scripts.py).
+# tests/deploy/test_deploy_scripts.py).
 ATTRIBUTES="EbsPackages:KeywordList EbsPhase:Keyword EbsOutcome:Keyword EbsConfigVersion:Keyword"
 
 ns=${TEMPORAL_NAMESPACE:-default}

@@ -130,7 +130,7 @@ async def test_opaque_tokens_through_the_api(
     oidc_stack: Stack, oidc_provider: OidcProvider
 ) -> None:
     """The stack's config has no client secret: userinfo vouches for the token.
-    JWTs keep their own path beside it (tests/test_api_auth.py)."""
+    JWTs keep their own path beside it (tests/api/test_api_auth.py)."""
     p = oidc_provider
     await oidc_stack.reset_collector()
     admin, packager = p.issue_opaque("yuri"), p.issue_opaque("zoe", ["packager"])

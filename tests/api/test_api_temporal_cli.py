@@ -32,7 +32,7 @@ from tests.helpers.api import (
     stack_fixture,  # noqa: F401 (the `stack` fixture)
 )
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "TEMPORAL_CLI.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "TEMPORAL_CLI.md"
 EXAMPLE_BATCH = "ebs-batch-20261125-101500-1"
 
 

@@ -21,7 +21,7 @@ from ebs.config.sources import Fetched
 from ebs.config.sources import fetch as fetch_source
 from ebs.contracts.batch import BatchSettings
 from ebs.contracts.collector import CollectorSettings
-from tests.test_config_packages import ListServer
+from tests.config.test_config_packages import ListServer
 
 
 @pytest.fixture

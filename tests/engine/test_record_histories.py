@@ -1,8 +1,8 @@
-"""Records the workflow histories that tests/test_replay.py replays.
+"""Records the workflow histories that tests/engine/test_replay.py replays.
 
 Re-record (after an intended, compatible change, or to add a scenario):
 
-    EBS_RECORD_HISTORIES=1 .venv/bin/pytest tests/test_record_histories.py
+    EBS_RECORD_HISTORIES=1 .venv/bin/pytest tests/engine/test_record_histories.py
 
 Never re-record to make a failing replay pass: a replay failure means running
 workflows would break; use workflow.patched() for the change instead.
@@ -19,10 +19,10 @@ from ebs.contracts.batch import BatchRequest
 from ebs.contracts.collector import CollectorState
 from ebs.contracts.events import EnqueueRequest, TagEvent
 from ebs.workflows.collector import BatchCollector
+from tests.engine.test_engine_collector import finish_current_batch, until
 from tests.helpers.engine import Engine
-from tests.test_engine_collector import finish_current_batch, until
 
-HISTORIES = Path(__file__).parent / "histories"
+HISTORIES = Path(__file__).parent.parent / "histories"
 
 pytestmark = pytest.mark.skipif(
     not os.environ.get("EBS_RECORD_HISTORIES"), reason="set EBS_RECORD_HISTORIES=1 to record"

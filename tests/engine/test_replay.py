@@ -1,7 +1,7 @@
 """Replays recorded histories against today's workflow code: a change that
 would break running workflows (non-determinism) fails here.
 
-To re-record, see tests/test_record_histories.py."""
+To re-record, see tests/engine/test_record_histories.py."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from temporalio.worker import Replayer
 
 from ebs.worker import WORKFLOWS
 
-HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+HISTORIES = sorted((Path(__file__).parent.parent / "histories").glob("*.json"))
 
 
 def test_there_are_histories_to_replay() -> None:

@@ -35,10 +35,10 @@ from ebs.schedules import (
 from ebs.simulator import Simulator
 from ebs.worker import build_worker
 from ebs.workflows.collector import BatchCollector
+from tests.engine.test_schedules import delete_schedules, run_now
+from tests.engine.test_sweep import start_waiting_batch
 from tests.helpers.config import write_config
 from tests.helpers.engine import Engine
-from tests.test_schedules import delete_schedules, run_now
-from tests.test_sweep import start_waiting_batch
 
 HOUR = 3600.0
 RUN_WORKER = (

@@ -23,7 +23,7 @@ from ebs.workflows.batch import RebuildBatch
 from tests.helpers import rabbitmq as rmq
 from tests.helpers.processes import WorkerProcess, write_config
 from tests.helpers.rabbitmq import RabbitMQ
-from tests.test_messages import PREFIX, messaging_toml
+from tests.messages.test_messages import PREFIX, messaging_toml
 
 rabbitmq = rmq.rabbitmq  # the session broker fixture
 

@@ -19,7 +19,7 @@ from ebs.config.model import BodhiAuth, BodhiConfig
 from ebs.contracts.bodhi import UpdateRequest
 from ebs.devstack.processes import free_port
 from ebs.simulator.bodhi import BodhiSim, SimRelease, default_releases
-from tests.test_sim_bodhi import NVRS, SIDE_TAG, MemoryKoji, serve
+from tests.sim.test_sim_bodhi import NVRS, SIDE_TAG, MemoryKoji, serve
 
 
 @pytest.fixture

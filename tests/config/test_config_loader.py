@@ -432,7 +432,7 @@ def test_bad_regex_names_the_list_index() -> None:
             "expected an http(s) URL",
         ),
         # (any key under an override is accepted, as the original merges them;
-        # see tests/test_config_original.py)
+        # see tests/config/test_config_original.py)
         ({"timers": {"lull": 0}}, "timers.lull", "expected greater than 0, got 0"),
         ({"timers": {"lul": 5}}, "timers.lul", "unknown key; expected one of: lull, task_poll"),
         (

@@ -9,7 +9,7 @@ import pytest
 from ebs.config.eligibility import NOT_LISTED, ComponentNames, Eligibility
 from ebs.config.model import AutoPackageList, ControlConfig, Override
 from ebs.config.packages import PackageLists, build_package_lists, fetch_package_lists
-from tests.test_config_packages import ListServer
+from tests.config.test_config_packages import ListServer
 
 CONTROL = ControlConfig(exclude=["^kernel$", "^shim.*", "texlive", "^freeipa-client$", "^idm$"])
 OVERRIDES = {

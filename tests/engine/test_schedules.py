@@ -40,9 +40,9 @@ from ebs.schedules import (
 from ebs.simulator import Simulator
 from ebs.temporal_client import temporal_cli_path
 from ebs.worker import build_worker
+from tests.engine.test_sweep import age_koji
 from tests.helpers.config import write_config
 from tests.helpers.engine import _package_lists, engine_config
-from tests.test_sweep import age_koji
 
 HOUR = 3600.0
 

@@ -18,6 +18,7 @@ from selenium.webdriver.common.by import By
 
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_LOG_LEVEL
 from ebs.loglevel import follow_log_level
+from tests.api.test_status_page import CHROMEDRIVER, CHROMIUM, browser, wait_page
 from tests.helpers.api import (
     API_TOKEN,
     API_TOKEN_NAME,
@@ -35,7 +36,6 @@ from tests.helpers.oidc import (
     OidcProvider,
     oidc_provider_fixture,  # noqa: F401 (the `oidc_provider` fixture)
 )
-from tests.test_status_page import CHROMEDRIVER, CHROMIUM, browser, wait_page
 
 PAGE_TIMEOUT = 30.0  # generous: a loaded CI machine
 needs_chromium = pytest.mark.skipif(

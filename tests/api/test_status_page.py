@@ -35,7 +35,7 @@ from tests.helpers.api import (
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-DOC_SCREENSHOT = Path(__file__).resolve().parent.parent / "docs" / "img" / "status-page.png"
+DOC_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "img" / "status-page.png"
 
 pytestmark = pytest.mark.skipif(
     not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
