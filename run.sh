@@ -74,9 +74,11 @@ setup_venv() {
 
 setup_realstack() {
     # The real Koji hub's own venv (.realstack/hub-venv), when its source is here
-    # (../shared/vendor/koji-hub-*.tar.gz or $EBS_KOJI_HUB_SRC); idempotent.
+    # (../shared/vendor/koji-hub-*.tar.gz or $EBS_KOJI_HUB_SRC), and the real Bodhi
+    # server's (.realstack/bodhi-venv); idempotent.
     if .venv/bin/python -c 'import sys; from tests.realstack.hubenv import hub_source; sys.exit(0 if hub_source() else 1)' 2>/dev/null; then
         .venv/bin/python -m tests.realstack.hubenv >/dev/null
+        .venv/bin/python -m tests.realstack.bodhi_stack >/dev/null
     else
         log "no Koji hub source: the realstack tests will be skipped (set EBS_KOJI_HUB_SRC)"
     fi

@@ -181,7 +181,7 @@ def _stable_check(c: Any) -> bool:
 IDLE = [
     KillPoint("first-task", "the batch's first workflow task", False, first_workflow_task),
     KillPoint("repo-wait", "waiting for the side tag's repo", False,
-              idle_after("getRepo", prepare=_slow_repo)),
+              idle_after("repo.request", prepare=_slow_repo)),
     KillPoint("slice0-builds", "slice 0 builds running", False,
               idle_after("build", _args_mention("llvm"))),
     KillPoint("between-slices", "slice 0 done, slice 1 not started", False, child_closed(0, 1)),
@@ -204,7 +204,8 @@ INSIDE = [
               hang("editSideTag")),
     KillPoint("tagging", "tagBuild into the side tag done, answer lost", True,
               hang("tagBuild", lambda c: mentions(c, "bash"))),
-    KillPoint("repo-check", "getRepo of the side tag", True, hang("getRepo", after=False)),
+    KillPoint("repo-check", "repo.request of the side tag", True,
+              hang("repo.request", after=False)),
     KillPoint("submit", "build submitted (slice 0), answer lost", True,
               hang("build", lambda c: mentions(c, "llvm"))),
     KillPoint("poll", "getTaskInfo of a build task", True, hang_build_poll),

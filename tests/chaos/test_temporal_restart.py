@@ -60,7 +60,7 @@ def _called(method: str, text: str = "", n: int = 1) -> Callable[[World], bool]:
 
 
 MOMENTS = [
-    ("the repo wait", _called("getRepo")),
+    ("the repo wait", _called("repo.request")),
     ("attempt 1's builds", _called("build", "bash")),
     ("the stable wait", _called("listTagged", "bash")),
 ]

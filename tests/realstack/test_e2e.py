@@ -63,6 +63,12 @@ def temporal() -> Iterator[TemporalDevServer]:
         yield server
 
 
+# One task queue for the module's dev server, as one deployment has: the
+# singleton workflows a test leaves (the ComponentLedger, the collector) are
+# served by the next test's worker, as production's restarted workers do.
+QUEUE = f"e2e-{uuid.uuid4().hex[:8]}"
+
+
 class Run:
     """One test's worker, config and Temporal client."""
 
@@ -70,7 +76,7 @@ class Run:
                  temporal: TemporalDevServer, tmp: Path) -> None:
         self.stack, self.bodhi, self.oidc, self.temporal, self.tmp = (
             stack, bodhi, oidc, temporal, tmp)
-        self.queue = f"e2e-{uuid.uuid4().hex[:8]}"
+        self.queue = QUEUE
         self.home = tmp / "home"
         self.home.mkdir()
         self.workers: list[EbsWorker] = []
