@@ -90,11 +90,7 @@ def koji_message(topic: str, body: Mapping[str, Any], env: str = "prod") -> Mess
     from fedora_messaging.exceptions import ValidationError
 
     install_schema_cache()
-    try:
-        cls = KOJI_MESSAGE_CLASSES[topic]
-    except KeyError:
-        known = ", ".join(sorted(KOJI_MESSAGE_CLASSES))
-        raise ValueError(f"Koji publishes no topic {topic!r}; known: {known}") from None
+    cls = _message_class(KOJI_MESSAGE_CLASSES, topic, "Koji")
     msg = cls(body=dict(body), topic=full_topic(env, topic))
     try:
         msg.validate()
@@ -281,11 +277,7 @@ def ebs_message(topic: str, body: Mapping[str, Any], message_id: str = "") -> Me
     from fedora_messaging.exceptions import ValidationError
 
     install_schema_cache()
-    try:
-        cls = MESSAGE_CLASSES[topic]
-    except KeyError:
-        known = ", ".join(sorted(MESSAGE_CLASSES))
-        raise ValueError(f"ebs publishes no topic {topic!r}; known: {known}") from None
+    cls = _message_class(MESSAGE_CLASSES, topic, "ebs")
     msg = cls(body=dict(body))
     if message_id:
         msg.id = message_id
@@ -321,3 +313,12 @@ class EbsPublisher:
 
     def close(self) -> None:
         self._sink.close()
+
+
+def _message_class(classes: Mapping[str, type[Any]], topic: str, publisher: str) -> type[Any]:
+    """The schema class of `topic`; ValueError naming the known topics if none."""
+    try:
+        return classes[topic]
+    except KeyError:
+        known = ", ".join(sorted(classes))
+        raise ValueError(f"{publisher} publishes no topic {topic!r}; known: {known}") from None
