@@ -50,6 +50,17 @@ def global_messaging_config() -> Iterator[None]:
     fm_config.conf.loaded = loaded
 
 
+def get_all(channel: Any, name: str) -> list[Message]:
+    """Every message queued, as fedora-messaging's consumer builds it: the
+    class named in its headers, its body validated against that schema."""
+    out = []
+    while True:
+        method, props, body = channel.basic_get(name, auto_ack=True)
+        if method is None:
+            return out
+        out.append(get_message(method.routing_key, props, body))
+
+
 class Queue:
     """A queue bound to every ebs topic under PREFIX, read with pika."""
 
@@ -61,14 +72,7 @@ class Queue:
         self.channel.queue_bind(self.name, "amq.topic", routing_key=f"{PREFIX}.ebs.#")
 
     def drain(self) -> list[Message]:
-        """Every message queued, as fedora-messaging's consumer builds it: the
-        class named in its headers, its body validated against that schema."""
-        out = []
-        while True:
-            method, props, body = self.channel.basic_get(self.name, auto_ack=True)
-            if method is None:
-                return out
-            out.append(get_message(method.routing_key, props, body))
+        return get_all(self.channel, self.name)
 
     def close(self) -> None:
         self.conn.close()
@@ -81,6 +85,18 @@ def publish_to(engine: Engine, toml: Path, **sections: Any) -> None:
     engine.holder._state = ConfigHolder.fixed(  # noqa: SLF001 - test seam
         cfg, _package_lists(engine.sim, cfg), trigger_tag=engine.sim.layout.trigger_tag
     )._state
+
+
+def drain(amqp_url: str, name: str) -> list[Message]:
+    """Every message of queue `name`, which is then deleted."""
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        ch = conn.channel()
+        got = get_all(ch, name)
+        ch.queue_delete(name)
+        return got
+    finally:
+        conn.close()
 
 
 async def test_a_whole_batch_announces_itself_and_every_message_matches_its_schema(
@@ -171,16 +187,7 @@ async def test_a_broker_that_is_down_delays_the_messages_but_not_the_batch(
         await asyncio.to_thread(rabbitmq.start)
     result = await asyncio.wait_for(handle.result(), timeout=180)
     assert result.outcome == "succeeded"
-    conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.amqp_url))
-    ch = conn.channel()
-    got = []
-    while True:
-        method, props, body = ch.basic_get(name, auto_ack=True)
-        if method is None:
-            break
-        got.append(get_message(method.routing_key, props, body))
-    ch.queue_delete(name)
-    conn.close()
+    got = drain(rabbitmq.amqp_url, name)
     topics = [m.topic.removeprefix(PREFIX + ".") for m in got]
     # At least once: every message arrived; a repeat carries the same id and body.
     assert set(topics) == {"ebs.batch.started", "ebs.package.built", "ebs.update.filed",

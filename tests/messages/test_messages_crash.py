@@ -11,7 +11,6 @@ from pathlib import Path
 import pika
 import pytest
 import yaml
-from fedora_messaging.message import Message, get_message
 from temporalio.testing import WorkflowEnvironment
 
 from ebs.config.holder import ConfigHolder
@@ -23,7 +22,7 @@ from ebs.workflows.batch import RebuildBatch
 from tests.helpers import rabbitmq as rmq
 from tests.helpers.processes import WorkerProcess, write_config
 from tests.helpers.rabbitmq import RabbitMQ
-from tests.messages.test_messages import PREFIX, messaging_toml
+from tests.messages.test_messages import PREFIX, drain, messaging_toml
 
 rabbitmq = rmq.rabbitmq  # the session broker fixture
 
@@ -43,20 +42,6 @@ def declare_queue(amqp_url: str) -> str:
     ch.queue_bind(name, "amq.topic", routing_key=f"{PREFIX}.ebs.#")
     conn.close()
     return name
-
-
-def drain(amqp_url: str, name: str) -> list[Message]:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    ch = conn.channel()
-    got = []
-    while True:
-        method, props, body = ch.basic_get(name, auto_ack=True)
-        if method is None:
-            break
-        got.append(get_message(method.routing_key, props, body))
-    ch.queue_delete(name)
-    conn.close()
-    return got
 
 
 async def test_worker_sigkill_before_the_publish_loses_no_message(
