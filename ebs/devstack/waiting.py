@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+CHECK_GRACE = 5.0  # s a single check may run past the deadline
 
 
 def wait_until(pred: Callable[[], T | None], timeout: float, what: str = "condition", *,
@@ -38,10 +39,17 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str,
 
 async def eventually(check: Callable[[], Awaitable[T | None]], within: float, what: str,
                      interval: float = 0.05) -> T:
-    """Await `check` until it returns something truthy (returned)."""
+    """Await `check` until it returns something truthy (returned). A check
+    that itself never returns (a query stuck on a busy worker, a helper that
+    loops) ends the wait at the deadline too, with a few seconds' grace."""
     deadline = time.monotonic() + within
     while True:
-        value = await check()
+        left = deadline - time.monotonic()
+        try:
+            value = await asyncio.wait_for(check(), timeout=max(left, 0.0) + CHECK_GRACE)
+        except TimeoutError:
+            raise TimeoutError(
+                f"timed out after {within:.0f} s waiting for {what} (a check hung)") from None
         if value:
             return value
         if time.monotonic() > deadline:
