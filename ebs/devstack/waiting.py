@@ -2,7 +2,9 @@
 two for asyncio, shared by `ebs dev`, the tests and the benchmarks.
 
 Each returns the first truthy value of the condition (a condition may return
-None for "not yet") and raises TimeoutError naming `what` when the deadline passes."""
+None for "not yet") and raises TimeoutError naming `what` when the deadline passes.
+`what` may be a callable, called only for the message: it can show the last
+status seen (``lambda: f"tasks to finish (last {states})"``)."""
 
 from __future__ import annotations
 
@@ -12,22 +14,29 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+What = str | Callable[[], str]
 CHECK_GRACE = 5.0  # s a single check may run past the deadline
 
 
-def wait_until(pred: Callable[[], T | None], timeout: float, what: str = "condition", *,
+def describe(what: What) -> str:
+    """The text of a `what` (see the module's docstring)."""
+    return what() if callable(what) else what
+
+
+def wait_until(pred: Callable[[], T | None], timeout: float, what: What = "condition", *,
                alive: Callable[[], bool] | None = None, interval: float = 0.05) -> T:
     """Poll `pred` until it returns something truthy (returned). `alive`: the
-    process that should make it true; its death ends the wait at once."""
+    process that should make it true; its death ends the wait at once (an
+    `alive` that raises its own error, e.g. with the exit code, ends it too)."""
     deadline = time.monotonic() + timeout
     while True:
         value = pred()
         if value:
             return value
         if alive is not None and not alive():
-            raise RuntimeError(f"{what}: the process exited")
+            raise RuntimeError(f"{describe(what)}: the process exited")
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+            raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {describe(what)}")
         time.sleep(interval)
 
 

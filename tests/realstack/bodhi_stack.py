@@ -25,16 +25,16 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 from typing import Any, Protocol
 
 import requests
 
+from ebs.devstack.processes import free_port
+from ebs.devstack.waiting import wait_until
 from tests.realstack.hubenv import realstack_dir
 
 BODHI_VENV = Path(os.environ.get("EBS_BODHI_VENV") or realstack_dir() / "bodhi-venv")
@@ -109,12 +109,6 @@ def prepare_koji(hub: Any) -> str:
     return password
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class BodhiServer:
     """One Bodhi server.  ``start()`` takes about 3 s once the venv exists."""
 
@@ -181,7 +175,7 @@ class BodhiServer:
     def start(self, timeout: float = 60.0) -> BodhiServer:
         python = ensure_installed()
         self.pg.create_database(self.database)
-        self.port = _free_port()
+        self.port = free_port()
         ini = self._write_config()
         ready = self.workdir / "ready"
         ready.unlink(missing_ok=True)  # a server started here before
@@ -198,15 +192,20 @@ class BodhiServer:
             self.proc = subprocess.Popen([str(python), str(SERVER_SCRIPT), str(setup)],
                                          stdout=out, stderr=subprocess.STDOUT, env=env,
                                          cwd=self.workdir, start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while not ready.exists():
-            if self.proc.poll() is not None:
-                raise BodhiError(f"Bodhi exited with {self.proc.returncode} while starting:\n"
+        proc = self.proc
+
+        def running() -> bool:
+            if proc.poll() is not None:
+                raise BodhiError(f"Bodhi exited with {proc.returncode} while starting:\n"
                                  f"{self.log_tail()}")
-            if time.monotonic() > deadline:
-                self.stop()
-                raise BodhiError(f"Bodhi did not start within {timeout} s:\n{self.log_tail()}")
-            time.sleep(0.05)
+            return True
+
+        try:
+            wait_until(ready.exists, timeout, "Bodhi to start", alive=running)
+        except TimeoutError as exc:
+            tail = self.log_tail()  # before stop() removes the workdir and its log
+            self.stop()
+            raise BodhiError(f"Bodhi did not start within {timeout} s:\n{tail}") from exc
         return self
 
     def log_tail(self, lines: int = 40) -> str:
@@ -264,15 +263,15 @@ class BodhiServer:
         to ``SIDE-testing-pending`` (``signer``: a Koji session of
         :data:`SIGNER_KOJI_USER`; ``*BuildBypass``, so no task) and tell Bodhi."""
         signing, testing = f"{side_tag}-signing-pending", f"{side_tag}-testing-pending"
-        deadline = time.monotonic() + timeout
-        while True:
+        tagged: set[str] = set()
+
+        def all_signing_pending() -> bool:
+            nonlocal tagged
             tagged = {b["nvr"] for b in signer.listTagged(signing)}
-            if set(nvrs) <= tagged:
-                break
-            if time.monotonic() > deadline:
-                raise BodhiError(f"Bodhi did not tag {sorted(set(nvrs) - tagged)} into "
-                                 f"{signing} within {timeout} s")
-            time.sleep(0.1)
+            return set(nvrs) <= tagged
+
+        wait_until(all_signing_pending, timeout, interval=0.1,
+                   what=lambda: f"Bodhi to tag {sorted(set(nvrs) - tagged)} into {signing}")
         for nvr in nvrs:
             signer.tagBuildBypass(testing, nvr)
             signer.untagBuildBypass(signing, nvr)

@@ -15,34 +15,26 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import threading
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import koji
 import requests
 import yaml
 
 from ebs.contracts.search import SEARCH_ATTRIBUTES
+from ebs.devstack.processes import free_port, port_open
+from ebs.devstack.waiting import wait_until
 from ebs.temporal_client import temporal_cli_path
 from tests.realstack.koji_stack import TRIGGER_TAG, KojiStack
 
-T = TypeVar("T")
 EBS_USER = "ebs"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class TemporalDevServer:
@@ -59,27 +51,30 @@ class TemporalDevServer:
         return f"127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 60.0) -> TemporalDevServer:
-        self.port = _free_port()
+        self.port = free_port()
         args = [temporal_cli_path(), "server", "start-dev", "--headless", "--ip", "127.0.0.1",
-                "--port", str(self.port), "--http-port", str(_free_port()),
-                "--metrics-port", str(_free_port()), "--log-level", "warn",
+                "--port", str(self.port), "--http-port", str(free_port()),
+                "--metrics-port", str(free_port()), "--log-level", "warn",
                 "--dynamic-config-value", "frontend.enableUpdateWorkflowExecution=true"]
         for name, kind in SEARCH_ATTRIBUTES.items():
             args += ["--search-attribute", f"{name}={kind}"]
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
                                          start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
+        proc = self.proc
+
+        def running() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(f"temporal dev server exited: {self.log.read_text()[-2000:]}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return self
-            if time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"temporal dev server not up in {timeout} s")
-            time.sleep(0.1)
+            return True
+
+        try:
+            wait_until(lambda: port_open(self.port), timeout, "the temporal dev server",
+                       alive=running, interval=0.1)
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -224,21 +219,6 @@ def build_tasks(session: koji.ClientSession, src: str, owner: str = EBS_USER
     rows = session.listTasks(opts={"method": "build", "owner": user["id"], "decode": True},
                              queryOpts={"order": "id"})
     return [r for r in rows if r["request"] and r["request"][0] == src]
-
-
-def wait_for(pred: Callable[[], T | None], timeout: float, what: str,
-             check: Callable[[], None] | None = None, every: float = 0.05) -> T:
-    """Poll `pred` until truthy; `check` (e.g. the worker is alive) runs each time."""
-    deadline = time.monotonic() + timeout
-    while True:
-        if check is not None:
-            check()
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(every)
 
 
 _BUILD_CALL = re.compile(rb"<name>methodName</name>\s*<value><string>build</string>")

@@ -8,12 +8,12 @@ scripting: fresh Rawhide builds, build outcomes, held builds, a second user.
 
 from __future__ import annotations
 
-import time
 from typing import Any, Protocol
 
 import koji
 
 from ebs.config.model import KojiConfig
+from ebs.devstack.waiting import wait_until
 from ebs.koji.adapter import KojiAdapter
 from ebs.simulator import ListSink, Simulator
 from tests.realstack.koji_stack import EBS_USER, TRIGGER_TAG, KojiStack
@@ -57,14 +57,15 @@ def wait_task_states(adapter: KojiAdapter, task_ids: list[int], timeout: float =
                      done: tuple[str, ...] = FINISHED) -> list[str]:
     from ebs.contracts.koji import TaskPollRequest
 
-    deadline = time.monotonic() + timeout
-    while True:
+    states: list[str] = []
+
+    def finished() -> list[str] | None:
+        nonlocal states
         states = [t.state for t in adapter.poll_tasks(TaskPollRequest(task_ids)).tasks]
-        if all(s in done for s in states):
-            return states
-        if time.monotonic() > deadline:
-            raise AssertionError(f"tasks {task_ids} still {states} after {timeout} s")
-        time.sleep(0.1)
+        return states if all(s in done for s in states) else None
+
+    return wait_until(finished, timeout, interval=0.1,
+                      what=lambda: f"tasks {task_ids} to be {done} (last {states})")
 
 
 class SimBackend:

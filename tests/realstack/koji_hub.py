@@ -21,13 +21,13 @@ import signal
 import subprocess
 import tempfile
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
 import koji
 
 from ebs.devstack.rabbitmq import free_port
+from ebs.devstack.waiting import wait_until
 from tests.realstack.hubenv import hub_python, unpack_hub
 from tests.realstack.postgres import PostgresServer
 
@@ -176,19 +176,28 @@ class KojiHub:
                  "--log-level", "warning", "ebs_test_hub_wsgi:application"],
                 cwd=self.workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=_die_with_parent)
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.proc.poll() is not None:
-                raise HubError(f"hub exited ({self.proc.returncode}): {self.log_tail()}")
+        proc, last_error = self.proc, ""
+
+        def running() -> bool:
+            if proc.poll() is not None:
+                raise HubError(f"hub exited ({proc.returncode}): {self.log_tail()}")
+            return True
+
+        def answers() -> bool:
+            nonlocal last_error
             try:
                 koji.ClientSession(self.url, opts={"max_retries": 0}).getAPIVersion()
-                break
-            except Exception as exc:
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise HubError(f"hub did not answer in {timeout} s ({exc}): "
-                                   f"{self.log_tail()}") from exc
-                time.sleep(0.1)
+            except Exception as exc:  # noqa: BLE001 - not up yet; shown if it never is
+                last_error = str(exc)
+                return False
+            return True
+
+        try:
+            wait_until(answers, timeout, "the hub to answer", alive=running, interval=0.1)
+        except TimeoutError as exc:
+            self.stop()
+            raise HubError(f"hub did not answer in {timeout} s ({last_error}): "
+                           f"{self.log_tail()}") from exc
         return self
 
     def log_tail(self, lines: int = 30) -> str:

@@ -38,6 +38,7 @@ from typing import Any
 
 import koji
 
+from ebs.devstack.waiting import wait_until
 from tests.realstack.hubenv import realstack_dir
 from tests.realstack.koji_builder import StandInBuilder, scm_url
 from tests.realstack.koji_hub import ADMIN, KojiHub
@@ -219,16 +220,17 @@ class KojiStack:
     def wait_tasks(session: koji.ClientSession, tasks: list[int], timeout: float = 60.0,
                    require_closed: bool = True) -> list[dict[str, Any]]:
         finished = {koji.TASK_STATES[s] for s in ("CLOSED", "FAILED", "CANCELED")}
-        deadline = time.monotonic() + timeout
-        while True:
+        infos: list[dict[str, Any]] = []
+
+        def all_finished() -> bool:
+            nonlocal infos
             with session.multicall(strict=True) as mc:
                 calls = [mc.getTaskInfo(t) for t in tasks]
             infos = [c.result for c in calls]
-            if all(i["state"] in finished for i in infos):
-                break
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"tasks not finished in {timeout} s: {infos}")
-            time.sleep(0.1)
+            return all(i["state"] in finished for i in infos)
+
+        wait_until(all_finished, timeout, lambda: f"tasks {tasks} to finish (last {infos})",
+                   interval=0.1)
         if require_closed:
             bad = [i for i in infos if i["state"] != koji.TASK_STATES["CLOSED"]]
             for info in bad:

@@ -18,8 +18,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
-import time
 from pathlib import Path
+
+from ebs.devstack.waiting import wait_until
 
 
 class PostgresError(RuntimeError):
@@ -89,13 +90,17 @@ class PostgresServer:
             self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
                                          preexec_fn=self._child_setup, start_new_session=True)
         self.running = True
-        deadline = time.monotonic() + 60
-        while self._run("pg_isready", "-q", "-h", str(self.socket_dir), "-p", str(self.port),
-                        check=False).returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise PostgresError(f"PostgreSQL did not start: {self._log_tail()}")
-            time.sleep(0.05)
+        proc = self.proc
+
+        def ready() -> bool:
+            return self._run("pg_isready", "-q", "-h", str(self.socket_dir),
+                             "-p", str(self.port), check=False).returncode == 0
+
+        try:
+            wait_until(ready, 60, "PostgreSQL to start", alive=lambda: proc.poll() is None)
+        except (TimeoutError, RuntimeError) as exc:
+            self.stop()
+            raise PostgresError(f"PostgreSQL did not start ({exc}): {self._log_tail()}") from exc
         return self
 
     def _child_setup(self) -> None:

@@ -30,6 +30,7 @@ from ebs.bodhi.adapter import BodhiAdapter
 from ebs.bodhi.errors import BodhiAuthError, BodhiPermanentError
 from ebs.config.model import BodhiAuth, BodhiConfig
 from ebs.contracts.bodhi import UpdateRequest
+from ebs.devstack.waiting import wait_until
 from ebs.simulator.bodhi import BodhiSim
 from tests.realstack import bodhi_fixtures
 from tests.realstack.bodhi_stack import BodhiServer
@@ -242,18 +243,6 @@ def request_for(tag: str, nvrs: list[str]) -> UpdateRequest:
                          builds=nvrs)
 
 
-def eventually(check: Any, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            check()
-            return
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 # ---- releases and csrf ------------------------------------------------------
 
 def test_pending_releases_and_rawhide_resolution(backend: Backend) -> None:
@@ -365,11 +354,16 @@ def test_update_goes_stable_and_its_side_tag_is_gone(backend: Backend,
     backend.to_stable(info.alias, tag, nvrs)
     assert bodhi.get_update(info.alias).status == "stable"
 
-    def landed() -> None:
-        assert set(nvrs) <= backend.tagged("eln")
-        assert not backend.tag_exists(tag)
+    in_eln, side_tag_exists = set(), True
 
-    eventually(landed)
+    def landed() -> bool:
+        nonlocal in_eln, side_tag_exists
+        in_eln, side_tag_exists = backend.tagged("eln"), backend.tag_exists(tag)
+        return set(nvrs) <= in_eln and not side_tag_exists
+
+    wait_until(landed, 30, interval=0.1, what=lambda: (
+        f"{nvrs} in eln and {tag} removed (eln lacks {sorted(set(nvrs) - in_eln)}, "
+        f"{tag} exists: {side_tag_exists})"))
     update = bodhi_client(backend).query(updateid=info.alias)["updates"][0]
     assert update["date_stable"] and update["pushed"] is True and update["request"] is None
     assert [b["signed"] for b in update["builds"]] == [True] * len(nvrs)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import koji
 import pytest
@@ -32,6 +33,7 @@ from ebs.contracts.koji import (
     TagBuildsRequest,
     TaskPollRequest,
 )
+from ebs.devstack.waiting import wait_until
 from ebs.koji.errors import KojiAnswerError, KojiPermanentError
 from tests.realstack.koji_backends import (
     KojiBackend,
@@ -83,13 +85,15 @@ def _request_repo(kb: KojiBackend, tag: str) -> dict[str, object]:
         return dict(check["repo"])
     req = check["request"]
     assert {"id", "tag_id", "min_event", "active", "repo_id", "task_id"} <= set(req)
-    deadline = time.monotonic() + REPO_WAIT
-    while True:
+    status: dict[str, Any] = {}
+
+    def served() -> dict[str, object] | None:
+        nonlocal status
         status = s.repo.checkRequest(req["id"])
-        if status["repo"]:
-            return dict(status["repo"])
-        assert time.monotonic() < deadline, f"repo request not served: {status}"
-        time.sleep(0.1)
+        return dict(status["repo"]) if status["repo"] else None
+
+    return wait_until(served, REPO_WAIT, lambda: f"repo request served (last {status})",
+                      interval=0.1)
 
 
 # ------------------------------------------------------------------ side tags
@@ -208,11 +212,10 @@ def test_adapter_gets_a_repo_newer_than_its_tagging(kb: KojiBackend, unique: str
     nvr = kb.rawhide_build(f"rn{unique}")
     tag = _side_tag(kb, f"{unique}:build:1")
     tagged = kb.adapter.tag_builds(TagBuildsRequest(tag, [nvr]))
-    deadline = time.monotonic() + 5
     try:
-        while not kb.adapter.repo_state(RepoStateRequest(tag, tagged.last_event, [nvr])).ready:
-            assert time.monotonic() < deadline, "no repo newer than the tagging came"
-            time.sleep(0.2)
+        request = RepoStateRequest(tag, tagged.last_event, [nvr])
+        wait_until(lambda: kb.adapter.repo_state(request).ready, 5,
+                   "a repo newer than the tagging", interval=0.2)
     finally:
         kb.adapter.remove_side_tag(RemoveSideTagRequest(tag))
 
@@ -319,10 +322,9 @@ def test_submit_dedup_by_listtasks_and_cancel(kb: KojiBackend, unique: str) -> N
     extra = other.submitted[0].task_id
     try:
         wait_task_states(kb.adapter, first, done=("OPEN",))
-        deadline = time.monotonic() + 30
-        while not kb.session().getTaskChildren(first[0]):  # building, not just opened
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        wait_until(lambda: kb.session().getTaskChildren(first[0]), 30,
+                   f"task {first[0]} to be building (to have children), not just open",
+                   interval=0.1)
         kb.adapter.cancel_tasks(CancelRequest([first[0], extra, 99999999]))
         assert wait_task_states(kb.adapter, [first[0], extra]) == ["CANCELED", "CANCELED"]
         s = kb.session()

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
+from typing import Any
 
 import koji
 import pytest
 
+from ebs.devstack.waiting import wait_until
 from tests.realstack.koji_builder import scm_url
 from tests.realstack.koji_stack import EBS_USER, TRIGGER_TAG, KojiStack
 
@@ -69,10 +70,8 @@ def test_builder_holds_until_released(koji_stack_fresh: KojiStack, unique: str) 
     stack.builder.script(name, "hold")
     admin = stack.admin()
     task = admin.build(src, "eln", {"scratch": True})
-    deadline = time.monotonic() + 30
-    while name not in stack.builder.held().values():
-        assert time.monotonic() < deadline, "build never started"
-        time.sleep(0.05)
+    wait_until(lambda: name in stack.builder.held().values(), 30,
+               f"the build of {name} to start (and be held)")
     assert admin.getTaskInfo(task)["state"] == koji.TASK_STATES["OPEN"]
     stack.builder.release(name)
     stack.wait_tasks(admin, [task])
@@ -86,18 +85,21 @@ def test_kojira_serves_requests_only(koji_stack_fresh: KojiStack, unique: str) -
     try:
         ebs.tagBuild(side["id"], stack.rawhide_nvrs["sed"])
         passes = stack.kojira.passes
-        deadline = time.monotonic() + 30
-        while stack.kojira.passes < passes + 3:
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until(lambda: stack.kojira.passes >= passes + 3, 30,
+                   lambda: f"3 kojira passes (done {stack.kojira.passes - passes})")
         assert ebs.getRepo(side["name"]) is None
         check = ebs.repo.request(side["name"], min_event="last")
         assert check["repo"] is None
         req_id = check["request"]["id"]
-        deadline = time.monotonic() + 30
-        while not (status := ebs.repo.checkRequest(req_id))["repo"]:
-            assert time.monotonic() < deadline, f"request not served: {status}"
-            time.sleep(0.1)
+        status: dict[str, Any] = {}
+
+        def served() -> bool:
+            nonlocal status
+            status = ebs.repo.checkRequest(req_id)
+            return bool(status["repo"])
+
+        wait_until(served, 30, lambda: f"repo request {req_id} served (last {status})",
+                   interval=0.1)
         repo = ebs.getRepo(side["name"])
         assert repo["state"] == koji.REPO_STATES["READY"]
         assert repo["id"] == status["repo"]["id"]
