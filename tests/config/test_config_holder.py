@@ -21,6 +21,7 @@ from ebs.config.sources import Fetched
 from ebs.config.sources import fetch as fetch_source
 from ebs.contracts.batch import BatchSettings
 from ebs.contracts.collector import CollectorSettings
+from ebs.devstack.waiting import wait_until
 from tests.config.test_config_packages import ListServer
 
 
@@ -313,21 +314,27 @@ def test_readers_always_see_a_consistent_state(tmp_path: Path) -> None:
     holder.load()
     stop = threading.Event()
     problems: list[str] = []
+    seen = ["", "", ""]  # the trigger tag each reader saw last
 
-    def read() -> None:
+    def read(me: int) -> None:
         while not stop.is_set():
             state = holder.current()
             if list(state.package_lists.downstream_to_upstream) != [state.trigger_tag]:
                 problems.append(f"{state.trigger_tag} with {dict(state.package_lists.origins)}")
-            time.sleep(0)  # let the refreshing thread run
+            seen[me] = state.trigger_tag
+            time.sleep(0)  # not a wait: drops the GIL (spinning readers slow refresh() 20x)
 
-    readers = [threading.Thread(target=read) for _ in range(3)]
+    readers = [threading.Thread(target=read, args=(i,)) for i in range(len(seen))]
     for reader in readers:
         reader.start()
     try:
         for i in range(20):
             path.write_text(variants[i % 2])
             assert holder.refresh()
+            now = ("alpha", "beta")[i % 2]  # every reader reads each state, not only some
+            wait_until(lambda now=now: all(s == now for s in seen), 10,
+                       lambda now=now: f"every reader to see {now} (seen {seen})",
+                       interval=0.002)
     finally:
         stop.set()
         for reader in readers:
