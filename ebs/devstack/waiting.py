@@ -46,7 +46,7 @@ def wait_for(pred: Callable[[], Any], timeout: float, what: str,
     wait_until(pred, timeout, what, alive=alive, interval=0.1)
 
 
-async def eventually(check: Callable[[], Awaitable[T | None]], within: float, what: str,
+async def eventually(check: Callable[[], Awaitable[T | None]], within: float, what: What,
                      interval: float = 0.05) -> T:
     """Await `check` until it returns something truthy (returned). A check
     that itself never returns (a query stuck on a busy worker, a helper that
@@ -57,16 +57,16 @@ async def eventually(check: Callable[[], Awaitable[T | None]], within: float, wh
         try:
             value = await asyncio.wait_for(check(), timeout=max(left, 0.0) + CHECK_GRACE)
         except TimeoutError:
-            raise TimeoutError(
-                f"timed out after {within:.0f} s waiting for {what} (a check hung)") from None
+            raise TimeoutError(f"timed out after {within:.0f} s waiting for {describe(what)} "
+                               "(a check hung)") from None
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {within:.0f} s waiting for {what}")
+            raise TimeoutError(f"timed out after {within:.0f} s waiting for {describe(what)}")
         await asyncio.sleep(interval)
 
 
-async def until(pred: Callable[[], T | None], within: float, what: str,
+async def until(pred: Callable[[], T | None], within: float, what: What,
                 interval: float = 0.02) -> T:
     """`eventually` for a plain (non-async) condition, without blocking the loop."""
 

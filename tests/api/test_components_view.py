@@ -4,7 +4,6 @@ worker, the ledger workflows and the simulator's Koji."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ from ebs.api.components import ComponentCatalog
 from ebs.api.control import Control
 from ebs.api.tokens import ApiTokens, new_token
 from ebs.contracts.ledger import ComponentRecord, DeniedUrl
+from ebs.devstack.waiting import until
 from tests.helpers.engine import Engine
 
 
@@ -130,7 +130,8 @@ async def test_a_failing_source_keeps_the_last_answer_and_says_so() -> None:
 
     catalog._sources["stable tag"].load = broken  # noqa: SLF001
     await catalog.search()  # serves the cached rows, refreshes in the background
-    await asyncio.sleep(0.1)
+    await until(lambda: any("koji down" in s for s in catalog.stale_sources()), 10,
+                "the background refresh to fail")
     again = await catalog.search("pkg00000")
     assert again.components[0].stable_nvr == "pkg00000-1-1.eln150"
     assert any("koji down" in s for s in again.stale)

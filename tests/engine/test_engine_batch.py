@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ebs.devstack.waiting import until
 from ebs.simulator.script import FaultRule
 from ebs.workflows.batch import bodhi_chunks
 from tests.helpers.engine import Engine
@@ -128,8 +129,9 @@ async def test_side_tag_repo_timeout_starts_over_with_a_new_side_tag(engine: Eng
     engine.sim.set_repo_delay(10_000)  # the first side tag's repo never comes
 
     async def heal() -> None:
-        while not (engine.sim.calls_named("getRepo") or engine.sim.calls_named("repo.request")):
-            await asyncio.sleep(0.01)
+        await until(lambda: engine.sim.calls_named("getRepo")
+                    or engine.sim.calls_named("repo.request"), 60,
+                    "ebs to ask for the first side tag's repo", interval=0.01)
         engine.sim.set_repo_delay(0)
 
     healer = asyncio.create_task(heal())

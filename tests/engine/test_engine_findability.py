@@ -5,8 +5,6 @@ the time-skipping server has no visibility queries."""
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 
 from temporalio.testing import WorkflowEnvironment
@@ -17,6 +15,7 @@ from ebs.config.holder import ConfigHolder
 from ebs.contracts.batch import BatchRequest
 from ebs.contracts.events import TagEvent
 from ebs.contracts.search import packages_value
+from ebs.devstack.waiting import eventually
 from ebs.koji.adapter import KojiAdapter
 from ebs.simulator import ListSink, Simulator
 from ebs.worker import build_worker
@@ -59,10 +58,8 @@ async def test_every_package_of_a_large_batch_is_findable(
             assert len(result.packages) == 400  # (no such builds: all fail, fast)
             control = Control(client, queue)
             for name in (names[0], names[250], names[-1]):
-                deadline = time.monotonic() + 30
-                while not (runs := await control.history(name)):
-                    assert time.monotonic() < deadline, f"{name} not findable"
-                    await asyncio.sleep(0.5)
+                runs = await eventually(lambda n=name: control.history(n), 30,
+                                        f"{name} to be findable", interval=0.5)
                 assert [r.batch.batch_id for r in runs] == [batch_id]
                 assert runs[0].package is not None and runs[0].package.component == name
     finally:

@@ -18,6 +18,7 @@ from fedora_messaging.message import Message, get_message
 from ebs.config.holder import ConfigHolder
 from ebs.config.model import MessagingConfig
 from ebs.contracts.bus import message_id
+from ebs.devstack.waiting import until
 from tests.helpers import rabbitmq as rmq
 from tests.helpers.engine import Engine, _package_lists, engine_config
 from tests.helpers.rabbitmq import RabbitMQ
@@ -177,10 +178,8 @@ async def test_a_broker_that_is_down_delays_the_messages_but_not_the_batch(
     try:
         handle = await engine.start_batch(["bash"])
         # The build happens while the broker is down.
-        deadline = asyncio.get_running_loop().time() + 60
-        while not engine.sim.builds_submitted:
-            assert asyncio.get_running_loop().time() < deadline, "no build while broker down"
-            await asyncio.sleep(0.2)
+        await until(lambda: engine.sim.builds_submitted, 60, "a build while the broker is down",
+                    interval=0.2)
         desc = await handle.describe()
         assert desc.status is not None and desc.status.name == "RUNNING"
     finally:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pika
 import pytest
@@ -17,6 +18,7 @@ from ebs.config.holder import ConfigHolder
 from ebs.contracts.batch import BatchRequest
 from ebs.contracts.bus import message_id
 from ebs.contracts.events import TagEvent
+from ebs.devstack.waiting import eventually
 from ebs.simulator import ListSink, Simulator
 from ebs.workflows.batch import RebuildBatch
 from tests.helpers import rabbitmq as rmq
@@ -84,20 +86,21 @@ async def test_worker_sigkill_before_the_publish_loses_no_message(
             task_queue=task_queue,
         )
 
-        async def publish_failing() -> bool:
-            desc = await handle.describe()
-            return any(a.activity_type.name == "publish_messages" and a.attempt >= 2
-                       for a in desc.raw_description.pending_activities)
+        pending: list[Any] = []
 
-        deadline = asyncio.get_running_loop().time() + 300  # a loaded CI machine
-        while not (len(sim.builds_submitted) >= 4 and await publish_failing()):
-            if asyncio.get_running_loop().time() > deadline:
-                desc = await handle.describe()
-                pytest.fail(f"builds {len(sim.builds_submitted)}, pending "
-                            f"{desc.raw_description.pending_activities}; worker log:\n"
-                            + "\n".join(line for line in log.read_text().splitlines()
-                                        if "twisted" not in line)[-3000:])
-            await asyncio.sleep(0.3)
+        async def builds_done_publish_failing() -> bool:
+            pending[:] = (await handle.describe()).raw_description.pending_activities
+            return len(sim.builds_submitted) >= 4 and any(
+                a.activity_type.name == "publish_messages" and a.attempt >= 2 for a in pending)
+
+        def last_seen() -> str:
+            return (f"the builds done and publish_messages failing (builds "
+                    f"{len(sim.builds_submitted)}, pending {pending}); worker log:\n"
+                    + "\n".join(line for line in log.read_text().splitlines()
+                                if "twisted" not in line)[-3000:])
+
+        await eventually(builds_done_publish_failing, 300, last_seen,  # a loaded CI machine
+                         interval=0.3)
         # The Koji step is done (bash, coreutils, glibc twice); no message is out.
         assert "published" not in log.read_text()
         first.kill()
