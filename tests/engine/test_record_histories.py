@@ -18,6 +18,7 @@ import pytest
 from ebs.contracts.batch import BatchRequest
 from ebs.contracts.collector import CollectorState
 from ebs.contracts.events import EnqueueRequest, TagEvent
+from ebs.devstack.waiting import eventually
 from ebs.workflows.collector import BatchCollector
 from tests.engine.test_engine_collector import finish_current_batch, until
 from tests.helpers.engine import Engine
@@ -70,15 +71,18 @@ async def test_record_collector_two_batches_and_enqueue(engine: Engine) -> None:
 
 
 async def test_record_cancelled_batch(engine: Engine) -> None:
-    import asyncio
-
     from ebs.workflows.batch import RebuildBatch
 
     engine.sim.set_outcomes("glibc", "HANG")
     handle = await engine.start_batch(["glibc"], batch_id="ebs-batch-record-3")
-    while not (await handle.query(RebuildBatch.status)).packages[0].task_ids:
-        await engine.env.sleep(5)
-        await asyncio.sleep(0.05)
+
+    async def task_ids() -> list[int]:
+        ids = (await handle.query(RebuildBatch.status)).packages[0].task_ids
+        if not ids:
+            await engine.env.sleep(5)  # skip time: the batch's timers fire
+        return ids
+
+    await eventually(task_ids, 60, "glibc's build task")
     await handle.cancel()
     with pytest.raises(Exception):  # noqa: B017 - WorkflowFailureError, cancelled
         await handle.result()
@@ -88,15 +92,16 @@ async def test_record_cancelled_batch(engine: Engine) -> None:
 
 
 async def test_record_collector_continue_as_new(engine: Engine) -> None:
-    import asyncio
-
     handle = await engine.start_collector(CollectorState(history_limit=40))
     for i in range(30):
         await handle.signal(BatchCollector.tag,
                             TagEvent(f"pkg{i}", f"pkg{i}-1-1.fc45", event_id=f"ev-{i}"))
     current = engine.client.get_workflow_handle(handle.id)
-    while (await current.describe()).run_id == handle.first_execution_run_id:
-        await asyncio.sleep(0.02)
+
+    async def continued() -> bool:
+        return (await current.describe()).run_id != handle.first_execution_run_id
+
+    await eventually(continued, 60, "the collector to continue as new", interval=0.02)
     history = await engine.client.get_workflow_handle(
         handle.id, run_id=handle.first_execution_run_id).fetch_history()
     (HISTORIES / "batch_collector_continue_as_new.json").write_text(history.to_json())
