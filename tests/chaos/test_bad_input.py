@@ -154,9 +154,11 @@ async def test_tag_message_that_is_not_an_object_is_dropped(
             # check is that the bridge does NOT die of it now (a consumer that
             # fails nacks, then exits, within milliseconds): that can only be
             # watched for a while. 1 s, ended at once if it does die.
+            def exited(b: Process = bridge) -> bool:
+                return not b.alive()
+
             with contextlib.suppress(TimeoutError):
-                await until(lambda b=bridge: not b.alive(), 1.0, "the bridge to exit",
-                            interval=0.05)
+                await until(exited, 1.0, "the bridge to exit", interval=0.05)
             if bridge.alive():
                 break
             deaths += 1

@@ -299,8 +299,8 @@ def test_static_and_dynamic_sources_are_merged(tmp_path: Path, lists_server: Lis
 
 def test_readers_always_see_a_consistent_state(tmp_path: Path) -> None:
     """Config and package lists are swapped together, never half."""
-    variants = []
-    for name in ("alpha", "beta"):
+    variants, names = [], ("alpha", "beta")
+    for name in names:
         data = {
             "configuration": {
                 "koji": {"trigger_tag": name, "build_target": "eln", "stable_tag": "eln"}
@@ -324,6 +324,11 @@ def test_readers_always_see_a_consistent_state(tmp_path: Path) -> None:
             seen[me] = state.trigger_tag
             time.sleep(0)  # not a wait: drops the GIL (spinning readers slow refresh() 20x)
 
+    def all_read(tag: str) -> None:
+        """Every reader reads each state, not only some."""
+        wait_until(lambda: all(s == tag for s in seen), 10,
+                   lambda: f"every reader to see {tag} (seen {seen})", interval=0.002)
+
     readers = [threading.Thread(target=read, args=(i,)) for i in range(len(seen))]
     for reader in readers:
         reader.start()
@@ -331,10 +336,7 @@ def test_readers_always_see_a_consistent_state(tmp_path: Path) -> None:
         for i in range(20):
             path.write_text(variants[i % 2])
             assert holder.refresh()
-            now = ("alpha", "beta")[i % 2]  # every reader reads each state, not only some
-            wait_until(lambda now=now: all(s == now for s in seen), 10,
-                       lambda now=now: f"every reader to see {now} (seen {seen})",
-                       interval=0.002)
+            all_read(names[i % 2])
     finally:
         stop.set()
         for reader in readers:

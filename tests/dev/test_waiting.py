@@ -17,7 +17,7 @@ def test_wait_until_returns_the_first_truthy_value() -> None:
 
 
 def test_a_callable_what_shows_the_last_status_seen() -> None:
-    seen = []
+    seen: list[int] = []
 
     def ready() -> bool:
         seen.append(len(seen))

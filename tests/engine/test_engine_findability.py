@@ -6,6 +6,7 @@ the time-skipping server has no visibility queries."""
 from __future__ import annotations
 
 import uuid
+from functools import partial
 
 from temporalio.testing import WorkflowEnvironment
 
@@ -58,7 +59,7 @@ async def test_every_package_of_a_large_batch_is_findable(
             assert len(result.packages) == 400  # (no such builds: all fail, fast)
             control = Control(client, queue)
             for name in (names[0], names[250], names[-1]):
-                runs = await eventually(lambda n=name: control.history(n), 30,
+                runs = await eventually(partial(control.history, name), 30,
                                         f"{name} to be findable", interval=0.5)
                 assert [r.batch.batch_id for r in runs] == [batch_id]
                 assert runs[0].package is not None and runs[0].package.component == name
