@@ -24,6 +24,7 @@ from pathlib import Path
 import psutil
 
 from ebs.devstack.processes import free_port, port_open
+from ebs.devstack.waiting import wait_until
 
 __all__ = ["RabbitMQ", "free_port"]
 
@@ -153,17 +154,22 @@ class RabbitMQ:
             cwd=self.base,
             start_new_session=True,  # a terminal's or supervisor's group signal is ours to pass
         )
-        deadline = time.monotonic() + START_TIMEOUT
-        while not self._port_open():
-            if self._proc.poll() is not None:
+        proc = self._proc
+
+        def running() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(
-                    f"rabbitmq-server exited with {self._proc.returncode}; "
+                    f"rabbitmq-server exited with {proc.returncode}; "
                     f"see {self._out.name} and {self.base / 'log'}"
                 )
-            if time.monotonic() > deadline:
-                self.stop()
-                raise TimeoutError(f"RabbitMQ did not open port {self.port} in time")
-            time.sleep(0.1)
+            return True
+
+        try:
+            wait_until(self._port_open, START_TIMEOUT, f"RabbitMQ to open port {self.port}",
+                       alive=running, interval=0.1)
+        except TimeoutError:
+            self.stop()
+            raise
 
     def beam_pid(self) -> int | None:
         """The pid of this node's Erlang VM, if it is running."""

@@ -45,6 +45,8 @@ from typing import Any
 
 import koji
 
+from ebs.devstack.waiting import wait_until
+
 from .bodhi import BodhiSim
 from .hub import CallRecord, Hub
 from .model import Build
@@ -430,14 +432,7 @@ class Simulator:
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0,
                  interval: float = 0.01) -> Any:
         """Poll predicate until truthy (returned) or raise TimeoutError."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise TimeoutError("simulator condition not reached in time")
-            time.sleep(interval)
+        return wait_until(predicate, timeout, "a simulator condition", interval=interval)
 
     def summary(self) -> dict[str, Any]:
         w = self.world
