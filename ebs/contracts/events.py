@@ -31,6 +31,13 @@ class TagEvent:
 
 
 @dataclass
+class TagBatch:
+    """Tag events that arrived together: one `tags` signal instead of one each."""
+
+    events: list[TagEvent] = field(default_factory=list)
+
+
+@dataclass
 class TaskStateEvent:
     """buildsys.task.state.change for a build task ebs submitted."""
 

@@ -12,6 +12,7 @@ COLLECTOR_WORKFLOW_ID = "ebs-collector"
 # Signal, query and update names, shared with the bridge, the API and the docs
 # for the `temporal` CLI.
 SIGNAL_TAG = "tag"
+SIGNAL_TAGS = "tags"  # several TagEvents in one signal (TagBatch), from the bridge
 SIGNAL_PAUSE = "pause"
 
 

@@ -16,6 +16,15 @@ Repo events need to know which batch owns a side tag: the collector's routing
 query answers, cached for `routing_ttl` seconds. A tag missing from the cache
 re-queries at most every `routing_min_refresh` seconds, so a side tag created
 a moment ago is found while other people's side tags cost almost nothing.
+
+Tag events are grouped: while one signal-with-start to the collector is in
+flight, the tags that arrive meanwhile wait and go together in the next one
+(`tags`, at most TAGS_PER_SIGNAL), and each caller returns with that signal's
+result, so a message is still acked only once Temporal holds its event. Alone,
+a tag goes as the single `tag` signal, at once. A burst of 300 messages a
+second then costs the collector's history a few events a second (see
+ebs.workflows.collector on why that matters). Upgrade the workers before the
+bridge: a collector without the `tags` handler would not take those signals.
 """
 
 from __future__ import annotations
@@ -34,12 +43,13 @@ from temporalio.common import QueryRejectCondition
 from temporalio.service import RPCError, RPCStatusCode
 
 from ebs.contracts.collector import CollectorState
-from ebs.contracts.events import Routing
+from ebs.contracts.events import Routing, TagBatch, TagEvent
 from ebs.contracts.names import (
     COLLECTOR_WORKFLOW_ID,
     QUERY_ROUTING,
     SIGNAL_REPO_EVENT,
     SIGNAL_TAG,
+    SIGNAL_TAGS,
     SIGNAL_TASK_STATE,
 )
 from ebs.ingest.decide import Decision, Drop, SignalRepo, SignalTag, SignalTask
@@ -47,6 +57,7 @@ from ebs.ingest.decide import Decision, Drop, SignalRepo, SignalTag, SignalTask
 log = logging.getLogger(__name__)
 
 COLLECTOR_TYPE = "BatchCollector"
+TAGS_PER_SIGNAL = 100  # tag events one `tags` signal carries at most (~30 KB)
 
 # Answers that mean "this request is wrong", not "Temporal is not there".
 _REJECTED = frozenset(
@@ -132,6 +143,8 @@ class Forwarder:
         self._routing_at = float("-inf")
         self._routing_failed = False
         self._routing_lock: asyncio.Lock | None = None
+        self._tags_waiting: list[tuple[TagEvent, asyncio.Future[Result]]] = []
+        self._tag_sender: asyncio.Task[None] | None = None
 
     async def client(self) -> Client:
         """The Temporal client, connected on first use (and retried after a
@@ -164,15 +177,41 @@ class Forwarder:
             return Result(Outcome.UNAVAILABLE, str(err), level=err.level)
 
     async def _signal_tag(self, decision: SignalTag) -> Result:
+        """Join the next group of tags to the collector; its result is ours."""
+        waiter: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._tags_waiting.append((decision.event, waiter))
+        if self._tag_sender is None or self._tag_sender.done():
+            self._tag_sender = asyncio.create_task(self._send_tags())
+        return await waiter
+
+    async def _send_tags(self) -> None:
+        """Send the waiting tags, a group at a time, until none wait."""
+        while self._tags_waiting:
+            group = self._tags_waiting[:TAGS_PER_SIGNAL]
+            del self._tags_waiting[:TAGS_PER_SIGNAL]
+            try:
+                result = await self._signal_collector([event for event, _ in group])
+            except Exception as err:  # Unavailable, Misconfigured: each caller's to handle
+                for _, waiter in group:
+                    if not waiter.done():
+                        waiter.set_exception(err)
+                continue
+            for _, waiter in group:
+                if not waiter.done():  # (a caller that gave up was cancelled)
+                    waiter.set_result(result)
+
+    async def _signal_collector(self, events: list[TagEvent]) -> Result:
         client = await self.client()
+        signal, arg = (SIGNAL_TAG, events[0]) if len(events) == 1 else (
+            SIGNAL_TAGS, TagBatch(events))
         try:
             await client.start_workflow(
                 COLLECTOR_TYPE,
                 CollectorState(),
                 id=COLLECTOR_WORKFLOW_ID,
                 task_queue=self.task_queue,
-                start_signal=SIGNAL_TAG,
-                start_signal_args=[decision.event],
+                start_signal=signal,
+                start_signal_args=[arg],
                 rpc_timeout=self.rpc_timeout,
             )
         except RPCError as err:

@@ -25,6 +25,13 @@ answers with counts and one page (the `queued` query pages further). The
 collector stays the one workflow the bridge signals; no payload in its history
 exceeds a batch's input (2,000 events, ~400 KB).
 
+Temporal refuses a continue-as-new whose workflow task saw new signals arrive,
+and the SDK then tries again with them in the state: under a steady stream of
+single signals (a bridge catching up at hundreds a second) the collector would
+not get to continue as new until the stream paused, its queue growing in the
+state meanwhile. So the bridge groups the tags that arrive while its previous
+signal is in flight into one `tags` signal (ebs.ingest.forward).
+
 Known limit: the collector cannot continue as new while its batch (a child,
 cancelled when the collector closes) runs, so the tag signals of a long batch
 all land in one run's history (~300 bytes each); `history_limit` (3,000
@@ -72,6 +79,7 @@ with workflow.unsafe.imports_passed_through():
         Rejection,
         Routing,
         SideTagsEvent,
+        TagBatch,
         TagEvent,
     )
     from ebs.contracts.names import (
@@ -84,6 +92,7 @@ with workflow.unsafe.imports_passed_through():
         SIGNAL_SET_LOG_LEVEL,
         SIGNAL_SIDE_TAGS,
         SIGNAL_TAG,
+        SIGNAL_TAGS,
         UPDATE_ENQUEUE,
     )
     from ebs.contracts.queue import HeldEvent, HoldRequest, TakeRequest
@@ -98,6 +107,12 @@ RECENT_BATCHES = 20
 STATUS_QUEUED = 100  # queued events a status query lists
 QUEUE_PAGE_MAX = 1000  # events a `queued` query answers with at most
 PATCH_HOLDERS = "collector-queue-holders"
+# Hand-overs go in parts of at most HAND_OVER_MAX events (~250 KB of activity
+# input): under a burst the queue can grow far past `hold_after` while one
+# hand-over runs, and a single activity input of all of it would pass 512 KB
+# (and, at ~8,000, Temporal's 2 MB limit).
+HAND_OVER_MAX = 1000
+PATCH_HAND_OVER_PARTS = "collector-hand-over-parts"
 
 
 @workflow.defn(name="BatchCollector")
@@ -122,6 +137,15 @@ class BatchCollector:
     @workflow.signal(name=SIGNAL_TAG)
     def tag(self, event: TagEvent) -> None:
         self._queue(event)
+
+    @workflow.signal(name=SIGNAL_TAGS)
+    def tags(self, batch: TagBatch) -> None:
+        """The bridge's grouped tags (ebs.ingest.forward): a burst of hundreds
+        of messages a second becomes a few signals a second, so the history
+        grows by few events, and a continue-as-new (which Temporal refuses
+        while signals arrive during its workflow task) finds a gap."""
+        for event in batch.events:
+            self._queue(event)
 
     @workflow.signal(name=SIGNAL_PAUSE)
     def pause(self) -> None:
@@ -255,6 +279,8 @@ class BatchCollector:
             self._holding = True
             try:
                 await self._hand_over()
+                while len(self._s.queue) > self._s.hold_after and self._parts():
+                    await self._hand_over()
             finally:
                 self._holding = False
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -283,11 +309,21 @@ class BatchCollector:
             finally:
                 self._holding = False
 
+    def _parts(self) -> bool:
+        """Whether this run hands over in parts (not a run from before them)."""
+        return workflow.patched(PATCH_HAND_OVER_PARTS)
+
     async def _hand_over(self) -> None:
+        """Hand (a part of) the queue to the holders, the first by name."""
         events = sorted(self._s.queue.values(), key=lambda e: e.component)
         if not events:
             return
-        self._s.queue = {}
+        if len(events) > HAND_OVER_MAX and self._parts():
+            events = events[:HAND_OVER_MAX]
+            for e in events:
+                del self._s.queue[e.component]
+        else:
+            self._s.queue = {}
         held = [HeldEvent(self._s.held_seq + n, e) for n, e in enumerate(events, start=1)]
         self._s.held_seq += len(events)
         self._in_flight = len(events)
@@ -307,7 +343,11 @@ class BatchCollector:
         await workflow.wait_condition(lambda: not self._holding)
         self._holding = True
         try:
-            await self._hand_over()
+            # All that is queued now, so that the batch takes from all of it.
+            queued = len(self._s.queue)
+            parts = -(-queued // HAND_OVER_MAX) if queued > HAND_OVER_MAX and self._parts() else 1
+            for _ in range(parts):
+                await self._hand_over()
             taken = await workflow.execute_activity_method(
                 QueueActivities.take_queued,
                 TakeRequest(
