@@ -164,14 +164,12 @@ class DevStack:
         asyncio.run(self._register_search_attributes())
 
     async def _register_search_attributes(self) -> None:
-        from temporalio.client import Client
-
-        from ebs.temporal_client import register_search_attributes
+        from ebs.temporal_client import connect_to, register_search_attributes
 
         deadline = time.monotonic() + 30
         while True:
             try:
-                client = await Client.connect(f"127.0.0.1:{self.args.temporal_port}")
+                client = await connect_to(f"127.0.0.1:{self.args.temporal_port}")
                 await register_search_attributes(client, "default")
                 return
             except Exception:
@@ -261,12 +259,11 @@ class DevStack:
 
     async def watch(self, stop: asyncio.Event) -> int:
         """Print a line per finished batch; return when asked or a child dies."""
-        from temporalio.client import Client
-
         from ebs.contracts.collector import CollectorStatus
         from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS
+        from ebs.temporal_client import connect_to
 
-        client = await Client.connect(f"127.0.0.1:{self.args.temporal_port}")
+        client = await connect_to(f"127.0.0.1:{self.args.temporal_port}")
         seen: set[str] = set()
         first = True
         while not stop.is_set():
