@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import zlib
+from pathlib import Path
 
 import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
 
+from ebs.config.model import TemporalConfig
 from ebs.contracts.batch import BatchResult
 from ebs.payload_codec import (
     COMPRESS_ABOVE,
@@ -20,8 +23,10 @@ from ebs.payload_codec import (
     ZlibCodec,
     decode_one,
 )
+from ebs.temporal_client import connect
 from tests.helpers.payloads import big_batch_result, run_large_result
 
+ROOT = Path(__file__).resolve().parents[2]
 WARN_LIMIT = 512 * 1024  # Temporal's payload size warning
 
 
@@ -110,3 +115,37 @@ async def test_a_large_result_crosses_the_time_skipping_server_compressed(
     for payload in big:
         assert payload.metadata["encoding"] == ENCODING
         assert payload.ByteSize() < WARN_LIMIT
+
+
+async def test_ebs_clients_connect_with_the_converter(
+    time_skipping_env: WorkflowEnvironment,
+) -> None:
+    target = time_skipping_env.client.service_client.config.target_host
+    client = await connect(TemporalConfig(address=target))
+    assert client.data_converter is DATA_CONVERTER
+
+
+def _calls_without_converter(path: Path) -> list[str]:
+    """Client.connect / WorkflowEnvironment.start_* / Replayer calls in `path`
+    that do not pass data_converter=."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if not isinstance(node, ast.Call):
+            continue
+        f = node.func
+        name = (f"{f.value.id}.{f.attr}" if isinstance(f, ast.Attribute)
+                and isinstance(f.value, ast.Name) else f.id if isinstance(f, ast.Name) else "")
+        if name in ("Client.connect", "WorkflowEnvironment.start_local",
+                    "WorkflowEnvironment.start_time_skipping", "Replayer"):
+            if not any(k.arg == "data_converter" for k in node.keywords):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}: {name}")
+    return found
+
+
+def test_no_client_environment_or_replayer_without_the_converter() -> None:
+    """A client without the codec cannot read a large batch's result: every one
+    goes through ebs.temporal_client.connect/connect_to or tests/helpers/temporal."""
+    missing = [hit for d in ("ebs", "tests", "bench") for path in sorted((ROOT / d).rglob("*.py"))
+               for hit in _calls_without_converter(path)]
+    assert not missing, "pass data_converter=DATA_CONVERTER (or use the helpers):\n" + "\n".join(
+        missing)
