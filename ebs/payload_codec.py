@@ -13,7 +13,8 @@ server in the API (``POST /codec/decode``, ebs.api.codec); all other payloads
 stay readable without it, and histories recorded before the codec (no
 compressed payload) decode as before.
 
-Imports only temporalio: bench/harness.py loads this file by its path.
+Imports only temporalio (and its protobuf), nothing of ebs: bench/harness.py
+loads this file by its path.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import dataclasses
 import zlib
 from collections.abc import Sequence
 
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter, PayloadCodec
 
@@ -30,10 +32,11 @@ from temporalio.converter import DataConverter, PayloadCodec
 ENCODING = b"binary/zlib"
 
 # Payloads up to 64 KiB (serialized) stay as they are. Ordinary inputs,
-# signals, queries and results of ebs are far below it (a 26 KB status answer
-# at most), so the Web UI shows them readable with no codec server, and
+# signals and results of ebs are far below it (the collector's status answer:
+# 26 KB at most), so the Web UI shows them readable with no codec server, and
 # compressing them would save little; what crosses it is the per-package data
-# of a large batch (BatchResult, get_builds, a large attempt's input), which
+# of a large batch (its result and `status` query answer, get_builds, a large
+# attempt's input), which
 # shrinks 10-20x: a 2,000-package BatchResult of 1.4 MB becomes 60-140 KB, far
 # from Temporal's 512 KB warning. Even a payload just under the threshold is 8x
 # below that warning.
@@ -45,7 +48,7 @@ LEVEL = 6
 
 # A compressed payload may not unpack to more than this: the API's public
 # /codec/decode must not be made to allocate gigabytes by a small zlib bomb.
-# 40x the largest payload ebs writes (a 5,000-package batch, ~3.5 MB of JSON).
+# ~35x the largest payload ebs writes (a 5,000-package batch, ~3.5 MB of JSON).
 MAX_DECODED = 128 * 1024 * 1024
 
 
@@ -85,7 +88,10 @@ def decode_one(payload: Payload) -> Payload:
         raise PayloadTooLarge(f"a binary/zlib payload unpacks to more than {MAX_DECODED} bytes")
     if not inflate.eof:
         raise ValueError("a binary/zlib payload is truncated")
-    return Payload.FromString(raw)
+    try:
+        return Payload.FromString(raw)
+    except DecodeError as err:
+        raise ValueError(f"a binary/zlib payload does not hold a Payload: {err}") from err
 
 
 CODEC = ZlibCodec()

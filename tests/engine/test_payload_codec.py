@@ -12,6 +12,7 @@ import pytest
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import DataConverter
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from ebs.config.model import TemporalConfig
 from ebs.contracts.batch import BatchResult
@@ -24,7 +25,7 @@ from ebs.payload_codec import (
     decode_one,
 )
 from ebs.temporal_client import connect
-from tests.helpers.payloads import big_batch_result, run_large_result
+from tests.helpers.payloads import LargeResultWorkflow, big_batch_result, run_large_result
 
 ROOT = Path(__file__).resolve().parents[2]
 WARN_LIMIT = 512 * 1024  # Temporal's payload size warning
@@ -92,6 +93,8 @@ def test_a_zlib_bomb_is_refused() -> None:
     assert bomb.ByteSize() < 1024 * 1024
     with pytest.raises(PayloadTooLarge):
         decode_one(bomb)
+    with pytest.raises(ValueError, match="does not hold a Payload"):
+        decode_one(Payload(metadata={"encoding": ENCODING}, data=zlib.compress(b"\xff" * 9)))
     with pytest.raises(ValueError, match="truncated"):
         decode_one(Payload(metadata={"encoding": ENCODING},
                            data=zlib.compress(b"x" * 100_000)[:-20]))
@@ -115,6 +118,9 @@ async def test_a_large_result_crosses_the_time_skipping_server_compressed(
     for payload in big:
         assert payload.metadata["encoding"] == ENCODING
         assert payload.ByteSize() < WARN_LIMIT
+    # and a history with compressed payloads replays
+    await Replayer(workflows=[LargeResultWorkflow], data_converter=DATA_CONVERTER
+                   ).replay_workflow(history)
 
 
 async def test_ebs_clients_connect_with_the_converter(
