@@ -6,8 +6,12 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
+import pytest
 from fastapi import FastAPI
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payload, Payloads
@@ -17,9 +21,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from ebs.api.app import create_app
 from ebs.config.loader import parse_config
+from ebs.devstack.processes import free_port, port_open
+from ebs.devstack.temporal import dev_server_argv
+from ebs.devstack.waiting import until
 from ebs.payload_codec import DATA_CONVERTER, ENCODING
-from ebs.temporal_client import temporal_cli_path
-from tests.helpers.api import config_text, http, served_on_loopback
+from ebs.temporal_client import connect_to, temporal_cli_path
+from tests.helpers.api import config_text, eventually, http, served_on_loopback
 from tests.helpers.payloads import big_batch_result, run_large_result
 
 UI = "http://localhost:8233"
@@ -139,3 +146,52 @@ async def test_the_temporal_cli_shows_a_large_result_through_the_codec_endpoint(
     shown = json.loads(base64.b64decode(decoded["data"]))
     assert len(shown["packages"]) == 2000
     assert shown["packages"][0]["component"] == "python-package-0000"
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
+                    reason="needs Debian's chromium and chromium-driver (run.sh installs them)")
+async def test_the_web_ui_shows_a_compressed_result_decoded(tmp_path: Path) -> None:
+    """The real Web UI of `temporal server start-dev --ui-codec-endpoint`, in
+    headless Chromium, fetches the result through the API's /codec (CORS)."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    port, ui_port = free_port(), free_port()
+    ui = f"http://127.0.0.1:{ui_port}"
+    async with served_on_loopback(codec_app(origins=(ui,))) as base:
+        argv = dev_server_argv(port, ui_port=ui_port) + ["--ui-codec-endpoint", f"{base}/codec"]
+        with open(tmp_path / "temporal.log", "wb") as log:
+            server = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        driver = None
+        try:
+            await until(lambda: (port_open(port) and port_open(ui_port)) or None, 60,
+                        "the dev server")
+            client = await connect_to(f"127.0.0.1:{port}")
+            handle = await run_large_result(client, packages=300)
+            options = webdriver.ChromeOptions()
+            options.binary_location = CHROMIUM
+            for arg in ("--headless=new", "--no-sandbox", "--disable-gpu",
+                        "--disable-dev-shm-usage", "--no-first-run", "--window-size=1280,1500"):
+                options.add_argument(arg)
+            driver = await asyncio.to_thread(
+                webdriver.Chrome, service=Service(executable_path=CHROMEDRIVER), options=options)
+            await asyncio.to_thread(
+                driver.get, f"{ui}/namespaces/default/workflows/{handle.id}")
+
+            def shown() -> bool:
+                # the Result card, decoded (compressed, it is base64 bytes)
+                return "python-package-0000" in driver.page_source
+
+            async def page_shows() -> bool:
+                return await asyncio.to_thread(shown)
+
+            await eventually(page_shows, bool, timeout=60)
+        finally:
+            if driver is not None:
+                await asyncio.to_thread(driver.quit)
+            server.terminate()
+            server.wait(10)
