@@ -37,7 +37,6 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import httpx  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from bench.harness import add_common_options, emit, machine, percentile  # noqa: E402
@@ -53,8 +52,8 @@ from ebs.contracts.ledger import (  # noqa: E402
     records_from_rows,
 )
 from ebs.devstack.waiting import eventually  # noqa: E402
-from ebs.temporal_client import temporal_cli_path  # noqa: E402
 from ebs.workflows.ledger import ComponentLedger  # noqa: E402
+from tests.helpers.temporal import start_local  # noqa: E402
 
 TARGET_SECONDS = 1.0
 PAYLOAD_LIMIT = 2 * 1024 * 1024
@@ -98,7 +97,7 @@ async def _fill(activities: LedgerActivities, n: int) -> float:
 
 
 async def run(components: int, requests: int = 20) -> dict[str, Any]:
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli_path())
+    env = await start_local()
     result: dict[str, Any] = {"bench": "components_view", "components": components,
                               "machine": machine(), "target_seconds": TARGET_SECONDS}
     queue = f"bench-ledger-{uuid.uuid4().hex[:8]}"

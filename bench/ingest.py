@@ -40,7 +40,6 @@ sys.path.insert(0, str(ROOT))
 from temporalio import activity  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from ebs.bus import koji_message  # noqa: E402
@@ -48,10 +47,11 @@ from ebs.contracts.collector import CollectorSettings, CollectorStatus  # noqa: 
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS  # noqa: E402
 from ebs.devstack.processes import Child, free_port  # noqa: E402
 from ebs.ingest.sandbox import sandbox_messaging_config  # noqa: E402
-from ebs.temporal_client import temporal_cli_path  # noqa: E402
+from ebs.temporal_client import connect_to  # noqa: E402
 from ebs.workflows.collector import BatchCollector  # noqa: E402
 from tests.helpers.config import write_bridge_config  # noqa: E402
 from tests.helpers.rabbitmq import RabbitMQ  # noqa: E402
+from tests.helpers.temporal import start_local  # noqa: E402
 
 ROUTING_KEYS = [
     "org.fedoraproject.prod.buildsys.tag",
@@ -271,8 +271,7 @@ async def main() -> None:
     broker.start()
     workdir = Path(tempfile.mkdtemp(prefix="ebs-bench-ingest-"))
     port = free_port()
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli_path(),
+    env = await start_local(
         port=port,
         ui=False,
         dev_server_extra_args=(
@@ -283,7 +282,7 @@ async def main() -> None:
     address = f"127.0.0.1:{port}"
     rows = []
     try:
-        client = await Client.connect(address)
+        client = await connect_to(address)
         for consumers in counts:
             secs, n = await run_case(
                 broker=broker,

@@ -82,6 +82,23 @@ class DevOptions:
     exit_after_demo: bool
 
 
+def web_ui_origins(ui_port: int) -> list[str]:
+    """The origins a browser gives the dev server's Web UI."""
+    return [f"http://localhost:{ui_port}", f"http://127.0.0.1:{ui_port}"]
+
+
+def temporal_argv(a: DevOptions, state: Path) -> list[str]:
+    """`temporal server start-dev` for `ebs dev`: SQLite file in the state dir, and a
+    Web UI that decodes ebs's compressed payloads through the API's codec server
+    (ebs.payload_codec, ebs.api.codec) with no step of the user's."""
+    return [
+        temporal_cli_path(), "server", "start-dev",
+        "--ip", "127.0.0.1", "--port", str(a.temporal_port), "--ui-port", str(a.ui_port),
+        "--ui-codec-endpoint", f"http://127.0.0.1:{a.api_port}/codec",
+        "--db-filename", str(state / "temporal.db"), "--log-level", "warn",
+    ]
+
+
 class DevStack:
     def __init__(self, args: DevOptions) -> None:
         self.args = args
@@ -154,24 +171,17 @@ class DevStack:
 
     def _start_temporal(self) -> None:
         a = self.args
-        argv = [
-            temporal_cli_path(), "server", "start-dev",
-            "--ip", "127.0.0.1", "--port", str(a.temporal_port), "--ui-port", str(a.ui_port),
-            "--db-filename", str(self.state / "temporal.db"), "--log-level", "warn",
-        ]
-        child = self._spawn("temporal", argv)
+        child = self._spawn("temporal", temporal_argv(a, self.state))
         wait_for(lambda: port_open(a.temporal_port), 60, "Temporal dev server", child.alive)
         asyncio.run(self._register_search_attributes())
 
     async def _register_search_attributes(self) -> None:
-        from temporalio.client import Client
-
-        from ebs.temporal_client import register_search_attributes
+        from ebs.temporal_client import connect_to, register_search_attributes
 
         deadline = time.monotonic() + 30
         while True:
             try:
-                client = await Client.connect(f"127.0.0.1:{self.args.temporal_port}")
+                client = await connect_to(f"127.0.0.1:{self.args.temporal_port}")
                 await register_search_attributes(client, "default")
                 return
             except Exception:
@@ -219,6 +229,11 @@ class DevStack:
         data.setdefault("temporal", {})
         data["temporal"]["address"] = f"127.0.0.1:{a.temporal_port}"
         data["temporal"]["ui_url"] = f"http://127.0.0.1:{a.ui_port}"
+        # The embedded Web UI calls the API's codec server from the browser.
+        api = data.get("api") or {}
+        origins = list(api.get("codec_cors_origins") or [])
+        origins += [o for o in web_ui_origins(a.ui_port) if o not in origins]
+        data["api"] = {**api, "codec_cors_origins": origins}
         self.config_path.write_text(yaml.safe_dump(data, sort_keys=False))
         if amqp_url is None:  # no broker of ours: the user's messaging config
             assert a.messaging_config is not None
@@ -261,12 +276,11 @@ class DevStack:
 
     async def watch(self, stop: asyncio.Event) -> int:
         """Print a line per finished batch; return when asked or a child dies."""
-        from temporalio.client import Client
-
         from ebs.contracts.collector import CollectorStatus
         from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS
+        from ebs.temporal_client import connect_to
 
-        client = await Client.connect(f"127.0.0.1:{self.args.temporal_port}")
+        client = await connect_to(f"127.0.0.1:{self.args.temporal_port}")
         seen: set[str] = set()
         first = True
         while not stop.is_set():

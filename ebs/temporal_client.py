@@ -6,11 +6,13 @@ import os
 import shutil
 import sys
 from pathlib import Path
+from typing import Any
 
 from temporalio.client import Client, TLSConfig
 
 from ebs.config.model import TemporalConfig
 from ebs.contracts.search import SEARCH_ATTRIBUTES
+from ebs.payload_codec import DATA_CONVERTER
 
 
 def _read_secret(path: str) -> str:
@@ -27,16 +29,24 @@ def _tls_config(cfg: TemporalConfig) -> TLSConfig | bool:
     )
 
 
+async def connect_to(target_host: str, **options: Any) -> Client:
+    """Client.connect with ebs's data converter (ebs.payload_codec). Every
+    client of ebs's namespace connects through here or `connect`: one without
+    the codec cannot read a large batch's compressed result."""
+    return await Client.connect(target_host, data_converter=DATA_CONVERTER, **options)
+
+
 async def connect(cfg: TemporalConfig) -> Client:
     """A Temporal client for the configured cluster (address, namespace, TLS, API key)."""
     if cfg.profile:
         from temporalio.envconfig import ClientConfigProfile
 
         profile = ClientConfigProfile.load(profile=cfg.profile)
-        return await Client.connect(**profile.to_client_connect_config())
+        return await Client.connect(**profile.to_client_connect_config(),
+                                    data_converter=DATA_CONVERTER)
     tls = _tls_config(cfg)
     api_key = _read_secret(cfg.api_key_file) if cfg.api_key_file else None
-    return await Client.connect(
+    return await connect_to(
         cfg.address,
         namespace=cfg.namespace,
         tls=tls if (tls or api_key is None) else True,

@@ -4,7 +4,8 @@ The layers, lowest first (docs/ARCHITECTURE.md draws them):
 
     0 contracts   ebs.contracts (data crossing workflow/activity boundaries), ebs (the version)
     1 config      ebs.config, ebs.metrics
-    2 adapters    ebs.koji, ebs.bodhi, ebs.bus, ebs.mail, ebs.temporal_client
+    2 adapters    ebs.koji, ebs.bodhi, ebs.bus, ebs.mail, ebs.temporal_client,
+                  ebs.payload_codec
     3 activities  ebs.activities, ebs.schedules
     4 workflows   ebs.workflows
     5 services    ebs.worker, ebs.ingest, ebs.api, ebs.cli, ebs.dev, ebs.devstack,
@@ -34,6 +35,10 @@ LAYERS: dict[str, int] = {
     "ebs.bus": 2,
     "ebs.mail": 2,
     "ebs.temporal_client": 2,
+    # How payloads cross the wire to Temporal (imports only temporalio): beside
+    # temporal_client, its one user in ebs; not a contract (layer 0 holds the
+    # data itself, and a codec runs in clients and workers, never in workflows).
+    "ebs.payload_codec": 2,
     "ebs.activities": 3,
     "ebs.schedules": 3,
     "ebs.workflows": 4,

@@ -24,6 +24,7 @@ from starlette.middleware.sessions import SessionMiddleware
 from temporalio.client import Client
 
 from ebs.api.auth import Authenticator, AuthFailure, Principal
+from ebs.api.codec import register_codec_routes
 from ebs.api.components import ComponentCatalog, default_catalog, register_component_routes
 from ebs.api.control import Control, RequestRejected, TemporalUnavailable
 from ebs.api.html import recent_bus_messages, render_status, render_unavailable
@@ -72,6 +73,10 @@ Write endpoints need `Authorization: Bearer <token>`: an OIDC access token (a
 JWT, or an opaque token checked at the provider) of a member of
 `open_id_connect.admin_groups`, or a static API token. Admins can also log in
 with a browser at /login (a session cookie).
+
+`/codec/encode` and `/codec/decode` are a Temporal codec server: the Web UI and
+`temporal --codec-endpoint <this URL>/codec` show ebs's compressed payloads
+through them. They need no credentials (they convert only what they are sent).
 """
 
 
@@ -470,4 +475,5 @@ as <code>Authorization: Bearer</code>.</p>
     register_component_routes(
         app, catalog or default_catalog(cfg, source.get, links), control, admin
     )
+    register_codec_routes(app, cfg.api.codec_cors_origins)
     return app

@@ -344,6 +344,28 @@ class TemporalConfig(_Strict):
         return self
 
 
+def _check_origin(origin: str) -> str:
+    parts = urlsplit(origin)
+    if (parts.scheme not in ("http", "https") or not parts.hostname or parts.path
+            or parts.query or parts.fragment or parts.username or parts.password):
+        raise ValueError(
+            f"expected an origin (scheme://host[:port], no path or trailing slash), "
+            f"got {origin!r}"
+        )
+    return origin
+
+
+Origin = Annotated[str, AfterValidator(_check_origin)]
+
+
+class ApiConfig(_Strict):
+    """`ebs api`'s own settings (ebs only)."""
+
+    # Browser origins of Temporal Web UIs allowed to call the codec server
+    # (/codec/encode, /codec/decode) across origins (CORS); none by default.
+    codec_cors_origins: Annotated[list[Origin], BeforeValidator(_none_as_empty_list)] = []
+
+
 class MessagingConfig(_Strict):
     """ebs's own messages (ebs-messages topics). `messaging: false` (the default)
     publishes nothing; the broker, exchange and `topic_prefix` come from the
@@ -377,10 +399,12 @@ class EbsConfig(_Strict):
     configuration: Configuration
     components: Components = Components()
     temporal: TemporalConfig = TemporalConfig()
+    api: ApiConfig = ApiConfig()
     timers: Timers = Timers()
     messaging: MessagingConfig | None = None  # `false` (the default) disables
 
-    _empty_sections = field_validator("components", "temporal", "timers", mode="before")(
+    _empty_sections = field_validator("components", "temporal", "api", "timers",
+                                      mode="before")(
         _none_as_empty_dict
     )
 

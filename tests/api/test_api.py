@@ -13,6 +13,7 @@ from ebs.api.metrics import prometheus_runtime
 from ebs.api.tokens import ApiTokens
 from ebs.contracts.components import MAX_COMPONENTS
 from ebs.devstack.processes import free_port
+from ebs.temporal_client import connect_to
 from tests.helpers.api import (
     API_TOKEN,
     API_TOKEN_NAME,
@@ -57,7 +58,7 @@ async def test_temporal_down_is_503_but_alive(stack: Stack) -> None:
     dead = f"127.0.0.1:{free_port()}"
 
     async def connect() -> Client:
-        return await Client.connect(dead)
+        return await connect_to(dead)
 
     async with http(api_app(stack, client=None, connect=connect)) as api:
         assert (await api.get("/alive")).status_code == 200
@@ -248,7 +249,7 @@ async def test_pause_and_resume(stack: Stack) -> None:
 async def test_batch_status_history_and_metrics(stack: Stack) -> None:
     await stack.reset_collector(lull=0.2)
     runtime, sdk_url = prometheus_runtime()
-    client = await Client.connect(stack.address, runtime=runtime)
+    client = await connect_to(stack.address, runtime=runtime)
     app = api_app(stack, client=client, sdk_metrics_url=sdk_url)
     async with http(app) as api:
         resp = await api.post(

@@ -43,6 +43,7 @@ from ebs.devstack.temporal import dev_server_argv
 from ebs.devstack.waiting import eventually, until
 from ebs.simulator import ListSink, Simulator
 from ebs.simulator.sinks import MessageSink
+from ebs.temporal_client import connect_to
 from ebs.workflows.batch import RebuildBatch
 from tests.helpers.config import write_config
 
@@ -104,7 +105,7 @@ class TemporalServer:
 
         async def answers() -> bool:
             try:
-                client = await Client.connect(self.address)
+                client = await connect_to(self.address)
                 for ns in ["default", *self.namespaces]:
                     await client.workflow_service.describe_namespace(
                         DescribeNamespaceRequest(namespace=ns)
@@ -261,7 +262,7 @@ class World:
     # -- Temporal
     async def client(self) -> Client:
         if self._client is None:
-            self._client = await Client.connect(self.server.address, namespace=self.namespace)
+            self._client = await connect_to(self.server.address, namespace=self.namespace)
         return self._client
 
     # -- workers

@@ -20,6 +20,7 @@ from tests.helpers.deploy import (
     SCRIPTS,
     tool,
 )
+from tests.helpers.temporal import start_local
 
 
 def test_scripts_pass_shellcheck() -> None:
@@ -44,7 +45,7 @@ def test_register_script_lists_ebs_search_attributes() -> None:
 @pytest_asyncio.fixture(scope="module")
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     """A private Temporal dev server: these tests create namespaces and clashes."""
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=temporal_cli_path())
+    env = await start_local()
     async with env:
         yield env
 

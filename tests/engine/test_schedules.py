@@ -38,7 +38,7 @@ from ebs.schedules import (
     sidetag_sweep_schedule_id,
 )
 from ebs.simulator import Simulator
-from ebs.temporal_client import temporal_cli_path
+from ebs.temporal_client import connect_to, temporal_cli_path
 from ebs.worker import build_worker
 from tests.engine.test_sweep import age_koji
 from tests.helpers.config import write_config
@@ -194,7 +194,7 @@ async def test_config_refresh_reaches_every_worker_and_resyncs_the_schedules(
     for holder in holders.values():
         holder.load()
     v1 = holders["worker-a"].version
-    clients = {name: await Client.connect(target, identity=name) for name in holders}
+    clients = {name: await connect_to(target, identity=name) for name in holders}
     try:
         await ensure_schedules(clients["worker-a"], queue, holders["worker-a"].config.timers)
         async with AsyncExitStack() as stack:

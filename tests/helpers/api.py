@@ -38,7 +38,6 @@ from ebs.contracts.collector import CollectorStatus
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS
 from ebs.contracts.search import CONFIG_VERSION_KEY, OUTCOME_KEY, PACKAGES_KEY, PHASE_KEY
 from ebs.devstack import waiting
-from ebs.temporal_client import temporal_cli_path
 from ebs.workflows.collector import BatchCollector
 from ebs.workflows.ledger import ComponentLedger
 from tests.api.test_api_workflows import (
@@ -49,6 +48,7 @@ from tests.api.test_api_workflows import (
     World,
 )
 from tests.helpers.oidc import ADMIN_GROUP, AUDIENCE, OidcProvider
+from tests.helpers.temporal import start_local
 
 TASK_QUEUE = "ebs"
 API_TOKEN = "test-token-0123456789abcdef"
@@ -224,8 +224,7 @@ def progress_batch(snapshot: BatchResult) -> None:
 
 
 async def make_stack(tmp: Path, issuer: str | None = None) -> AsyncIterator[Stack]:
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=temporal_cli_path(),
+    env = await start_local(
         search_attributes=[PACKAGES_KEY, PHASE_KEY, OUTCOME_KEY, CONFIG_VERSION_KEY],
         dev_server_log_level="error",
     )

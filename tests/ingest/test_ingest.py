@@ -54,11 +54,12 @@ from ebs.ingest.decide import SignalRepo
 from ebs.ingest.forward import Forwarder, Outcome
 from ebs.ingest.sandbox import sandbox_messaging_config
 from ebs.ingest.service import serve
-from ebs.temporal_client import temporal_cli_path
+from ebs.temporal_client import connect_to
 from ebs.workflows.collector import QUEUE_PAGE_MAX, BatchCollector
 from tests.helpers import rabbitmq as rmq
 from tests.helpers.config import BRIDGE_KOJI_USER, write_bridge_config
 from tests.helpers.rabbitmq import RabbitMQ, free_port
+from tests.helpers.temporal import start_local
 
 rabbitmq = rmq.rabbitmq  # the session broker fixture
 
@@ -101,8 +102,7 @@ class DevServer:
         extra = ["--db-filename", str(self.db)]
         for ns in NAMESPACES:
             extra += ["--namespace", ns]
-        self.env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=temporal_cli_path(),
+        self.env = await start_local(
             port=self.port,
             ui=False,
             dev_server_extra_args=extra,
@@ -243,7 +243,7 @@ async def world(temporal: DevServer, rabbitmq: RabbitMQ, tmp_path: Path) -> Asyn
     )
     write_config(setup.config, temporal, namespace, setup.task_queue)
     write_messaging_config(setup.messaging, rabbitmq, setup.queue, consumers=4)
-    setup.client = await Client.connect(temporal.address, namespace=namespace)
+    setup.client = await connect_to(temporal.address, namespace=namespace)
     worker = Worker(
         setup.client,
         task_queue=setup.task_queue,

@@ -31,6 +31,7 @@ from ebs.contracts.batch import BatchRequest, BatchResult
 from ebs.contracts.collector import CollectorState, CollectorStatus
 from ebs.contracts.events import TagEvent
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS, SIGNAL_TAG
+from ebs.temporal_client import connect_to
 from ebs.workflows.batch import RebuildBatch
 from tests.realstack import bodhi_fixtures
 from tests.realstack.bodhi_stack import BodhiServer
@@ -110,7 +111,7 @@ class Run:
         self.worker.check_alive()
 
     async def connect(self) -> Client:
-        self.client = await Client.connect(self.temporal.address)
+        self.client = await connect_to(self.temporal.address)
         return self.client
 
     async def until(self, pred: Callable[[], Awaitable[T | None]], timeout: float,
