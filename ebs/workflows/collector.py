@@ -47,6 +47,7 @@ reading its old `seen_event_ids` into `seen_keys`.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -124,7 +125,11 @@ class BatchCollector:
             state.seen_keys += "".join(seen_key(i) for i in state.seen_event_ids)
             state.seen_event_ids = []
         n = SEEN_KEY_CHARS
-        self._seen = {state.seen_keys[i : i + n] for i in range(0, len(state.seen_keys), n)}
+        # The message-id hashes, oldest first: kept here as a deque (O(1) a
+        # tag) and written back to `seen_keys` only to continue as new.
+        self._seen_order = deque(
+            state.seen_keys[i : i + n] for i in range(0, len(state.seen_keys), n))
+        self._seen = set(self._seen_order)
         self._holding = False  # a hand-over to the holders (or a take) is running
         self._in_flight = 0  # events being handed over
         self._closing = False  # continuing as new: no new hand-over but the last
@@ -267,7 +272,7 @@ class BatchCollector:
             if self._should_continue_as_new():
                 break
         await self._quiesce()
-        workflow.continue_as_new(self._s)
+        self._continue_as_new()
 
     async def _quiesce(self) -> None:
         """Before continue-as-new: the hand-over loop stands aside (under a
@@ -382,7 +387,7 @@ class BatchCollector:
             return False
         if self._should_continue_as_new() and not self._s.current_batch_id:
             await self._quiesce()
-            workflow.continue_as_new(self._s)
+            self._continue_as_new()
         return True
 
     async def _lull_passed(self) -> bool:
@@ -495,6 +500,10 @@ class BatchCollector:
             SettingsActivities.collector_settings, **SETTINGS_READ
         )
 
+    def _continue_as_new(self) -> None:
+        self._s.seen_keys = "".join(self._seen_order)
+        workflow.continue_as_new(self._s)
+
     def _should_continue_as_new(self) -> bool:
         info = workflow.info()
         return (
@@ -511,13 +520,9 @@ class BatchCollector:
             if key in self._seen:
                 return  # redelivery of a message already queued
             self._seen.add(key)
-            self._s.seen_keys += key
-            n = SEEN_KEY_CHARS
-            if len(self._s.seen_keys) > SEEN_EVENT_IDS * n:
-                cut = len(self._s.seen_keys) - SEEN_EVENT_IDS * n
-                drop = self._s.seen_keys[:cut]
-                self._s.seen_keys = self._s.seen_keys[cut:]
-                self._seen.difference_update(drop[i : i + n] for i in range(0, cut, n))
+            self._seen_order.append(key)
+            while len(self._seen_order) > SEEN_EVENT_IDS:
+                self._seen.discard(self._seen_order.popleft())
         if not supersedes(event, self._s.queue.get(event.component)):
             # An older tag arriving late: the build tagged last wins. A fast
             # path only (sent-at has one-second resolution): the batch asks

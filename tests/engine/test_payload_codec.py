@@ -155,3 +155,33 @@ def test_no_client_environment_or_replayer_without_the_converter() -> None:
                for hit in _calls_without_converter(path)]
     assert not missing, "pass data_converter=DATA_CONVERTER (or use the helpers):\n" + "\n".join(
         missing)
+
+
+def test_flat_dataclasses_decode_as_the_generic_path_does() -> None:
+    """FlatDataclasses (the fast path for TagEvent and the like) gives what the
+    SDK's generic decoding gives, and leaves it everything else."""
+    from ebs.contracts.batch import PackageResult
+    from ebs.contracts.events import TagBatch, TagEvent, TaskStateEvent
+
+    ours, sdk = DATA_CONVERTER.payload_converter, DataConverter.default.payload_converter
+    values: list[object] = [
+        TagBatch([TagEvent(f"c{i}", f"c{i}-1-1.fc45", i, "f45", event_id=f"m{i}",
+                           tagged_at=1000 + i) for i in range(50)]),
+        TagEvent("bash", "bash-5.2-1.fc45"),  # defaults, tagged_at None
+        TaskStateEvent(7, "CLOSED"),
+        BatchResult("b", "succeeded", [PackageResult("a", "a-1", task_ids=[1, 2])]),
+    ]
+    for value in values:
+        payloads = sdk.to_payloads([value])
+        assert ours.from_payloads(payloads, [type(value)]) == sdk.from_payloads(
+            payloads, [type(value)]) == [value]
+    # an int where a float is declared becomes a float, as the SDK makes it
+    (event,) = ours.from_payloads(sdk.to_payloads([{"component": "a", "nvr": "a-1",
+                                                    "tagged_at": 3}]), [TagEvent])
+    assert event.tagged_at == 3.0 and isinstance(event.tagged_at, float)
+    # a wrong type is left to the generic path, which refuses it as before
+    bad = sdk.to_payloads([{"component": 1, "nvr": "a-1"}])
+    with pytest.raises(TypeError):
+        sdk.from_payloads(bad, [TagEvent])
+    with pytest.raises(TypeError):
+        ours.from_payloads(bad, [TagEvent])
