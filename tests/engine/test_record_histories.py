@@ -17,7 +17,7 @@ import pytest
 
 from ebs.contracts.batch import BatchRequest
 from ebs.contracts.collector import CollectorState
-from ebs.contracts.events import EnqueueRequest, TagEvent
+from ebs.contracts.events import EnqueueRequest, TagBatch, TagEvent
 from ebs.devstack.waiting import eventually
 from ebs.workflows.collector import BatchCollector
 from tests.engine.test_engine_collector import finish_current_batch, until
@@ -144,6 +144,25 @@ async def test_record_collector_with_queue_holders(engine: Engine) -> None:
     await until(handle, lambda s: len(s.recent_batches) == 2 and not s.current_batch_id)
     await _save(engine, handle.id, "batch_collector_queue_holders")
     await _save(engine, holder_id(handle.id, partition_of("bash")), "collector_queue_holder")
+
+
+async def test_record_collector_with_grouped_tags(engine: Engine) -> None:
+    """The bridge's grouped `tags` signals, and a hand-over in parts (over
+    HAND_OVER_MAX queued at once: patch collector-hand-over-parts)."""
+    engine.configure(control={"max_batch_packages": 5000})
+    handle = await engine.start_collector(CollectorState(hold_after=1))
+    await handle.signal(BatchCollector.pause)
+    names = [f"grouped-component-{i:04d}" for i in range(1100)]
+    for part in (names[:550], names[550:]):
+        await handle.signal(BatchCollector.tags, TagBatch([engine.tag_event(n) for n in part]))
+    await handle.signal(BatchCollector.tag, engine.tag_event("bash"))
+    await until(handle, lambda s: s.held == 1101, 60)
+    await handle.signal(BatchCollector.resume)
+    await engine.env.sleep(61)
+    result = await finish_current_batch(engine, handle)
+    assert len(result.packages) == 1101
+    await until(handle, lambda s: len(s.recent_batches) == 1 and not s.current_batch_id)
+    await _save(engine, handle.id, "batch_collector_grouped_tags")
 
 
 async def test_record_large_batch_with_package_index(engine: Engine) -> None:
