@@ -50,7 +50,7 @@ from ebs.contracts.events import TagEvent  # noqa: E402
 from ebs.devstack import processes as devstack  # noqa: E402
 from ebs.devstack.processes import free_port, port_open  # noqa: E402
 from ebs.devstack.temporal import dev_server_argv  # noqa: E402
-from ebs.devstack.waiting import wait_until  # noqa: E402
+from ebs.devstack.waiting import eventually, wait_until  # noqa: E402
 from ebs.simulator import NullSink, Simulator, WorldLayout  # noqa: E402
 from ebs.simulator.hub import CallRecord  # noqa: E402
 from ebs.simulator.seed import synthetic_packages  # noqa: E402
@@ -241,6 +241,39 @@ def engine_data_converter(engine: Path | None) -> Any:
     return mod.DATA_CONVERTER
 
 
+async def connect_when_healthy(address: str, data_converter: Any,
+                               within: float = 60.0) -> Client:
+    """Connect to a dev server just started: its port opens before its
+    frontend is healthy ("Frontend is not healthy yet"), so try again."""
+    last: list[Exception] = []
+
+    async def attempt() -> Client | None:
+        try:
+            return await Client.connect(address, data_converter=data_converter)
+        except RuntimeError as err:
+            last[:] = [err]
+            return None
+
+    return await eventually(attempt, within, lambda: f"Temporal at {address}: {last}",
+                            interval=0.2)
+
+
+def tag_sender(handle: WorkflowHandle[Any, Any]) -> Any:
+    """Signals tag events to a collector as the bridge does: those that come
+    while a signal is in flight go together in one `tags` signal
+    (ebs.ingest.forward.GroupSender); `await sender.submit(event)`."""
+    from ebs.contracts.events import TagBatch
+    from ebs.ingest.forward import TAGS_PER_SIGNAL, GroupSender
+
+    async def send(events: list[TagEvent]) -> None:
+        if len(events) == 1:
+            await handle.signal("tag", events[0])
+        else:
+            await handle.signal("tags", TagBatch(events))
+
+    return GroupSender(send, TAGS_PER_SIGNAL)
+
+
 @contextlib.asynccontextmanager
 async def stack(opts: StackOptions) -> AsyncIterator[Stack]:
     """Dev server + simulator + worker process, torn down on exit."""
@@ -258,8 +291,7 @@ async def stack(opts: StackOptions) -> AsyncIterator[Stack]:
     samplers: list[Sampler] = []
     try:
         temporal, address = start_dev_server(workdir, opts.temporal_dynamic_config)
-        client = await Client.connect(address,
-                                      data_converter=engine_data_converter(opts.engine))
+        client = await connect_when_healthy(address, engine_data_converter(opts.engine))
         await register_search_attributes(client, "default")
         queue = f"bench-{uuid.uuid4().hex[:6]}"
         if isinstance(opts.sink, DirectBridge):

@@ -53,6 +53,7 @@ from bench.harness import (  # noqa: E402
     mb,
     percentile,
     stack,
+    tag_sender,
 )
 from ebs.contracts.batch import BatchResult  # noqa: E402
 from ebs.contracts.collector import CollectorState, CollectorStatus  # noqa: E402
@@ -69,16 +70,17 @@ TARGET_RSS_MB = 500.0
 
 async def signal_all(handle: Any, events: list[TagEvent], rate: float = 0.0,
                      concurrency: int = 64) -> float:
-    """Signal `events` to the collector as the bridge would (`concurrency`
+    """Signal `events` to the collector as the bridge would (grouped; `concurrency`
     in flight; at most `rate` per second if given); returns the seconds taken."""
     gate = asyncio.Semaphore(concurrency)
+    sender = tag_sender(handle)
     started = time.monotonic()
 
     async def one(n: int, ev: TagEvent) -> None:
         if rate:
             await asyncio.sleep(max(0.0, started + n / rate - time.monotonic()))
         async with gate:
-            await handle.signal(BatchCollector.tag, ev)
+            await sender.submit(ev)
 
     await asyncio.gather(*(one(n, e) for n, e in enumerate(events)))
     return time.monotonic() - started

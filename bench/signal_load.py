@@ -32,6 +32,7 @@ from bench.harness import (  # noqa: E402
     emit,
     machine,
     stack,
+    tag_sender,
 )
 from ebs.contracts.collector import CollectorState  # noqa: E402
 from ebs.contracts.events import TagEvent  # noqa: E402
@@ -43,14 +44,16 @@ TARGET_SLOWDOWN = 0.10
 
 async def signal_at(handle: Any, rate: float, stop: asyncio.Event, sent: list[int],
                     concurrency: int = 64) -> None:
-    """Tag signals at `rate` per second (`concurrency` in flight) until `stop`."""
+    """Tag signals at `rate` per second (`concurrency` in flight, grouped as the
+    bridge groups them) until `stop`."""
     gate = asyncio.Semaphore(concurrency)
+    sender = tag_sender(handle)
     started = time.monotonic()
     tasks: set[asyncio.Task[None]] = set()
 
     async def one(n: int) -> None:
         async with gate:
-            await handle.signal(BatchCollector.tag, TagEvent(
+            await sender.submit(TagEvent(
                 f"noise-{n:06d}", f"noise-{n:06d}-1-1.fc45", event_id=f"noise-{n}"))
             sent[0] += 1
 

@@ -37,6 +37,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Generic, TypeVar
 
 from temporalio.client import Client, WorkflowQueryFailedError, WorkflowQueryRejectedError
 from temporalio.common import QueryRejectCondition
@@ -55,6 +56,9 @@ from ebs.contracts.names import (
 from ebs.ingest.decide import Decision, Drop, SignalRepo, SignalTag, SignalTask
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 COLLECTOR_TYPE = "BatchCollector"
 TAGS_PER_SIGNAL = 100  # tag events one `tags` signal carries at most (~30 KB)
@@ -114,6 +118,41 @@ def namespace_missing(err: RPCError) -> bool:
     return bool(_NAMESPACE_NOT_FOUND.search(err.message or ""))
 
 
+class GroupSender(Generic[T, R]):
+    """Group commit: `submit(item)` joins the items waiting while a `send` is
+    in flight; they go together (at most `max_group`) in the next one, and
+    each caller gets that send's result or exception. Alone, an item goes at
+    once. One asyncio loop."""
+
+    def __init__(self, send: Callable[[list[T]], Awaitable[R]], max_group: int) -> None:
+        self._send = send
+        self.max_group = max_group
+        self._waiting: list[tuple[T, asyncio.Future[R]]] = []
+        self._sender: asyncio.Task[None] | None = None
+
+    async def submit(self, item: T) -> R:
+        waiter: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, waiter))
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_waiting())
+        return await waiter
+
+    async def _send_waiting(self) -> None:
+        while self._waiting:
+            group = self._waiting[: self.max_group]
+            del self._waiting[: self.max_group]
+            try:
+                result = await self._send([item for item, _ in group])
+            except Exception as err:  # each caller's to handle
+                for _, waiter in group:
+                    if not waiter.done():
+                        waiter.set_exception(err)
+                continue
+            for _, waiter in group:
+                if not waiter.done():  # (a caller that gave up was cancelled)
+                    waiter.set_result(result)
+
+
 class Forwarder:
     """Sends bridge decisions to Temporal. Runs on one asyncio loop."""
 
@@ -143,8 +182,8 @@ class Forwarder:
         self._routing_at = float("-inf")
         self._routing_failed = False
         self._routing_lock: asyncio.Lock | None = None
-        self._tags_waiting: list[tuple[TagEvent, asyncio.Future[Result]]] = []
-        self._tag_sender: asyncio.Task[None] | None = None
+        self._tags: GroupSender[TagEvent, Result] = GroupSender(
+            self._signal_collector, TAGS_PER_SIGNAL)
 
     async def client(self) -> Client:
         """The Temporal client, connected on first use (and retried after a
@@ -178,27 +217,7 @@ class Forwarder:
 
     async def _signal_tag(self, decision: SignalTag) -> Result:
         """Join the next group of tags to the collector; its result is ours."""
-        waiter: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
-        self._tags_waiting.append((decision.event, waiter))
-        if self._tag_sender is None or self._tag_sender.done():
-            self._tag_sender = asyncio.create_task(self._send_tags())
-        return await waiter
-
-    async def _send_tags(self) -> None:
-        """Send the waiting tags, a group at a time, until none wait."""
-        while self._tags_waiting:
-            group = self._tags_waiting[:TAGS_PER_SIGNAL]
-            del self._tags_waiting[:TAGS_PER_SIGNAL]
-            try:
-                result = await self._signal_collector([event for event, _ in group])
-            except Exception as err:  # Unavailable, Misconfigured: each caller's to handle
-                for _, waiter in group:
-                    if not waiter.done():
-                        waiter.set_exception(err)
-                continue
-            for _, waiter in group:
-                if not waiter.done():  # (a caller that gave up was cancelled)
-                    waiter.set_result(result)
+        return await self._tags.submit(decision.event)
 
     async def _signal_collector(self, events: list[TagEvent]) -> Result:
         client = await self.client()
