@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from pathlib import Path
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from ebs.config.holder import ConfigHolder
@@ -19,6 +20,9 @@ from tests.helpers.processes import WorkerProcess, wait_until, write_config
 PACKAGES = ["bash", "coreutils", "glibc"]
 
 
+# In CI's fast run the same failure is covered by tests/chaos/test_worker_kills.py
+# (SIGKILL at chosen points) and the real-stack test_e2e.py: slow here.
+@pytest.mark.slow
 async def test_worker_sigkill_mid_batch_then_restart(
     dev_server_env: WorkflowEnvironment, tmp_path: Path
 ) -> None:
