@@ -263,7 +263,7 @@ def tag_sender(handle: WorkflowHandle[Any, Any]) -> Any:
     while a signal is in flight go together in one `tags` signal
     (ebs.ingest.forward.GroupSender); `await sender.submit(event)`."""
     from ebs.contracts.events import TagBatch
-    from ebs.ingest.forward import TAGS_PER_SIGNAL, GroupSender
+    from ebs.ingest.forward import TAGS_MIN_INTERVAL, TAGS_PER_SIGNAL, GroupSender
 
     async def send(events: list[TagEvent]) -> None:
         if len(events) == 1:
@@ -271,7 +271,7 @@ def tag_sender(handle: WorkflowHandle[Any, Any]) -> Any:
         else:
             await handle.signal("tags", TagBatch(events))
 
-    return GroupSender(send, TAGS_PER_SIGNAL)
+    return GroupSender(send, TAGS_PER_SIGNAL, TAGS_MIN_INTERVAL)
 
 
 @contextlib.asynccontextmanager

@@ -99,8 +99,9 @@ async def run(mode: str, packages: int, task_poll: float, build_seconds: float,
             outcome, error = "error", str(err)
         wall = time.monotonic() - started
         calls = st.sim.calls[before:]
+        # (the batch's other children, its PackageIndex ones, make no requests)
         attempts = [await history_stats(st.client, wid)
-                    for wid in await child_ids(st.client, handle.id)]
+                    for wid in await child_ids(st.client, handle.id) if "-attempt" in wid]
     per_attempt = []
     for h in attempts:
         reqs = hub_requests(calls, h.start, h.close)

@@ -18,11 +18,12 @@ re-queries at most every `routing_min_refresh` seconds, so a side tag created
 a moment ago is found while other people's side tags cost almost nothing.
 
 Tag events are grouped: while one signal-with-start to the collector is in
-flight, the tags that arrive meanwhile wait and go together in the next one
-(`tags`, at most TAGS_PER_SIGNAL), and each caller returns with that signal's
-result, so a message is still acked only once Temporal holds its event. Alone,
-a tag goes as the single `tag` signal, at once. A burst of 300 messages a
-second then costs the collector's history a few events a second (see
+flight, or less than TAGS_MIN_INTERVAL after it started, the tags that arrive
+wait and go together in the next one (`tags`, at most TAGS_PER_SIGNAL), and
+each caller returns with that signal's result, so a message is still acked
+only once Temporal holds its event. After a quiet spell a tag goes as the
+single `tag` signal, at once. A burst of 300 messages a second then costs the
+collector's history at most 5 events a second, with gaps between them (see
 ebs.workflows.collector on why that matters). Upgrade the workers before the
 bridge: a collector without the `tags` handler would not take those signals.
 """
@@ -62,6 +63,13 @@ R = TypeVar("R")
 
 COLLECTOR_TYPE = "BatchCollector"
 TAGS_PER_SIGNAL = 100  # tag events one `tags` signal carries at most (~30 KB)
+# Signals to the collector start at least this far apart: at most 5 a second,
+# so 500 tags a second at most (the bridge's rate is ~300). Temporal refuses a
+# continue-as-new while signals keep arriving, and back-to-back signals (one
+# every RPC round trip) left the collector no gap to continue as new in: a
+# 300-a-second stream for two minutes grew its state to 21 MB. A tag's wait
+# (0.2 s at most) is nothing beside the lull (60 s).
+TAGS_MIN_INTERVAL = 0.2
 
 # Answers that mean "this request is wrong", not "Temporal is not there".
 _REJECTED = frozenset(
@@ -120,13 +128,19 @@ def namespace_missing(err: RPCError) -> bool:
 
 class GroupSender(Generic[T, R]):
     """Group commit: `submit(item)` joins the items waiting while a `send` is
-    in flight; they go together (at most `max_group`) in the next one, and
-    each caller gets that send's result or exception. Alone, an item goes at
+    in flight, or less than `min_interval` after the last one started; they
+    go together (at most `max_group`) in the next send, and each caller gets
+    that send's result or exception. An item after a quiet spell goes at
     once. One asyncio loop."""
 
-    def __init__(self, send: Callable[[list[T]], Awaitable[R]], max_group: int) -> None:
+    def __init__(self, send: Callable[[list[T]], Awaitable[R]], max_group: int,
+                 min_interval: float = 0.0,
+                 sleep: Callable[[float], Awaitable[None]] = asyncio.sleep) -> None:
         self._send = send
         self.max_group = max_group
+        self.min_interval = min_interval
+        self._sleep = sleep
+        self._last_send = float("-inf")
         self._waiting: list[tuple[T, asyncio.Future[R]]] = []
         self._sender: asyncio.Task[None] | None = None
 
@@ -138,7 +152,12 @@ class GroupSender(Generic[T, R]):
         return await waiter
 
     async def _send_waiting(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._waiting:
+            pause = self._last_send + self.min_interval - loop.time()
+            if pause > 0:
+                await self._sleep(pause)
+            self._last_send = loop.time()
             group = self._waiting[: self.max_group]
             del self._waiting[: self.max_group]
             try:
@@ -183,7 +202,7 @@ class Forwarder:
         self._routing_failed = False
         self._routing_lock: asyncio.Lock | None = None
         self._tags: GroupSender[TagEvent, Result] = GroupSender(
-            self._signal_collector, TAGS_PER_SIGNAL)
+            self._signal_collector, TAGS_PER_SIGNAL, TAGS_MIN_INTERVAL)
 
     async def client(self) -> Client:
         """The Temporal client, connected on first use (and retried after a

@@ -12,7 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from ebs.contracts.events import TagBatch, TagEvent
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, SIGNAL_TAG, SIGNAL_TAGS
 from ebs.ingest.decide import SignalTag
-from ebs.ingest.forward import TAGS_PER_SIGNAL, Forwarder, Outcome
+from ebs.ingest.forward import TAGS_PER_SIGNAL, Forwarder, GroupSender, Outcome
 
 
 class FakeClient:
@@ -100,3 +100,27 @@ async def test_a_caller_that_gives_up_does_not_stop_the_others() -> None:
     # (the cancelled caller's message was sent anyway: its bridge callback
     # requeues it, and the collector takes the redelivery as a no-op)
     assert [e.component for e in client.sent[1][1].events] == ["pkg-001", "pkg-002"]
+
+
+async def test_sends_start_at_least_min_interval_apart_and_the_wait_gathers_more() -> None:
+    """The collector gets gaps between signals (see TAGS_MIN_INTERVAL): a send
+    waits out the interval since the last one started, and what arrives
+    meanwhile joins it."""
+    sent: list[list[int]] = []
+    pauses: list[float] = []
+    more: list[asyncio.Task[None]] = []
+
+    async def send(items: list[int]) -> None:
+        sent.append(items)
+
+    async def sleep(seconds: float) -> None:  # no real waiting: record it
+        pauses.append(seconds)
+        more.extend(asyncio.create_task(sender.submit(n)) for n in (3, 4))
+        await asyncio.sleep(0)
+
+    sender: GroupSender[int, None] = GroupSender(send, 10, min_interval=5.0, sleep=sleep)
+    await sender.submit(1)  # after a quiet spell: at once
+    await sender.submit(2)  # right after: waits, and 3 and 4 arrive meanwhile
+    await asyncio.gather(*more)
+    assert sent == [[1], [2, 3, 4]]
+    assert len(pauses) == 1 and 4.9 < pauses[0] <= 5.0
