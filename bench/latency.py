@@ -3,7 +3,7 @@
 A batch of N packages whose builds finish spread over `--spread` seconds. The
 simulator publishes Koji's real messages (draft builds: buildsys.build.state.change;
 with --scratch: buildsys.task.state.change) to a private RabbitMQ; the bus
-bridge (`python -m ebs.ingest`, a real process with its default 8 consumers)
+bridge (`python -m ebs.ingest`, a real process with its default 16 consumers)
 turns them into `task_state` signals to the BuildAttempt named in the build
 request's custom_user_metadata.
 
@@ -108,7 +108,7 @@ class DirectRecorder(DirectBridge):
 
 
 def messaging_toml(path: Path, amqp_url: str, queue: str) -> Path:
-    path.write_text(sandbox_messaging_config(amqp_url, queue=queue, consumers=8,
+    path.write_text(sandbox_messaging_config(amqp_url, queue=queue, consumers=16,
                                              ebs_log_level="WARNING", app="ebs bench"))
     return path
 

@@ -23,7 +23,7 @@ wait and go together in the next one (`tags`, at most TAGS_PER_SIGNAL), and
 each caller returns with that signal's result, so a message is still acked
 only once Temporal holds its event. After a quiet spell a tag goes as the
 single `tag` signal, at once. A burst of 300 messages a second then costs the
-collector's history at most 5 events a second, with gaps between them (see
+collector's history at most 25 events a second, with gaps between them (see
 ebs.workflows.collector on why that matters). Upgrade the workers before the
 bridge: a collector without the `tags` handler would not take those signals.
 """
@@ -63,13 +63,14 @@ R = TypeVar("R")
 
 COLLECTOR_TYPE = "BatchCollector"
 TAGS_PER_SIGNAL = 100  # tag events one `tags` signal carries at most (~30 KB)
-# Signals to the collector start at least this far apart: at most 5 a second,
-# so 500 tags a second at most (the bridge's rate is ~300). Temporal refuses a
-# continue-as-new while signals keep arriving, and back-to-back signals (one
-# every RPC round trip) left the collector no gap to continue as new in: a
-# 300-a-second stream for two minutes grew its state to 21 MB. A tag's wait
-# (0.2 s at most) is nothing beside the lull (60 s).
-TAGS_MIN_INTERVAL = 0.2
+# Signals to the collector start at least this far apart (at most 25 a
+# second). Temporal refuses a continue-as-new while signals keep arriving, and
+# back-to-back signals (one every RPC round trip, a few ms) left the collector
+# no gap to continue as new in: a 300-a-second stream for two minutes grew its
+# state to 21 MB. 40 ms leaves gaps longer than a workflow task. A bridge
+# callback waits for its message's signal, so the bridge's rate is at most
+# consumers / (interval + RPC): 16 / 0.045 s ~ 350 a second (DEFAULT_CONSUMERS).
+TAGS_MIN_INTERVAL = 0.04
 
 # Answers that mean "this request is wrong", not "Temporal is not there".
 _REJECTED = frozenset(

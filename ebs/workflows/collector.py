@@ -31,7 +31,7 @@ single signals (a bridge catching up at hundreds a second) the collector would
 not get to continue as new until the stream paused, its queue growing in the
 state meanwhile (measured: 21 MB after two minutes at 300 a second, past
 Temporal's 2 MB limit). So the bridge sends its tags grouped, in `tags`
-signals at least 0.2 s apart (ebs.ingest.forward), which leaves the gaps.
+signals at least 40 ms apart (ebs.ingest.forward), which leaves the gaps.
 
 Known limit: the collector cannot continue as new while its batch (a child,
 cancelled when the collector closes) runs, so the tag signals of a long batch
