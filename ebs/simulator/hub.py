@@ -376,7 +376,9 @@ class Hub:
         out = []
         before, after = _ts(createdBefore), _ts(createdAfter)
         user = w.lookup_user(userID) if userID is not None else None
-        for b in sorted(w.builds.values(), key=lambda b: b.id):
+        builds = (w.builds_named(packageID) if isinstance(packageID, str)
+                  else sorted(w.builds.values(), key=lambda b: b.id))
+        for b in builds:
             if taskID is not None and (b.task_id != taskID if taskID != -1 else not b.task_id):
                 continue
             if packageID is not None and packageID not in (b.pkg_id, b.name):

@@ -83,6 +83,7 @@ class World:
         self._by_tag: dict[int, list[Listing]] = {}
         self._by_tag_pkg: dict[tuple[int, str], list[Listing]] = {}
         self._by_nvr: dict[str, int] = {}
+        self._by_name: dict[str, list[int]] = {}  # package name -> build ids
         self._children: dict[int, list[int]] = {}
         self.packages: dict[str, int] = {}
         self.sources: dict[str, int] = {}  # SCM URL handed out -> build id
@@ -305,6 +306,12 @@ class World:
     def add_build(self, b: Build) -> None:
         self.builds[b.id] = b
         self._by_nvr[b.nvr] = b.id
+        self._by_name.setdefault(b.name, []).append(b.id)
+
+    def builds_named(self, name: str) -> list[Build]:
+        """A package's builds, by id: listBuilds(packageID=name) without a
+        scan of every build (a mass rebuild asks once per package)."""
+        return sorted((self.builds[i] for i in self._by_name.get(name, ())), key=lambda b: b.id)
 
     def rename_build(self, b: Build, release: str) -> None:
         """Promotion: the build takes its final release."""
