@@ -108,6 +108,8 @@ def bodhi_chunks(nvrs: list[str], batch_size: int, max_single: int) -> list[list
     return [nvrs[i : i + batch_size] for i in range(0, len(nvrs), batch_size)]
 
 
+REASON_MAX = 300  # characters of a failure's reason kept per package
+
 @workflow.defn(name="RebuildBatch")
 class RebuildBatch:
     @workflow.init
@@ -724,7 +726,10 @@ class RebuildBatch:
 
     def _fail(self, pkg: PackageResult, reason: str) -> None:
         pkg.state = State.FAILED.value
-        pkg.reason = reason
+        # One error for many packages (Bodhi refusing an update of 2,000 lists
+        # each build) must not be copied whole into each: 2,000 reasons of
+        # 10 KB made a 21 MB payload.
+        pkg.reason = reason if len(reason) <= REASON_MAX else reason[: REASON_MAX - 1] + "…"
 
     def _any_failed(self) -> bool:
         return any(p.state == State.FAILED.value for p in self._packages.values())
