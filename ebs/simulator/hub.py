@@ -376,8 +376,12 @@ class Hub:
         out = []
         before, after = _ts(createdBefore), _ts(createdAfter)
         user = w.lookup_user(userID) if userID is not None else None
-        builds = (w.builds_named(packageID) if isinstance(packageID, str)
-                  else sorted(w.builds.values(), key=lambda b: b.id))
+        if isinstance(packageID, str):
+            builds = w.builds_named(packageID)
+        elif isinstance(taskID, int) and taskID != -1:
+            builds = w.builds_of_task(taskID)
+        else:
+            builds = sorted(w.builds.values(), key=lambda b: b.id)
         for b in builds:
             if taskID is not None and (b.task_id != taskID if taskID != -1 else not b.task_id):
                 continue

@@ -207,15 +207,5 @@ def _restore(world: World, saved: WorldState) -> None:
         set_rng_state(world.rng_world, saved.rng.world)
         set_rng_state(world.rng_build, saved.rng.build)
         set_rng_state(world.outbox._rng, saved.rng.chaos)
-        world._by_tag, world._by_tag_pkg, world._by_nvr, world._children = {}, {}, {}, {}
-        world._by_name = {}
-        for b in builds.values():
-            world._by_nvr[b.nvr] = b.id
-            world._by_name.setdefault(b.name, []).append(b.id)
-        for li in listings:
-            world._by_tag.setdefault(li.tag_id, []).append(li)
-            world._by_tag_pkg.setdefault((li.tag_id, builds[li.build_id].name), []).append(li)
-        for t in sorted(tasks.values(), key=lambda t: t.id):
-            if t.parent is not None:
-                world._children.setdefault(t.parent, []).append(t.id)
+        world.reindex()
         world.timed.clear()

@@ -84,6 +84,7 @@ class World:
         self._by_tag_pkg: dict[tuple[int, str], list[Listing]] = {}
         self._by_nvr: dict[str, int] = {}
         self._by_name: dict[str, list[int]] = {}  # package name -> build ids
+        self._by_task: dict[int, list[int]] = {}  # task id -> build ids
         self._children: dict[int, list[int]] = {}
         self.packages: dict[str, int] = {}
         self.sources: dict[str, int] = {}  # SCM URL handed out -> build id
@@ -307,6 +308,27 @@ class World:
         self.builds[b.id] = b
         self._by_nvr[b.nvr] = b.id
         self._by_name.setdefault(b.name, []).append(b.id)
+        if b.task_id:
+            self._by_task.setdefault(b.task_id, []).append(b.id)
+
+    def reindex(self) -> None:
+        """Rebuild the indexes from builds, listings and tasks (after a restore)."""
+        self._by_tag, self._by_tag_pkg, self._by_nvr, self._children = {}, {}, {}, {}
+        self._by_name, self._by_task = {}, {}
+        for b in self.builds.values():
+            self.add_build(b)
+        for li in self.listings:
+            self._by_tag.setdefault(li.tag_id, []).append(li)
+            self._by_tag_pkg.setdefault((li.tag_id, self.builds[li.build_id].name), []).append(li)
+        for t in sorted(self.tasks.values(), key=lambda t: t.id):
+            if t.parent is not None:
+                self._children.setdefault(t.parent, []).append(t.id)
+
+    def builds_of_task(self, task_id: int) -> list[Build]:
+        """The builds a task made, by id: listBuilds(taskID=...) without a scan of
+        every build (ebs asks once per finished build task)."""
+        return sorted((self.builds[i] for i in self._by_task.get(task_id, ())),
+                      key=lambda b: b.id)
 
     def builds_named(self, name: str) -> list[Build]:
         """A package's builds, by id: listBuilds(packageID=name) without a
@@ -440,7 +462,7 @@ class World:
 
     def is_tagged(self, tag: Tag, b: Build) -> bool:
         return any(li.build_id == b.id and li.revoke_event is None
-                   for li in self._by_tag.get(tag.id, ()))
+                   for li in self._by_tag_pkg.get((tag.id, b.name), ()))
 
     def _tag(self, tag: Tag, b: Build, user: User, notify: bool = True) -> int:
         if self.is_tagged(tag, b):
@@ -458,7 +480,7 @@ class World:
         return event
 
     def _untag(self, tag: Tag, b: Build, user: User, strict: bool = True) -> None:
-        rows = [li for li in self.tagged(tag) if li.build_id == b.id]
+        rows = [li for li in self.tagged(tag, package=b.name) if li.build_id == b.id]
         if not rows and strict:
             raise koji.TagError(f"build {b.nvr} not in tag {tag.name}")
         # As the hub: the revoke is an event even when nothing was tagged
