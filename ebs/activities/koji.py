@@ -60,6 +60,8 @@ class KojiActivities:
     @activity.defn(name="submit_builds")
     @fail_fast
     def submit_builds(self, req: k.SubmitRequest) -> k.SubmitResult:
+        if req.first_submission and activity.in_activity() and activity.info().attempt > 1:
+            req = replace(req, first_submission=False)  # an earlier try may have submitted
         return self._koji.submit_builds(req, on_progress=_beat)
 
     @activity.defn(name="poll_tasks")

@@ -32,6 +32,10 @@ class AttemptRequest:
     priority: int = 5
     task_poll: float = 300.0
     task_timeout: float = 24 * 3600.0
+    # The batch runs its first run (not a reset one), so no earlier child of
+    # this id can have submitted builds; False (the default) makes the attempt
+    # look for tasks to reuse.
+    batch_first_run: bool = False
 
 
 @dataclass

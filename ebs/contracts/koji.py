@@ -142,6 +142,10 @@ class SubmitRequest:
     priority: int = 5
     workflow_id: str = ""  # recorded in custom_user_metadata so the bridge can route
     label: str = ""  # e.g. "slice 1000 attempt 2", for logs
+    # No earlier try of this request can have reached Koji (the first run of the
+    # workflow, the activity's first attempt): no listTasks for tasks to reuse.
+    # The default (False) always looks, as before the field existed.
+    first_submission: bool = False
 
 
 @dataclass

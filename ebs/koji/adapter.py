@@ -583,8 +583,10 @@ class KojiAdapter:
 
     def submit_builds(self, req: SubmitRequest, on_progress: Progress = None) -> SubmitResult:
         """Submit build tasks; tasks of ours for the same src+target created since
-        not_before (an earlier try whose answer was lost) are reused."""
-        earlier = self._earlier_tasks(req)
+        not_before (an earlier try whose answer was lost) are reused; a first
+        submission skips that listTasks (ten 1,000-build chunks of a mass rebuild
+        each listed every task of the last ten minutes)."""
+        earlier = {} if req.first_submission else self._earlier_tasks(req)
         result = SubmitResult()
         todo = []
         for spec in req.builds:

@@ -140,6 +140,7 @@ class BuildAttempt:
 
     async def _submit(self, req: AttemptRequest, result: AttemptResult) -> SubmitResult | None:
         workflow.set_current_details(f"Submitting {len(req.builds)} builds to `{req.target}`")
+        info = workflow.info()
         try:
             submitted = await workflow.execute_activity_method(
                 KojiActivities.submit_builds,
@@ -148,14 +149,18 @@ class BuildAttempt:
                     builds=req.builds,
                     # A task of ours for this workflow created since it started is
                     # ours to reuse; the margin covers clock skew with the hub.
-                    not_before=workflow.info().start_time.timestamp() - 600,
+                    not_before=info.start_time.timestamp() - 600,
                     scratch=req.scratch,
                     draft=req.draft,
                     fail_fast=req.fail_fast,
                     wait_repo=req.wait_repo,
                     priority=req.priority,
-                    workflow_id=workflow.info().workflow_id,
+                    workflow_id=info.workflow_id,
                     label=f"slice {req.ordering} attempt {req.attempt}",
+                    # a reset run (of the batch or of this child) may have
+                    # submitted these builds before
+                    first_submission=req.batch_first_run
+                    and info.run_id == info.first_execution_run_id,
                 ),
                 activity_id=submit_activity_id(req),
                 **KOJI_CALL,

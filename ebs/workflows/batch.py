@@ -467,6 +467,8 @@ class RebuildBatch:
         for pkg in packages:
             pkg.state = State.BUILDING.value
             pkg.attempts = attempt
+        info = workflow.info()
+        first_run = info.run_id == info.first_execution_run_id
         # return_exceptions: one chunk that fails outright (its Koji polls ran
         # out of retries) must not discard what its siblings built.
         results: list[AttemptResult | BaseException] = await asyncio.gather(
@@ -489,6 +491,7 @@ class RebuildBatch:
                         priority=s.priority,
                         task_poll=s.task_poll,
                         task_timeout=s.task_timeout,
+                        batch_first_run=first_run,
                     ),
                     id=attempt_workflow_id(self._req.batch_id, ordering, attempt, n),
                     parent_close_policy=workflow.ParentClosePolicy.REQUEST_CANCEL,

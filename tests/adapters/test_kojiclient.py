@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import koji
 import pytest
 import requests
+from temporalio.testing import ActivityEnvironment
 
+from ebs.activities.koji import KojiActivities
 from ebs.contracts.koji import (
     BuildLookupRequest,
     BuildSpec,
@@ -175,6 +178,24 @@ def test_lost_submit_response_is_recovered_on_retry(sim: SimWithSink,
     retry = koji_adapter.submit_builds(req)
     assert retry.submitted[0].reused and len(sim.builds_submitted) == 1
     assert retry.submitted[0].task_id == sim.builds_submitted[0]["task_id"]
+
+
+def test_a_first_submission_does_not_list_earlier_tasks(sim: SimWithSink,
+                                                       koji_adapter: KojiAdapter) -> None:
+    """The first try of a first run cannot have submitted anything: no listTasks
+    (a mass rebuild's chunks each listed every task of the last ten minutes)."""
+    tag = koji_adapter.create_side_tag(SideTagRequest("eln-build", "b:1")).name
+    req = replace(submit_request(koji_adapter, tag, BASH), first_submission=True)
+    before = len(sim.calls_named("listTasks"))
+    first = koji_adapter.submit_builds(req)
+    assert len(sim.calls_named("listTasks")) == before and not first.submitted[0].reused
+    # a retry of the activity (attempt 2) looks, and reuses what the first made
+    env = ActivityEnvironment()
+    env.info = replace(env.info, attempt=2)
+    retry = env.run(KojiActivities(koji_adapter).submit_builds, req)
+    assert len(sim.calls_named("listTasks")) == before + 1
+    assert [(t.task_id, t.reused) for t in retry.submitted] == [(first.submitted[0].task_id, True)]
+    assert len(sim.builds_submitted) == 1
 
 
 def test_submit_faults_are_sorted(sim: SimWithSink, koji_adapter: KojiAdapter) -> None:
