@@ -262,14 +262,10 @@ def tag_sender(handle: WorkflowHandle[Any, Any]) -> Any:
     """Signals tag events to a collector as the bridge does: those that come
     while a signal is in flight go together in one `tags` signal
     (ebs.ingest.forward.GroupSender); `await sender.submit(event)`."""
-    from ebs.contracts.events import TagBatch
-    from ebs.ingest.forward import TAGS_MIN_INTERVAL, TAGS_PER_SIGNAL, GroupSender
+    from ebs.ingest.forward import TAGS_MIN_INTERVAL, TAGS_PER_SIGNAL, GroupSender, tag_signal
 
     async def send(events: list[TagEvent]) -> None:
-        if len(events) == 1:
-            await handle.signal("tag", events[0])
-        else:
-            await handle.signal("tags", TagBatch(events))
+        await handle.signal(*tag_signal(events))
 
     return GroupSender(send, TAGS_PER_SIGNAL, TAGS_MIN_INTERVAL)
 

@@ -127,6 +127,15 @@ def namespace_missing(err: RPCError) -> bool:
     return bool(_NAMESPACE_NOT_FOUND.search(err.message or ""))
 
 
+def tag_signal(events: list[TagEvent]) -> tuple[str, TagEvent | TagBatch]:
+    """The collector signal, and its argument, that carries `events`: a tag
+    alone goes as `tag` (what workers older than `tags` understand), more as
+    one `tags`."""
+    if len(events) == 1:
+        return SIGNAL_TAG, events[0]
+    return SIGNAL_TAGS, TagBatch(events)
+
+
 class GroupSender(Generic[T, R]):
     """Group commit: `submit(item)` joins the items waiting while a `send` is
     in flight, or less than `min_interval` after the last one started; they
@@ -241,8 +250,7 @@ class Forwarder:
 
     async def _signal_collector(self, events: list[TagEvent]) -> Result:
         client = await self.client()
-        signal, arg = (SIGNAL_TAG, events[0]) if len(events) == 1 else (
-            SIGNAL_TAGS, TagBatch(events))
+        signal, arg = tag_signal(events)
         try:
             await client.start_workflow(
                 COLLECTOR_TYPE,
