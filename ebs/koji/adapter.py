@@ -494,9 +494,9 @@ class KojiAdapter:
         done: list[tuple[int, str, str]] = []
         while pending:
             polled = self.poll_tasks(TaskPollRequest(pending), on_progress).tasks
-            finished = [t for t in polled if t.state in TERMINAL_TASK_STATES]
-            done += [(t.task_id, t.state, t.reason) for t in finished]
-            pending = [t.task_id for t in polled if t not in finished]
+            done += [(t.task_id, t.state, t.reason) for t in polled
+                     if t.state in TERMINAL_TASK_STATES]
+            pending = [t.task_id for t in polled if t.state not in TERMINAL_TASK_STATES]
             if not pending or time.monotonic() + pause > deadline:
                 break
             time.sleep(pause)
