@@ -21,10 +21,11 @@ loads this file by its path.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import types
 import typing
 import zlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from google.protobuf.message import DecodeError
@@ -106,20 +107,66 @@ def decode_one(payload: Payload) -> Payload:
 
 
 _SCALARS = (str, int, float, bool, type(None))
-_Fields = dict[str, tuple[type, ...]]
+
+
+class _NotFlat(Exception):
+    """A value the fast path is not sure of: the SDK's generic path decides."""
+
+
+def _scalar(kinds: tuple[type, ...], item: Any) -> Any:
+    if type(item) in kinds:
+        return item
+    if type(item) is int and float in kinds:
+        return float(item)  # as the SDK makes it
+    raise _NotFlat
+
+
+def _field_decoder(kind: Any) -> Callable[[Any], Any] | None:
+    """How to decode one field of type `kind`, or None if the fast path does
+    not handle that type: scalars and optional scalars, str/int enums, and
+    lists of scalars."""
+    union = typing.get_origin(kind) in (typing.Union, types.UnionType)
+    kinds = typing.get_args(kind) if union else (kind,)
+    if all(k in _SCALARS for k in kinds):
+        return lambda item: _scalar(kinds, item)
+    if isinstance(kind, type) and issubclass(kind, enum.Enum) and issubclass(kind, str | int):
+        base = str if issubclass(kind, str) else int
+
+        def member(item: Any) -> Any:
+            if type(item) is not base:
+                raise _NotFlat
+            try:
+                return kind(item)
+            except ValueError:
+                raise _NotFlat from None
+        return member
+    args = typing.get_args(kind)
+    if typing.get_origin(kind) is list and len(args) == 1 and args[0] in _SCALARS:
+
+        def scalars(item: Any) -> list[Any]:
+            if type(item) is not list:
+                raise _NotFlat
+            return [_scalar(args, x) for x in item]
+        return scalars
+    return None
+
+
+_Fields = dict[str, Callable[[Any], Any]]
 
 
 class FlatDataclasses(JSONTypeConverter):
-    """Decodes a dataclass whose fields are all scalars (or optional scalars),
-    such as TagEvent, by calling the class directly.
+    """Decodes a dataclass whose fields are all scalars, optional scalars,
+    str/int enums or lists of scalars, such as TagEvent, BuildOutcome or
+    PackageResult, by calling the class directly.
 
     The SDK's generic path calls typing.get_type_hints for every value it
     decodes, which in the workflow sandbox costs some 0.3 ms a value: a
     collector workflow task that received 3,000 tags in a burst spent over
     2 s decoding them and tripped the SDK's deadlock detector. This reads each
-    class's fields once. Anything it is not sure of (a nested type, an enum
-    field, a value of another type) it leaves to the generic path, which also
-    gives the errors; unknown keys are ignored, as the generic path does."""
+    class's fields once. Anything it is not sure of (a nested dataclass, a
+    value of another type, an unknown enum value) it leaves to the generic
+    path, which also gives the errors; unknown keys are ignored, as the
+    generic path does."""
 
     def __init__(self) -> None:
         self._fields: dict[type, _Fields | None] = {}
@@ -134,16 +181,13 @@ class FlatDataclasses(JSONTypeConverter):
         if fields is None:
             return JSONTypeConverter.Unhandled
         kwargs = {}
-        for name, item in value.items():
-            kinds = fields.get(name)
-            if kinds is None:
-                continue
-            if type(item) not in kinds:
-                if type(item) is int and float in kinds:
-                    item = float(item)
-                else:
-                    return JSONTypeConverter.Unhandled
-            kwargs[name] = item
+        try:
+            for name, item in value.items():
+                decode = fields.get(name)
+                if decode is not None:
+                    kwargs[name] = decode(item)
+        except _NotFlat:
+            return JSONTypeConverter.Unhandled
         return hint(**kwargs)
 
 
@@ -153,12 +197,10 @@ def _flat_fields(hint: type) -> _Fields | None:
     hints = typing.get_type_hints(hint)
     fields: _Fields = {}
     for field in dataclasses.fields(hint):
-        kind = hints[field.name]
-        union = typing.get_origin(kind) in (typing.Union, types.UnionType)
-        kinds = typing.get_args(kind) if union else (kind,)
-        if not field.init or not all(k in _SCALARS for k in kinds):
+        decode = _field_decoder(hints[field.name]) if field.init else None
+        if decode is None:
             return None
-        fields[field.name] = kinds
+        fields[field.name] = decode
     return fields
 
 
