@@ -10,13 +10,14 @@ client credentials in the form) and, when `advertise_introspection` is set, at
 an RFC 7662 `introspection_endpoint` (client_secret_basic). For browser login
 it has an authorization endpoint with a login form (`/Authorization`) and a
 token endpoint (`/Token`, authorization_code grant, client_secret_basic) that
-returns an opaque access token and a signed ID token. `delay` makes every
-answer late, to play a slow provider.
+returns an opaque access token and a signed ID token. `held()` makes every
+answer wait until it is released, to play a slow provider.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import secrets
@@ -36,6 +37,7 @@ from joserfc.jwk import ECKey, KeySet
 AUDIENCE = "ebs-test"
 ADMIN_GROUP = "eln-admins"
 CLIENT_SECRET = "ebs-test-client-secret"  # the client secret of AUDIENCE
+HOLD_MAX = 30.0  # seconds a held answer waits at most (a test that forgot to release)
 
 
 @dataclass
@@ -57,7 +59,19 @@ class OidcProvider:
     users: dict[str, list[str]] = field(default_factory=dict)  # login name -> groups
     codes: dict[str, dict[str, str]] = field(default_factory=dict)  # auth code -> request
     advertise_introspection: bool = False
-    delay: float = 0.0
+    answer: threading.Event = field(default_factory=threading.Event)  # cleared: answers wait
+
+    def __post_init__(self) -> None:
+        self.answer.set()
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[None]:
+        """Within: every request waits for the block's end (at most HOLD_MAX s)."""
+        self.answer.clear()
+        try:
+            yield
+        finally:
+            self.answer.set()
 
     def issue_opaque(
         self, sub: str, groups: list[str] | None = None, *, expires_in: int = 300,
@@ -164,7 +178,7 @@ def _handler(provider: OidcProvider) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:  # noqa: N802 (http.server's name)
             provider.requests.append(self.path)
-            time.sleep(provider.delay)
+            provider.answer.wait(HOLD_MAX)
             path = urlsplit(self.path).path
             if path == "/.well-known/openid-configuration":
                 doc = {
@@ -202,7 +216,7 @@ def _handler(provider: OidcProvider) -> type[BaseHTTPRequestHandler]:
 
         def do_POST(self) -> None:  # noqa: N802
             provider.requests.append(self.path)
-            time.sleep(provider.delay)
+            provider.answer.wait(HOLD_MAX)
             form = self._form()
             auth = self.headers.get("Authorization", "")
             if self.path == "/TokenInfo":  # Ipsilon: credentials in the form
