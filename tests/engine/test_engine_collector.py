@@ -38,7 +38,8 @@ async def until(handle: WorkflowHandle[Any, Any], pred: Any, timeout: float = 20
         try:
             seen[0] = await status(handle)
         except RPCError as err:
-            if err.status != RPCStatusCode.DEADLINE_EXCEEDED:
+            # (the server's deadline, or the client's: tonic's "Timeout expired")
+            if err.status not in (RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED):
                 raise
             seen[0] = f"query timed out: {err}"
             return None
