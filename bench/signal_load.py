@@ -23,8 +23,11 @@ import asyncio
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -78,13 +81,29 @@ async def run(opts: StackOptions, rate: float, timeout: float) -> dict[str, Any]
         n = len(everything) // 3
         before, events, after = everything[:n], everything[n:2 * n], everything[2 * n:3 * n]
         settings = st.settings()
+        me = psutil.Process()
+        cpu: dict[str, dict[str, float]] = {}
 
-        async def alone(batch: list[TagEvent]) -> float:
+        def cpu_from_now() -> Callable[[str], None]:
+            st.worker_sampler.reset()
+            st.temporal_sampler.reset()
+            mine = sum(me.cpu_times()[:2])
+
+            def record(phase: str) -> None:
+                cpu[phase] = {
+                    "worker": round(st.worker_sampler.cpu_seconds, 1),
+                    "temporal": round(st.temporal_sampler.cpu_seconds, 1),
+                    "bench+simulator": round(sum(me.cpu_times()[:2]) - mine, 1)}
+            return record
+
+        async def alone(batch: list[TagEvent], phase: str) -> float:
+            record = cpu_from_now()
             started = time.monotonic()
             await await_result(st, await st.start_batch(batch, settings=settings), timeout)
+            record(phase)
             return time.monotonic() - started
 
-        alone_before = await alone(before)
+        alone_before = await alone(before, "alone before")
 
         collector = await st.client.start_workflow(
             BatchCollector.run, CollectorState(), task_queue=st.task_queue,
@@ -92,16 +111,18 @@ async def run(opts: StackOptions, rate: float, timeout: float) -> dict[str, Any]
         stop, sent = asyncio.Event(), [0]
         noise = asyncio.ensure_future(signal_at(collector, rate, stop, sent))
         await asyncio.sleep(2)  # at full rate before the batch starts
+        record = cpu_from_now()
         started = time.monotonic()
         signalled = sent[0]
         await await_result(st, await st.start_batch(events, settings=settings), timeout)
         loaded = time.monotonic() - started
+        record("with signals")
         during = sent[0] - signalled
         stop.set()
         await noise
         status = await collector.query(BatchCollector.status)
         await collector.terminate("benchmark done")
-        alone_after = await alone(after)
+        alone_after = await alone(after, "alone after")
     baseline = (alone_before + alone_after) / 2
     return {
         "bench": "signal_load",
@@ -115,6 +136,7 @@ async def run(opts: StackOptions, rate: float, timeout: float) -> dict[str, Any]
         "batch_alone_after_seconds": round(alone_after, 2),
         "batch_with_signals_seconds": round(loaded, 2),
         "slowdown": round(loaded / baseline - 1, 3),
+        "cpu_seconds": cpu,
         "machine": machine(),
     }
 
@@ -128,6 +150,7 @@ def summary(r: dict[str, Any]) -> str:
         f"{r['rate_achieved']} tag signals/s (asked {r['rate_target']}) "
         f"{r['batch_with_signals_seconds']} s",
         f"  collector queued {r['collector_queue_length']} of {r['signals_sent']} signals",
+        *(f"  CPU s {phase}: {secs}" for phase, secs in r["cpu_seconds"].items()),
         f"  target slowdown <= {TARGET_SLOWDOWN:.0%} at >= 90% of the rate: "
         f"{'met' if ok else 'MISSED'} (measured {r['slowdown']:.1%})",
     ])
