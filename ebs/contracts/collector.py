@@ -55,8 +55,10 @@ class CollectorState:
     # The last message ids seen, as fixed-width hashes (ebs.contracts.queue.seen_key)
     # concatenated: a redelivered message is a no-op.
     seen_keys: str = ""
-    # Queued components beyond this many go to the queue holders.
+    # Queued components beyond this many go to the queue holders before a
+    # continue-as-new; while tags stream in, past `hand_over_at` (a whole part).
     hold_after: int = 500
+    hand_over_at: int = 4_000
     held: dict[str, int] = field(default_factory=dict)  # holder partition -> components
     held_seq: int = 0  # the sequence number of the last event handed to a holder
     # ... or continue-as-new past this many bytes of history

@@ -254,7 +254,7 @@ async def test_holders_keep_the_rules_and_batches_take_each_package_once(
     engine: Engine,
 ) -> None:
     engine.configure(control={"max_batch_packages": 4, "ordering": {"^glibc$": 0}})
-    handle = await engine.start_collector(CollectorState(hold_after=2))
+    handle = await engine.start_collector(CollectorState(hold_after=2, hand_over_at=2))
     names = ["bash", "coreutils", "glibc", "python3.13", "sed", "vim", "tar"]
     newer = {}
     for n in names:
@@ -306,7 +306,8 @@ async def test_continue_as_new_with_a_mass_rebuild_queued_loses_and_duplicates_n
     engine.configure(control={"max_batch_packages": 5000}, timers={"lull": 1})
     handle = await engine.start_collector(
         # (grouped, 3,000 tags are ~30 signals: a low limit still continues as new)
-        CollectorState(history_limit=400 if group == 1 else 60, hold_after=100))
+        CollectorState(history_limit=400 if group == 1 else 60, hold_after=100,
+                       hand_over_at=200))
     await handle.signal(BatchCollector.pause)
     names = [f"mass-rebuild-component-{i:05d}" for i in range(queued)]
     # Few signals in flight: the worker shares this process (and its GIL)

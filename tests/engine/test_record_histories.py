@@ -20,7 +20,7 @@ from ebs.contracts.collector import CollectorState
 from ebs.contracts.events import EnqueueRequest, TagBatch, TagEvent
 from ebs.devstack.waiting import eventually
 from ebs.workflows.collector import BatchCollector
-from tests.engine.test_engine_collector import finish_current_batch, until
+from tests.engine.test_engine_collector import batch_result, finish_current_batch, until
 from tests.helpers.engine import Engine
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -163,6 +163,25 @@ async def test_record_collector_with_grouped_tags(engine: Engine) -> None:
     assert len(result.packages) == 1101
     await until(handle, lambda s: len(s.recent_batches) == 1 and not s.current_batch_id)
     await _save(engine, handle.id, "batch_collector_grouped_tags")
+
+
+async def test_record_collector_handing_over_whole_parts(engine: Engine) -> None:
+    """Patch collector-hand-over-whole-parts: while tags stream in, a hand-over
+    waits for `hand_over_at` queued; the batch takes from the holders."""
+    engine.configure(control={"max_batch_packages": 50})
+    handle = await engine.start_collector(CollectorState(hold_after=2, hand_over_at=6))
+    await handle.signal(BatchCollector.pause)
+    names = [f"part-component-{i:02d}" for i in range(20)]
+    for n in range(0, len(names), 4):
+        await handle.signal(BatchCollector.tags,
+                            TagBatch([engine.tag_event(c) for c in names[n : n + 4]]))
+    await until(handle, lambda s: s.queue_length == 20 and s.held >= 14, 60)
+    await handle.signal(BatchCollector.resume)
+    await engine.env.sleep(61)
+    st = await until(handle, lambda s: len(s.recent_batches) == 1 and not s.current_batch_id)
+    result = await batch_result(engine, st.recent_batches[0].batch_id)
+    assert sorted(p.component for p in result.packages) == names
+    await _save(engine, handle.id, "batch_collector_whole_parts")
 
 
 async def test_record_large_batch_with_package_index(engine: Engine) -> None:
