@@ -107,6 +107,7 @@ def decode_one(payload: Payload) -> Payload:
 
 
 _SCALARS = (str, int, float, bool, type(None))
+_Decode = Callable[[Any], Any]
 
 
 class _NotFlat(Exception):
@@ -121,87 +122,120 @@ def _scalar(kinds: tuple[type, ...], item: Any) -> Any:
     raise _NotFlat
 
 
-def _field_decoder(kind: Any) -> Callable[[Any], Any] | None:
-    """How to decode one field of type `kind`, or None if the fast path does
-    not handle that type: scalars and optional scalars, str/int enums, and
-    lists of scalars."""
-    union = typing.get_origin(kind) in (typing.Union, types.UnionType)
-    kinds = typing.get_args(kind) if union else (kind,)
-    if all(k in _SCALARS for k in kinds):
-        return lambda item: _scalar(kinds, item)
-    if isinstance(kind, type) and issubclass(kind, enum.Enum) and issubclass(kind, str | int):
-        base = str if issubclass(kind, str) else int
-
-        def member(item: Any) -> Any:
-            if type(item) is not base:
-                raise _NotFlat
-            try:
-                return kind(item)
-            except ValueError:
-                raise _NotFlat from None
-        return member
-    args = typing.get_args(kind)
-    if typing.get_origin(kind) is list and len(args) == 1 and args[0] in _SCALARS:
-
-        def scalars(item: Any) -> list[Any]:
-            if type(item) is not list:
-                raise _NotFlat
-            return [_scalar(args, x) for x in item]
-        return scalars
-    return None
-
-
-_Fields = dict[str, Callable[[Any], Any]]
-
-
 class FlatDataclasses(JSONTypeConverter):
-    """Decodes a dataclass whose fields are all scalars, optional scalars,
-    str/int enums or lists of scalars, such as TagEvent, BuildOutcome or
-    PackageResult, by calling the class directly.
+    """Decodes dataclasses built of scalars, optional values, str/int enums,
+    lists, string-keyed dicts and other such dataclasses (TagEvent, HeldEvent,
+    PackageResult, CollectorState...) with decoders made once per class.
 
     The SDK's generic path calls typing.get_type_hints for every value it
     decodes, which in the workflow sandbox costs some 0.3 ms a value: a
     collector workflow task that received 3,000 tags in a burst spent over
-    2 s decoding them and tripped the SDK's deadlock detector. This reads each
-    class's fields once. Anything it is not sure of (a nested dataclass, a
-    value of another type, an unknown enum value) it leaves to the generic
-    path, which also gives the errors; unknown keys are ignored, as the
-    generic path does."""
+    2 s decoding them and tripped the SDK's deadlock detector, and every
+    hand-over to the queue holders paid it once per event. Anything this is
+    not sure of (a type it does not know, a value of another type, an unknown
+    enum value, a missing field) it leaves to the generic path, which also
+    gives the errors; unknown keys are ignored, as the generic path does.
+    tests/engine/test_payload_codec.py checks every contract against the
+    generic path."""
 
     def __init__(self) -> None:
-        self._fields: dict[type, _Fields | None] = {}
+        self._classes: dict[type, dict[str, _Decode] | None] = {}
 
     def to_typed_value(self, hint: type, value: Any) -> Any:
-        if not isinstance(value, dict) or not isinstance(hint, type):
+        if not isinstance(hint, type) or not isinstance(value, dict):
             return JSONTypeConverter.Unhandled
-        try:
-            fields = self._fields[hint]
-        except KeyError:
-            fields = self._fields[hint] = _flat_fields(hint)
+        fields = self._fields(hint)
         if fields is None:
             return JSONTypeConverter.Unhandled
-        kwargs = {}
         try:
-            for name, item in value.items():
-                decode = fields.get(name)
-                if decode is not None:
-                    kwargs[name] = decode(item)
+            return self._build(hint, fields, value)
         except _NotFlat:
             return JSONTypeConverter.Unhandled
-        return hint(**kwargs)
 
+    @staticmethod
+    def _build(hint: type, fields: dict[str, _Decode], value: Any) -> Any:
+        if type(value) is not dict:
+            raise _NotFlat
+        kwargs = {}
+        for name, item in value.items():
+            decode = fields.get(name)
+            if decode is not None:
+                kwargs[name] = decode(item)
+        try:
+            return hint(**kwargs)
+        except TypeError:  # a field missing: the generic path words the error
+            raise _NotFlat from None
 
-def _flat_fields(hint: type) -> _Fields | None:
-    if not dataclasses.is_dataclass(hint):
+    def _fields(self, hint: type) -> dict[str, _Decode] | None:
+        try:
+            return self._classes[hint]
+        except KeyError:
+            pass
+        self._classes[hint] = None  # (a class that contains itself stays generic)
+        fields: dict[str, _Decode] | None = None
+        if dataclasses.is_dataclass(hint):
+            hints = typing.get_type_hints(hint)
+            fields = {}
+            for field in dataclasses.fields(hint):
+                decode = self._decoder(hints[field.name]) if field.init else None
+                if decode is None:
+                    fields = None
+                    break
+                fields[field.name] = decode
+        self._classes[hint] = fields
+        return fields
+
+    def _decoder(self, kind: Any) -> _Decode | None:
+        """How to decode a value of type `kind`, or None if not handled here."""
+        origin, args = typing.get_origin(kind), typing.get_args(kind)
+        if origin in (typing.Union, types.UnionType):
+            if all(k in _SCALARS for k in args):
+                return lambda item: _scalar(args, item)
+            others = [k for k in args if k is not type(None)]
+            inner = self._decoder(others[0]) if len(others) == 1 else None
+            if inner is None:
+                return None
+            return lambda item: None if item is None else inner(item)
+        if kind in _SCALARS:
+            kinds = (kind,)
+            return lambda item: _scalar(kinds, item)
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):
+            return _enum_decoder(kind)
+        if origin is list and len(args) == 1:
+            each = self._decoder(args[0])
+            return None if each is None else lambda item: [each(x) for x in _a(list, item)]
+        if origin is dict and len(args) == 2 and args[0] is str:
+            value = self._decoder(args[1])
+            return None if value is None else lambda item: {
+                _a(str, k): value(v) for k, v in _a(dict, item).items()}
+        if isinstance(kind, type) and dataclasses.is_dataclass(kind):
+            fields = self._fields(kind)
+            cls = kind
+            return None if fields is None else lambda item: self._build(cls, fields, item)
         return None
-    hints = typing.get_type_hints(hint)
-    fields: _Fields = {}
-    for field in dataclasses.fields(hint):
-        decode = _field_decoder(hints[field.name]) if field.init else None
-        if decode is None:
-            return None
-        fields[field.name] = decode
-    return fields
+
+
+def _a(kind: type, item: Any) -> Any:
+    """`item` if it is exactly of type `kind`."""
+    if type(item) is not kind:
+        raise _NotFlat
+    return item
+
+
+def _enum_decoder(kind: type[enum.Enum]) -> _Decode | None:
+    if issubclass(kind, str):
+        base: type = str
+    elif issubclass(kind, int):
+        base = int
+    else:
+        return None
+
+    def member(item: Any) -> Any:
+        try:
+            return kind(_a(base, item))
+        except ValueError:
+            raise _NotFlat from None
+    return member
 
 
 class PayloadConverter(CompositePayloadConverter):

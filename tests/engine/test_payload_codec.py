@@ -31,7 +31,6 @@ from ebs.payload_codec import (
     FlatDataclasses,
     PayloadTooLarge,
     ZlibCodec,
-    _flat_fields,
     decode_one,
 )
 from ebs.temporal_client import connect
@@ -237,18 +236,29 @@ def test_every_contract_decodes_as_the_generic_path_does(cls: type) -> None:
 
 def test_the_fast_path_takes_the_common_contracts() -> None:
     """Not vacuous: the hot contracts are decoded by FlatDataclasses."""
-    from ebs.contracts.attempt import BuildOutcome
+    from ebs.contracts.attempt import AttemptResult, BuildOutcome
     from ebs.contracts.batch import PackageResult
-    from ebs.contracts.events import TagEvent
+    from ebs.contracts.collector import CollectorState
+    from ebs.contracts.events import TagBatch, TagEvent
     from ebs.contracts.koji import TaskStatus
+    from ebs.contracts.queue import HeldEvent
 
     flat = FlatDataclasses()
-    for cls in (TagEvent, BuildOutcome, PackageResult, TaskStatus):
-        assert _flat_fields(cls) is not None, cls
+    for cls in (TagEvent, TagBatch, HeldEvent, BuildOutcome, AttemptResult, PackageResult,
+                BatchResult, TaskStatus, CollectorState):
+        assert flat._fields(cls) is not None, cls
     assert flat.to_typed_value(BuildOutcome, {"component": "a", "outcome": "failed"}) == \
         BuildOutcome("a", AttemptOutcome.FAILED)
-    # an unknown enum value or a list of the wrong items: left to the SDK, which refuses
-    assert flat.to_typed_value(BuildOutcome, {"component": "a", "outcome": "gone"}) is \
-        JSONTypeConverter.Unhandled
-    assert flat.to_typed_value(PackageResult, {"component": "a", "rawhide_nvr": "a-1",
-                                               "task_ids": ["7"]}) is JSONTypeConverter.Unhandled
+    assert flat.to_typed_value(HeldEvent, {"seq": 3, "event": {"component": "a", "nvr": "a-1"}}
+                               ) == HeldEvent(3, TagEvent("a", "a-1"))
+    # an unknown enum value, a list of the wrong items, a field missing: left
+    # to the SDK, which refuses them
+    for cls, value in [
+        (BuildOutcome, {"component": "a", "outcome": "gone"}),
+        (PackageResult, {"component": "a", "rawhide_nvr": "a-1", "task_ids": ["7"]}),
+        (HeldEvent, {"seq": 3, "event": {"component": "a"}}),
+    ]:
+        assert flat.to_typed_value(cls, value) is JSONTypeConverter.Unhandled
+        with pytest.raises(TypeError):
+            DATA_CONVERTER.payload_converter.from_payloads(
+                DataConverter.default.payload_converter.to_payloads([value]), [cls])
