@@ -5,7 +5,8 @@ One stack (dev server, simulator with zero-time builds, worker process) with
 of the same builds would compare unlike work: Bodhi refuses an update for
 builds already in one). A batch of N packages runs alone; the next N run
 while a BatchCollector (paused, so that it starts no batch of its own) gets
-tag signals at `--rate` per second, as during a mass rebuild: the collector
+tag signals at `--rate` per second from a process of its own, grouped as the
+bridge groups them, as during a mass rebuild: the collector
 queues them, hands them to its queue holders, and all of it shares the worker
 with the batch; the last N run alone again. The baseline is the mean of the
 two lone batches, so that a simulator that slows as it fills does not count
@@ -74,6 +75,56 @@ async def signal_at(handle: Any, rate: float, stop: asyncio.Event, sent: list[in
     await asyncio.gather(*tasks)
 
 
+async def noise_process(address: str, workflow_id: str, rate: float) -> None:
+    """`--noise`: signal_at in a process of its own, as the bridge is one, so
+    that sending does not take the GIL from the simulator in the benchmark's
+    process. Prints `sent N` twice a second and at the end; stops when its
+    stdin closes."""
+    from ebs.temporal_client import connect_to
+
+    client = await connect_to(address)
+    stop, sent = asyncio.Event(), [0]
+    loop = asyncio.get_running_loop()
+    eof = loop.run_in_executor(None, sys.stdin.read)
+    eof.add_done_callback(lambda _: stop.set())
+    noise = asyncio.ensure_future(signal_at(client.get_workflow_handle(workflow_id), rate,
+                                            stop, sent))
+    while not stop.is_set():
+        print(f"sent {sent[0]}", flush=True)
+        await asyncio.sleep(0.5)
+    await noise
+    print(f"sent {sent[0]}", flush=True)
+
+
+class Noise:
+    """The `--noise` process: tag signals to `workflow_id` at `rate` a second."""
+
+    def __init__(self, address: str, workflow_id: str, rate: float) -> None:
+        self.argv = [sys.executable, __file__, "--noise", address, workflow_id, str(rate)]
+        self.sent = 0
+        self._proc: asyncio.subprocess.Process | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._proc = await asyncio.create_subprocess_exec(
+            *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self._proc is not None and self._proc.stdout is not None
+        async for line in self._proc.stdout:
+            if line.startswith(b"sent "):
+                self.sent = int(line.split()[1])
+
+    async def stop(self) -> None:
+        assert self._proc is not None and self._proc.stdin is not None
+        self._proc.stdin.close()
+        if await self._proc.wait() != 0:
+            raise RuntimeError(f"the noise process failed ({self._proc.returncode})")
+        assert self._reader is not None
+        await self._reader
+
+
 async def run(opts: StackOptions, rate: float, timeout: float) -> dict[str, Any]:
     """Three batches of `opts.packages // 3` packages: alone, under signals, alone."""
     async with stack(opts) as st:
@@ -108,18 +159,17 @@ async def run(opts: StackOptions, rate: float, timeout: float) -> dict[str, Any]
         collector = await st.client.start_workflow(
             BatchCollector.run, CollectorState(), task_queue=st.task_queue,
             id=f"ebs-collector-bench-{uuid.uuid4().hex[:8]}", start_signal=SIGNAL_PAUSE)
-        stop, sent = asyncio.Event(), [0]
-        noise = asyncio.ensure_future(signal_at(collector, rate, stop, sent))
+        noise = Noise(st.address, collector.id, rate)
+        await noise.start()
         await asyncio.sleep(2)  # at full rate before the batch starts
         record = cpu_from_now()
         started = time.monotonic()
-        signalled = sent[0]
+        signalled = noise.sent
         await await_result(st, await st.start_batch(events, settings=settings), timeout)
         loaded = time.monotonic() - started
         record("with signals")
-        during = sent[0] - signalled
-        stop.set()
-        await noise
+        during = noise.sent - signalled
+        await noise.stop()
         status = await collector.query(BatchCollector.status)
         await collector.terminate("benchmark done")
         alone_after = await alone(after, "alone after")
@@ -129,7 +179,7 @@ async def run(opts: StackOptions, rate: float, timeout: float) -> dict[str, Any]
         "packages": len(events),
         "rate_target": rate,
         "rate_achieved": round(during / loaded, 1) if loaded else 0.0,
-        "signals_sent": sent[0],
+        "signals_sent": noise.sent,
         "collector_queue_length": status.queue_length,
         "batch_alone_seconds": round(baseline, 2),
         "batch_alone_before_seconds": round(alone_before, 2),
@@ -157,6 +207,11 @@ def summary(r: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--noise"]:
+        address, workflow_id, rate = argv[1:4]
+        asyncio.run(noise_process(address, workflow_id, float(rate)))
+        return 0
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--packages", type=int, default=2000)
     p.add_argument("--rate", type=float, default=300.0)
