@@ -42,6 +42,7 @@ from temporalio.client import Client  # noqa: E402
 from temporalio.service import RPCError  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
+from ebs.activities.queue import QueueActivities  # noqa: E402
 from ebs.bus import koji_message  # noqa: E402
 from ebs.contracts.collector import CollectorSettings, CollectorStatus  # noqa: E402
 from ebs.contracts.names import COLLECTOR_WORKFLOW_ID, QUERY_STATUS  # noqa: E402
@@ -49,6 +50,7 @@ from ebs.devstack.processes import Child, free_port  # noqa: E402
 from ebs.ingest.sandbox import sandbox_messaging_config  # noqa: E402
 from ebs.temporal_client import connect_to  # noqa: E402
 from ebs.workflows.collector import BatchCollector  # noqa: E402
+from ebs.workflows.queue import CollectorQueue  # noqa: E402
 from tests.helpers.config import write_bridge_config  # noqa: E402
 from tests.helpers.rabbitmq import RabbitMQ  # noqa: E402
 from tests.helpers.temporal import start_local  # noqa: E402
@@ -193,7 +195,7 @@ async def collector_size(client: Client) -> int:
         )
     except RPCError:
         return 0
-    return len(status.queued)
+    return status.queue_length
 
 
 async def run_case(
@@ -217,11 +219,12 @@ async def run_case(
         await client.get_workflow_handle(COLLECTOR_WORKFLOW_ID).terminate("bench")
     except RPCError:
         pass
+    # The collector and its queue holders (a queue over `hand_over_at` goes there).
     worker = Worker(
         client,
         task_queue=task_queue,
-        workflows=[BatchCollector],
-        activities=[collector_settings],
+        workflows=[BatchCollector, CollectorQueue],
+        activities=[collector_settings, *QueueActivities(client, task_queue).all()],
     )
     async with worker:
         log = workdir / f"bridge-{queue}.log"

@@ -50,7 +50,7 @@ from ebs.metrics import BRIDGE_MESSAGES
 
 log = logging.getLogger(__name__)
 
-DEFAULT_CONSUMERS = 16  # see TAGS_MIN_INTERVAL in ebs.ingest.forward
+DEFAULT_CONSUMERS = 32  # see TAGS_MIN_INTERVAL in ebs.ingest.forward
 
 # ebs_bridge_messages outcomes
 IRRELEVANT = "irrelevant"

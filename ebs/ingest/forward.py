@@ -63,14 +63,16 @@ R = TypeVar("R")
 
 COLLECTOR_TYPE = "BatchCollector"
 TAGS_PER_SIGNAL = 100  # tag events one `tags` signal carries at most (~30 KB)
-# Signals to the collector start at least this far apart (at most 25 a
+# Signals to the collector start at least this far apart (at most 10 a
 # second). Temporal refuses a continue-as-new while signals keep arriving, and
 # back-to-back signals (one every RPC round trip, a few ms) left the collector
 # no gap to continue as new in: a 300-a-second stream for two minutes grew its
-# state to 21 MB. 40 ms leaves gaps longer than a workflow task. A bridge
+# state to 21 MB. Each signal also costs Temporal a workflow task: at 25 a
+# second (40 ms apart) a stream of 300 tags a second slowed a running batch
+# by 15-25% (bench/signal_load.py), at 10 a second by about 10%. A bridge
 # callback waits for its message's signal, so the bridge's rate is at most
-# consumers / (interval + RPC): 16 / 0.045 s ~ 350 a second (DEFAULT_CONSUMERS).
-TAGS_MIN_INTERVAL = 0.04
+# consumers / (interval + RPC): 32 / 0.105 s ~ 300 a second (DEFAULT_CONSUMERS).
+TAGS_MIN_INTERVAL = 0.1
 
 # Answers that mean "this request is wrong", not "Temporal is not there".
 _REJECTED = frozenset(
