@@ -11,8 +11,9 @@ name, NVR, build id, tag time and message id stays near 650 KB for realistic
 names: measured, too close to Temporal's 512 KB warning limit), so the
 collector keeps the queue in two places:
 
-* components queued since the last hand-over stay in the state (`queue`, at
-  most about `hold_after`, 500, ~100 KB);
+* components queued since the last hand-over stay in the state (`queue`:
+  while tags stream in, up to `hand_over_at`, 4,000; at continue-as-new at
+  most `hold_after`, 500, ~100 KB);
 * beyond that, `hold_queued` hands them to 64 CollectorQueue holder
   workflows (ebs.workflows.queue), partitioned by name, which apply the same
   rules (the build tagged last wins); the state only counts them (`held`).
