@@ -10,7 +10,6 @@ from typing import TypeVar
 from temporalio import activity
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.service import RPCError, RPCStatusCode
 
 from ebs.config.rules import ordering_for
 from ebs.contracts import queue as q
@@ -49,17 +48,6 @@ class QueueActivities:
             by_partition.setdefault(partition_of(held.event.component), []).append(held)
 
         async def hold(partition: str) -> int:
-            # The holder is there but for the first hand-over (or after an
-            # operator ended it): an update alone is half the requests of a
-            # start and an update, for each of 64 holders a hand-over.
-            events = by_partition[partition]
-            handle = self.client.get_workflow_handle(holder_id(req.collector_id, partition))
-            try:
-                size: int = await handle.execute_update(UPDATE_HOLD, events, result_type=int)
-                return size
-            except RPCError as err:
-                if err.status != RPCStatusCode.NOT_FOUND:
-                    raise
             handle = await self.client.start_workflow(
                 HOLDER_WORKFLOW,
                 q.HolderState(collector_id=req.collector_id, partition=int(partition)),
@@ -68,7 +56,9 @@ class QueueActivities:
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                 static_summary=f"part {partition} of the queue of {req.collector_id}",
             )
-            size = await handle.execute_update(UPDATE_HOLD, events, result_type=int)
+            size: int = await handle.execute_update(
+                UPDATE_HOLD, by_partition[partition], result_type=int
+            )
             return size
 
         return q.HoldResult(sizes=await _each(sorted(by_partition), hold))
