@@ -12,8 +12,8 @@ names: measured, too close to Temporal's 512 KB warning limit), so the
 collector keeps the queue in two places:
 
 * components queued since the last hand-over stay in the state (`queue`:
-  while tags stream in, up to `hand_over_at`, 4,000; at continue-as-new at
-  most `hold_after`, 500, ~100 KB);
+  while tags stream in, up to `hand_over_at`, 4,000, and all that come while
+  a batch runs; at continue-as-new at most `hold_after`, 500, ~100 KB);
 * beyond that, `hold_queued` hands them to 64 CollectorQueue holder
   workflows (ebs.workflows.queue), partitioned by name, which apply the same
   rules (the build tagged last wins); the state only counts them (`held`).
@@ -37,7 +37,11 @@ signals at least 40 ms apart (ebs.ingest.forward), which leaves the gaps.
 Known limit: the collector cannot continue as new while its batch (a child,
 cancelled when the collector closes) runs, so the tag signals of a long batch
 all land in one run's history (~300 bytes each); `history_limit` (3,000
-events) and `history_bytes_limit` apply once the batch ends. A replay of a run
+events) and `history_bytes_limit` apply once the batch ends. Nor does it hand
+its queue over while a batch runs (a hand-over could not shorten that run,
+and its load would slow the batch: bench/signal_load.py): what comes during
+a batch stays in the worker's memory (~1 KB a component) and goes to the
+holders, in parts, as soon as the batch ends. A replay of a run
 decodes every signal in it (~0.1-0.2 ms each), which is why the limits are low.
 
 Migration: a collector started before the holders replays unchanged (the
@@ -124,6 +128,11 @@ PATCH_HAND_OVER_PARTS = "collector-hand-over-parts"
 # that load on Temporal slowed a running batch by a fifth.
 HAND_OVER_PART = 4000
 PATCH_HAND_OVER_WHOLE_PARTS = "collector-hand-over-whole-parts"
+# From this patch on, no hand-over while a batch runs. The collector cannot
+# continue as new then anyway, so a hand-over bought nothing but load on the
+# worker and Temporal (64 holder updates and ~2 CPU-seconds a part) while
+# the batch ran, and its input in the collector's history.
+PATCH_HAND_OVER_BETWEEN_BATCHES = "collector-hand-over-between-batches"
 
 
 @workflow.defn(name="BatchCollector")
@@ -310,15 +319,18 @@ class BatchCollector:
 
     async def _hand_over_loop(self) -> None:
         """Keep the state small: past `hold_after` queued (from the patch on,
-        past `hand_over_at`: see HAND_OVER_PART), hand them over."""
+        past `hand_over_at`: see HAND_OVER_PART), hand them over; from
+        PATCH_HAND_OVER_BETWEEN_BATCHES on, only while no batch runs."""
         while True:
             at = self._s.hold_after
             if self._whole_parts():
                 at = max(at, self._s.hand_over_at)
+            between = workflow.patched(PATCH_HAND_OVER_BETWEEN_BATCHES)
             await workflow.wait_condition(
-                lambda at=at: len(self._s.queue) > at  # type: ignore[misc]
+                lambda at=at, between=between: len(self._s.queue) > at  # type: ignore[misc]
                 and not self._holding
                 and not self._closing
+                and not (between and self._s.current_batch_id)
             )
             if not workflow.patched(PATCH_HOLDERS):
                 return  # a run from before the holders, replayed: keep its queue

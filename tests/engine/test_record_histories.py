@@ -184,6 +184,26 @@ async def test_record_collector_handing_over_whole_parts(engine: Engine) -> None
     await _save(engine, handle.id, "batch_collector_whole_parts")
 
 
+async def test_record_collector_handing_over_between_batches(engine: Engine) -> None:
+    """Patch collector-hand-over-between-batches: tags that come during a
+    batch stay with the collector until it ends, then go to the holders."""
+    engine.sim.set_duration("bash", 2.0)
+    handle = await engine.start_collector(CollectorState(hold_after=2, hand_over_at=2))
+    await handle.signal(BatchCollector.tag, engine.tag_event("bash"))
+    await engine.env.sleep(61)
+    first = (await until(handle, lambda s: s.current_batch_id)).current_batch_id
+    names = ["coreutils", "glibc", "sed", "tar", "vim"]
+    await handle.signal(BatchCollector.tags, TagBatch([engine.tag_event(n) for n in names]))
+    await until(handle, lambda s: s.queue_length == len(names) and s.held == 0)
+    await batch_result(engine, first)
+    await until(handle, lambda s: s.held == len(names))
+    await engine.env.sleep(61)
+    second = await finish_current_batch(engine, handle)
+    assert sorted(p.component for p in second.packages) == names
+    await until(handle, lambda s: len(s.recent_batches) == 2 and not s.current_batch_id)
+    await _save(engine, handle.id, "batch_collector_between_batches")
+
+
 async def test_record_large_batch_with_package_index(engine: Engine) -> None:
     from ebs.workflows.batch import RebuildBatch
 
