@@ -300,22 +300,33 @@ async def test_holders_keep_the_rules_and_batches_take_each_package_once(
     assert [b.outcome for b in st.recent_batches] == ["succeeded", "succeeded"]
 
 
-async def test_no_hand_over_while_a_batch_runs(engine: Engine) -> None:
-    """Patch collector-hand-over-between-batches: tags that come during a
-    batch stay with the collector (a hand-over could not let it continue as
-    new then, and would only load the batch's worker); they go to the
-    holders once the batch has ended, and the next batch takes them all."""
+TAGGED_DURING_A_BATCH = ["coreutils", "glibc", "sed", "tar", "vim"]
+
+
+async def tags_during_a_batch(engine: Engine) -> WorkflowHandle[Any, Any]:
+    """A collector running a batch (of bash, a 2 s build) that gets
+    TAGGED_DURING_A_BATCH meanwhile, more than its `hand_over_at` (2); returns
+    it once the batch has ended and the tags are held."""
     engine.sim.set_duration("bash", 2.0)
     handle = await engine.start_collector(CollectorState(hold_after=2, hand_over_at=2))
     await handle.signal(BatchCollector.tag, engine.tag_event("bash"))
     await engine.env.sleep(61)
     first = (await until(handle, lambda s: s.current_batch_id)).current_batch_id
-    names = ["coreutils", "glibc", "sed", "tar", "vim"]
+    names = TAGGED_DURING_A_BATCH
     await handle.signal(BatchCollector.tags, TagBatch([engine.tag_event(n) for n in names]))
     st = await until(handle, lambda s: s.queue_length == len(names))
     assert st.current_batch_id == first and st.held == 0
     await batch_result(engine, first)
-    st = await until(handle, lambda s: s.held == len(names))
+    await until(handle, lambda s: s.held == len(names))
+    return handle
+
+
+async def test_no_hand_over_while_a_batch_runs(engine: Engine) -> None:
+    """Patch collector-hand-over-between-batches: tags that come during a
+    batch stay with the collector (a hand-over could not let it continue as
+    new then, and would only load the batch's worker); they go to the
+    holders once the batch has ended, and the next batch takes them all."""
+    handle = await tags_during_a_batch(engine)
     # in the history: the first hand-over comes after the batch ended
     history = await handle.fetch_history()
     kinds = [(e.event_type, e.activity_task_scheduled_event_attributes.activity_type.name)
@@ -325,7 +336,7 @@ async def test_no_hand_over_while_a_batch_runs(engine: Engine) -> None:
     assert ended < handed
     await engine.env.sleep(61)
     second = await finish_current_batch(engine, handle)
-    assert sorted(p.component for p in second.packages) == names
+    assert sorted(p.component for p in second.packages) == TAGGED_DURING_A_BATCH
 
 
 @pytest.mark.parametrize(("queued", "group"), [

@@ -20,7 +20,13 @@ from ebs.contracts.collector import CollectorState
 from ebs.contracts.events import EnqueueRequest, TagBatch, TagEvent
 from ebs.devstack.waiting import eventually
 from ebs.workflows.collector import BatchCollector
-from tests.engine.test_engine_collector import batch_result, finish_current_batch, until
+from tests.engine.test_engine_collector import (
+    TAGGED_DURING_A_BATCH,
+    batch_result,
+    finish_current_batch,
+    tags_during_a_batch,
+    until,
+)
 from tests.helpers.engine import Engine
 
 HISTORIES = Path(__file__).parent.parent / "histories"
@@ -187,19 +193,10 @@ async def test_record_collector_handing_over_whole_parts(engine: Engine) -> None
 async def test_record_collector_handing_over_between_batches(engine: Engine) -> None:
     """Patch collector-hand-over-between-batches: tags that come during a
     batch stay with the collector until it ends, then go to the holders."""
-    engine.sim.set_duration("bash", 2.0)
-    handle = await engine.start_collector(CollectorState(hold_after=2, hand_over_at=2))
-    await handle.signal(BatchCollector.tag, engine.tag_event("bash"))
-    await engine.env.sleep(61)
-    first = (await until(handle, lambda s: s.current_batch_id)).current_batch_id
-    names = ["coreutils", "glibc", "sed", "tar", "vim"]
-    await handle.signal(BatchCollector.tags, TagBatch([engine.tag_event(n) for n in names]))
-    await until(handle, lambda s: s.queue_length == len(names) and s.held == 0)
-    await batch_result(engine, first)
-    await until(handle, lambda s: s.held == len(names))
+    handle = await tags_during_a_batch(engine)
     await engine.env.sleep(61)
     second = await finish_current_batch(engine, handle)
-    assert sorted(p.component for p in second.packages) == names
+    assert sorted(p.component for p in second.packages) == TAGGED_DURING_A_BATCH
     await until(handle, lambda s: len(s.recent_batches) == 2 and not s.current_batch_id)
     await _save(engine, handle.id, "batch_collector_between_batches")
 
