@@ -304,10 +304,11 @@ TAGGED_DURING_A_BATCH = ["coreutils", "glibc", "sed", "tar", "vim"]
 
 
 async def tags_during_a_batch(engine: Engine) -> WorkflowHandle[Any, Any]:
-    """A collector running a batch (of bash, a 2 s build) that gets
-    TAGGED_DURING_A_BATCH meanwhile, more than its `hand_over_at` (2); returns
-    it once the batch has ended and the tags are held."""
-    engine.sim.set_duration("bash", 2.0)
+    """A collector running a batch (of bash, a build that ends only when
+    told) that gets TAGGED_DURING_A_BATCH meanwhile, more than its
+    `hand_over_at` (2); returns it once the batch has ended and the tags are
+    held."""
+    engine.sim.set_outcomes("bash", "HANG")
     handle = await engine.start_collector(CollectorState(hold_after=2, hand_over_at=2))
     await handle.signal(BatchCollector.tag, engine.tag_event("bash"))
     await engine.env.sleep(61)
@@ -316,6 +317,13 @@ async def tags_during_a_batch(engine: Engine) -> WorkflowHandle[Any, Any]:
     await handle.signal(BatchCollector.tags, TagBatch([engine.tag_event(n) for n in names]))
     st = await until(handle, lambda s: s.queue_length == len(names))
     assert st.current_batch_id == first and st.held == 0
+
+    async def build_task() -> int | None:
+        with engine.sim.world.lock:
+            return next((t.id for t in engine.sim.world.tasks.values()
+                         if t.method == "build" and t.completion_ts is None), None)
+
+    engine.sim.finish_task(await eventually(build_task, 20, "bash's build task"))
     await batch_result(engine, first)
     await until(handle, lambda s: s.held == len(names))
     return handle
